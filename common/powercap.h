@@ -1,0 +1,81 @@
+/* Reading powercap trees: /sys/class/powercap on bare metal and hypervisors, or a per-domain tree
+ * that powerd-host writes (DESIGN.md §1). Plus wrap-aware counter arithmetic. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define POWERCAP_NAME_MAX 64
+#define POWERCAP_ZONES_MAX 256
+/* The heartbeat file powerd-host keeps at the top of every per-domain tree. */
+#define POWERCAP_HEARTBEAT_FILE ".powerd-heartbeat"
+
+struct powercap_zone {
+	char id[POWERCAP_NAME_MAX];   /* "intel-rapl:0", "intel-rapl:0:1" */
+	char name[POWERCAP_NAME_MAX]; /* content of the name file: "package-0", "core", "dram", "psys" */
+	int parent;                   /* index of the package zone in tree->zones; -1 for a package */
+	unsigned package;             /* N of intel-rapl:N */
+	int dir_fd;                   /* the zone's directory, kept open */
+	int energy_fd;                /* energy_uj kept open (sysfs only), else -1: reopened per read */
+	uint64_t max_energy_range_uj; /* 0 when the file is missing or unreadable */
+	bool has_max_energy_range;
+};
+
+struct powercap_tree {
+	char *root; /* the path it was opened from, for messages */
+	int root_fd;
+	bool is_sysfs; /* attributes re-read on pread; elsewhere files are replaced by rename */
+	struct powercap_zone *zones; /* packages first in id order, each followed by its subzones */
+	size_t n_zones;
+};
+
+/* Scan root for zones: top-level "intel-rapl:N" (and "amd-rapl:N"; "intel-rapl-mmio" is skipped:
+ * it duplicates the package counter), their "…:N:M" subzones nested or as top-level entries.
+ * -ENOENT: root missing; -ENODATA: no zone at all; other errors name the entry in err. */
+int powercap_tree_open(const char *root, struct powercap_tree **ret, char *err, size_t err_size);
+void powercap_tree_free(struct powercap_tree *t);
+
+/* Read one zone's energy_uj, strictly parsed. -EINVAL on garbage or truncated content. */
+int powercap_zone_read(const struct powercap_tree *t, const struct powercap_zone *z,
+	uint64_t *ret_energy_uj);
+
+/* A monotonic 64-bit total kept from a counter that wraps at max_range (values 0..max_range).
+ * A decrease is a wrap when it is plausible (the counter was in the upper half and restarted in
+ * the lower half of the range), otherwise a reset of the source, absorbed with a delta of 0. */
+enum counter_step {
+	COUNTER_FIRST,   /* first sample: delta 0 */
+	COUNTER_OK,
+	COUNTER_WRAPPED,
+	COUNTER_RESET,
+};
+
+struct energy_counter {
+	uint64_t last_raw;
+	uint64_t total_uj;
+	bool has_last;
+};
+
+/* Feed one raw sample; returns the energy since the previous one (µJ) and adds it to total_uj. */
+uint64_t energy_counter_update(struct energy_counter *c, uint64_t raw, uint64_t max_range,
+	enum counter_step *ret_step);
+
+/* The heartbeat (file POWERCAP_HEARTBEAT_FILE), text of "key value" lines:
+ *   version 1
+ *   seq <u64>           incremented at every host tick
+ *   interval_ms <u64>   the host's sampling interval
+ *   time_ms <u64>       CLOCK_REALTIME of the tick, informative only (guest clocks drift)
+ *   estimated <0|1>     1 when energy is estimated from CPU use, not measured
+ * Unknown keys are ignored (forward compatible); missing seq or interval_ms is -EINVAL. */
+struct heartbeat {
+	uint64_t seq;
+	uint64_t interval_ms;
+	uint64_t time_ms;
+	bool is_estimated;
+};
+
+int heartbeat_parse(const char *buf, size_t len, struct heartbeat *ret);
+/* Render into buf (at least 160 bytes); returns the length. */
+size_t heartbeat_format(const struct heartbeat *hb, char *buf, size_t size);
+/* Read the heartbeat at the top of t. -ENOENT when there is none (bare-metal sysfs). */
+int powercap_heartbeat_read(const struct powercap_tree *t, struct heartbeat *ret);

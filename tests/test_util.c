@@ -1,0 +1,76 @@
+/* Strict parsing helpers of common/util.c. */
+#include "tests/testutil.h"
+
+static void test_parse_u64(void **state)
+{
+	uint64_t v;
+
+	assert_int_equal(parse_u64("0", &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(parse_u64("18446744073709551615", &v), 0);
+	assert_true(v == UINT64_MAX);
+	assert_int_equal(parse_u64("18446744073709551616", &v), -ERANGE);
+	assert_int_equal(parse_u64("", &v), -EINVAL);
+	assert_int_equal(parse_u64("-1", &v), -EINVAL);
+	assert_int_equal(parse_u64("+1", &v), -EINVAL);
+	assert_int_equal(parse_u64(" 1", &v), -EINVAL);
+	assert_int_equal(parse_u64("1x", &v), -EINVAL);
+}
+
+static void test_parse_content(void **state)
+{
+	uint64_t v;
+
+	assert_int_equal(parse_u64_content("123\n", 4, &v), 0);
+	assert_int_equal(v, 123);
+	assert_int_equal(parse_u64_content("123", 3, &v), 0);
+	assert_int_equal(parse_u64_content("\n", 1, &v), -EINVAL);
+	assert_int_equal(parse_u64_content("", 0, &v), -EINVAL);
+	assert_int_equal(parse_u64_content("12\n3", 4, &v), -EINVAL);
+	assert_int_equal(parse_u64_content("12\n\n", 4, &v), -EINVAL);
+	assert_int_equal(parse_u64_content("1 2\n", 4, &v), -EINVAL);
+}
+
+static void test_parse_duration(void **state)
+{
+	uint64_t ms;
+
+	assert_int_equal(parse_duration_ms("250ms", &ms), 0);
+	assert_int_equal(ms, 250);
+	assert_int_equal(parse_duration_ms("2s", &ms), 0);
+	assert_int_equal(ms, 2000);
+	assert_int_equal(parse_duration_ms("1.5s", &ms), 0);
+	assert_int_equal(ms, 1500);
+	assert_int_equal(parse_duration_ms("2m", &ms), 0);
+	assert_int_equal(ms, 120000);
+	assert_int_equal(parse_duration_ms("2x", &ms), -EINVAL);
+	assert_int_equal(parse_duration_ms("2", &ms), -EINVAL);
+	assert_int_equal(parse_duration_ms("-1s", &ms), -EINVAL);
+	assert_int_equal(parse_duration_ms("s", &ms), -EINVAL);
+	assert_int_equal(parse_duration_ms("0.5ms", &ms), -ERANGE);
+}
+
+static void test_parse_size(void **state)
+{
+	uint64_t b;
+
+	assert_int_equal(parse_size_bytes("5m", &b), 0);
+	assert_int_equal(b, 5 << 20);
+	assert_int_equal(parse_size_bytes("4096", &b), 0);
+	assert_int_equal(b, 4096);
+	assert_int_equal(parse_size_bytes("1GiB", &b), 0);
+	assert_int_equal(b, 1 << 30);
+	assert_int_equal(parse_size_bytes("5q", &b), -EINVAL);
+	assert_int_equal(parse_size_bytes("", &b), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_u64),
+		cmocka_unit_test(test_parse_content),
+		cmocka_unit_test(test_parse_duration),
+		cmocka_unit_test(test_parse_size),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

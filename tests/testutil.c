@@ -1,0 +1,249 @@
+/* Helpers shared by the tests. */
+#include "tests/testutil.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+char *tu_mkdtemp(const char *prefix)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *path = xasprintf("%s/%s.XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix);
+
+	assert_non_null(mkdtemp(path));
+	return path;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+void tu_rm_rf(const char *path)
+{
+	if (path)
+		nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+static void mkdir_parents(char *path)
+{
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		mkdir(path, 0755);
+		*p = '/';
+	}
+}
+
+void tu_write(const char *dir, const char *relpath, const char *content)
+{
+	_cleanup_free_ char *path = xasprintf("%s/%s", dir, relpath);
+
+	mkdir_parents(path);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write_all(fd, content, strlen(content)), 0);
+}
+
+void tu_writef(const char *dir, const char *relpath, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	assert_true(vasprintf(&s, fmt, ap) >= 0);
+	va_end(ap);
+	tu_write(dir, relpath, s);
+	free(s);
+}
+
+char *tu_read(const char *dir, const char *relpath)
+{
+	_cleanup_free_ char *path = xasprintf("%s/%s", dir, relpath);
+	char *buf = xmalloc(1 << 20);
+	size_t len;
+
+	if (read_file_at(AT_FDCWD, path, buf, 1 << 20, &len) < 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+pid_t tu_spawn(char *const argv[], char *const env[], const char *log_path)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (log_path) {
+			int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+			if (fd >= 0) {
+				dup2(fd, STDOUT_FILENO);
+				dup2(fd, STDERR_FILENO);
+			}
+		}
+		for (size_t i = 0; env && env[i]; i++)
+			putenv(env[i]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+int tu_wait(pid_t pid, int timeout_ms)
+{
+	for (int waited = 0;; waited += 10) {
+		int status;
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			return status;
+		if (waited >= timeout_ms)
+			return -1;
+		/* Polling a child's exit: there is no event to wait on without a SIGCHLD handler. */
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+int tu_stop(pid_t pid, int timeout_ms)
+{
+	kill(pid, SIGTERM);
+	int status = tu_wait(pid, timeout_ms);
+	if (status == -1) {
+		kill(pid, SIGKILL);
+		status = tu_wait(pid, 5000);
+	}
+	return status;
+}
+
+uint16_t tu_free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	_cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	return ntohs(sa.sin_port);
+}
+
+static int connect_loopback(uint16_t port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int tu_wait_port(uint16_t port, int timeout_ms)
+{
+	for (int waited = 0; waited <= timeout_ms; waited += 20) {
+		int fd = connect_loopback(port);
+		if (fd >= 0) {
+			close(fd);
+			return 0;
+		}
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	return -ETIMEDOUT;
+}
+
+int tu_http_raw(uint16_t port, const char *raw, size_t raw_len, char **ret_response)
+{
+	_cleanup_close_ int fd = connect_loopback(port);
+	struct strbuf_local {
+		char *p;
+		size_t len, cap;
+	} b = { 0 };
+
+	if (fd < 0)
+		return fd;
+	if (write_all(fd, raw, raw_len) < 0)
+		return -EIO;
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, 10000) <= 0)
+			break;
+		if (b.len + 4097 > b.cap) {
+			b.cap = b.cap ? b.cap * 2 : 16384;
+			b.p = xrealloc(b.p, b.cap);
+		}
+		ssize_t n = read(fd, b.p + b.len, 4096);
+		if (n <= 0)
+			break;
+		b.len += (size_t)n;
+		b.p[b.len] = '\0';
+		/* Stop at the end of a Content-Length body without waiting for the server to close. */
+		char *head_end = strstr(b.p, "\r\n\r\n");
+		char *cl = strcasestr(b.p, "\r\nContent-Length:");
+		if (head_end && cl && cl < head_end &&
+			b.len >= (size_t)(head_end + 4 - b.p) + strtoul(cl + 17, NULL, 10))
+			break;
+	}
+	if (!b.p)
+		return -ECONNRESET;
+	int status = -EPROTO;
+	if (strncmp(b.p, "HTTP/1.", 7) == 0 && b.len > 12)
+		status = atoi(b.p + 9);
+	if (ret_response)
+		*ret_response = b.p;
+	else
+		free(b.p);
+	return status;
+}
+
+int tu_http_get(uint16_t port, const char *path, char **ret_body)
+{
+	_cleanup_free_ char *req = xasprintf("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+					     "Connection: close\r\n\r\n", path);
+	char *resp = NULL;
+	int status = tu_http_raw(port, req, strlen(req), &resp);
+
+	if (status < 0)
+		return status;
+	if (ret_body) {
+		char *body = strstr(resp, "\r\n\r\n");
+		*ret_body = xstrdup(body ? body + 4 : "");
+	}
+	free(resp);
+	return status;
+}
+
+int tu_metric(const char *exposition, const char *series, double *ret)
+{
+	size_t n = strlen(series);
+
+	for (const char *line = exposition; line && *line;) {
+		if (strncmp(line, series, n) == 0 && line[n] == ' ') {
+			*ret = strtod(line + n + 1, NULL);
+			return 0;
+		}
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	return -ENOENT;
+}
