@@ -31,7 +31,8 @@ struct config_key {
 	uint64_t min, max; /* integer bounds when max != 0 */
 	double dmin, dmax; /* double bounds when dmax != 0 */
 	const char *const *enum_names; /* NULL-terminated, for CONFIG_ENUM */
-	const struct config_key *children; /* for CONFIG_MAP */
+	/* For CONFIG_MAP: the nested keys; their offsets are into the same target struct. */
+	const struct config_key *children;
 	/* Optional extra check of a parsed value (strings: listen addresses, paths, globs).
 	 * Returns 0, or a negative errno with a message (no key or position, those are added). */
 	int (*check)(const void *value, char *msg, size_t msg_size);

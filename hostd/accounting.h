@@ -1,0 +1,52 @@
+/* One powerd-host tick, and the per-domain energy state it keeps: read the host's energy
+ * (sensor.c), host busy CPU time and each domain's CPU time (cputime.c), split the interval's
+ * energy (attribution.c), write each domain's tree (tree.c), render host metrics.
+ * Knows nothing of libvirt or mounts: the domain manager adds and removes domains. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/strbuf.h"
+#include "hostd/host_config.h"
+
+struct accounting;
+struct acct_domain;
+
+/* Opens the sensor (powercap under cfg->powercap_root, else the estimate) and /proc/stat.
+ * cfg is borrowed and must outlive the object (a reload calls accounting_set_config). */
+int accounting_new(const struct host_config *cfg, struct accounting **ret);
+void accounting_free(struct accounting *a);
+void accounting_set_config(struct accounting *a, const struct host_config *cfg);
+
+/* Track a domain whose tree lives in the directory tree_dirfd (duplicated; the caller keeps its
+ * own). Creates or adopts the tree: existing energy_uj values are continued, never reset. */
+int accounting_add_domain(struct accounting *a, const char *name, int tree_dirfd,
+	struct acct_domain **ret);
+void accounting_remove_domain(struct accounting *a, struct acct_domain *d);
+/* The domain runs as pid (its qemu process): resolve its cgroup and keep its CPU-time file open.
+ * pid 0: not running (no CPU time, energy stays). */
+int accounting_domain_set_pid(struct accounting *a, struct acct_domain *d, pid_t pid);
+/* For drivers without a host process (the test driver): CPU time comes from this callback. */
+void accounting_domain_set_cpu_reader(struct acct_domain *d,
+	int (*read_cpu_ns)(void *arg, uint64_t *ret_ns), void *arg);
+const char *accounting_domain_name(const struct acct_domain *d);
+/* Cumulative energy attributed to the domain per zone (index as accounting_zone_name). */
+uint64_t accounting_domain_energy_uj(const struct acct_domain *d, size_t zone);
+
+/* One interval. Errors of single domains are logged (once per streak) and do not fail the tick;
+ * a failed host sensor read fails it (-errno) and nothing is attributed. */
+int accounting_tick(struct accounting *a);
+
+size_t accounting_n_zones(const struct accounting *a);
+const char *accounting_zone_name(const struct accounting *a, size_t zone); /* "package-0", "core"… */
+uint64_t accounting_host_energy_uj(const struct accounting *a, size_t zone);
+double accounting_host_power_w(const struct accounting *a, size_t zone);
+bool accounting_is_estimated(const struct accounting *a);
+size_t accounting_n_domains(const struct accounting *a);
+uint64_t accounting_last_tick_ns(const struct accounting *a); /* CPU cost of the last tick */
+
+/* Host metrics (DESIGN.md §3), appended to out. libvirt_connected comes from the caller. */
+void accounting_render(const struct accounting *a, bool libvirt_connected, struct strbuf *out);
