@@ -1,4 +1,5 @@
-/* Splitting an interval's energy over domains by CPU time, in exact integer µJ (DESIGN.md §2).
+/* Splitting an interval's energy by CPU time (over domains on the host, over services or
+ * processes in the guest), in exact integer µJ (DESIGN.md §2).
  * Pure arithmetic: no I/O, no globals. */
 #pragma once
 
