@@ -34,7 +34,10 @@ struct config_key {
 	/* For CONFIG_MAP: the nested keys; their offsets are into the same target struct. */
 	const struct config_key *children;
 	/* Optional extra check of a parsed value (strings: listen addresses, paths, globs).
-	 * Returns 0, or a negative errno with a message (no key or position, those are added). */
+	 * Returns 0, or a negative errno with a message (no key or position, those are added).
+	 * value is the string itself (const char *) for CONFIG_STRING, else a pointer to the parsed
+	 * value: const uint64_t *, const double *, const bool *, const int * (enum index) or
+	 * const struct config_strv *. */
 	int (*check)(const void *value, char *msg, size_t msg_size);
 };
 

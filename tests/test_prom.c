@@ -82,7 +82,7 @@ static void test_format_round_trip_random(void **state)
 		assert_round_trip(v);
 		tested++;
 	}
-	/* Integers around the exact-integer limit and plain decimals, which are what metrics hold. */
+	/* Large integers and plain decimals, which are what metrics hold. */
 	for (int i = 0; i < 10000; i++) {
 		double v = (double)(rng_next(&seed) >> 11);
 		assert_round_trip(v);
@@ -176,7 +176,8 @@ static void test_promtool(void **state)
 		"Energy of the VM per zone, in joules.\nSecond line \\ with a backslash.");
 	for (size_t i = 0; i < ARRAY_SIZE(zones); i++) {
 		const char *labels[] = { "zone", zones[i], NULL };
-		prom_sample(&b, "powerd_energy_joules_total", labels, 12345.678901 * (double)(i + 1));
+		prom_sample(&b, "powerd_energy_joules_total", labels,
+			12345.678901 * (double)(i + 1));
 	}
 	prom_family(&b, "powerd_power_watts", PROM_GAUGE, "Average power over the last interval.");
 	for (size_t i = 0; i < ARRAY_SIZE(zones); i++) {
