@@ -20,6 +20,7 @@
 struct cfg_parser {
 	yaml_parser_t parser;
 	const char *name;
+	const char *text;
 	char *err;
 	size_t err_size;
 };
@@ -48,6 +49,24 @@ static int cfg_error(struct cfg_parser *p, yaml_mark_t mark, const char *fmt, ..
 	return -EINVAL;
 }
 
+static yaml_mark_t offset_mark(const char *text, size_t offset)
+{
+	yaml_mark_t mark = { .index = offset };
+	size_t line_start = 0;
+
+	for (size_t i = 0; i < offset; i++) {
+		if (text[i] == '\n') {
+			mark.line++;
+			line_start = i + 1;
+		}
+	}
+	/* Columns count characters: skip UTF-8 continuation bytes. */
+	for (size_t i = line_start; i < offset; i++)
+		if (((unsigned char)text[i] & 0xc0) != 0x80)
+			mark.column++;
+	return mark;
+}
+
 /* The next event into ev (whose previous content is released). Syntax errors, anchors and
  * aliases are reported here, so no caller sees them. */
 static int cfg_next(struct cfg_parser *p, yaml_event_t *ev)
@@ -56,8 +75,13 @@ static int cfg_next(struct cfg_parser *p, yaml_event_t *ev)
 
 	yaml_event_delete(ev);
 	if (!yaml_parser_parse(&p->parser, ev)) {
+		yaml_mark_t mark = p->parser.problem_mark;
+
 		*ev = (yaml_event_t){ 0 };
-		return cfg_error(p, p->parser.problem_mark, "YAML syntax error: %s",
+		/* Encoding errors only know their byte offset. */
+		if (p->parser.error == YAML_READER_ERROR)
+			mark = offset_mark(p->text, p->parser.problem_offset);
+		return cfg_error(p, mark, "YAML syntax error: %s",
 			p->parser.problem ? p->parser.problem : "unknown problem");
 	}
 	switch (ev->type) {
@@ -486,7 +510,7 @@ static int cfg_stream(struct cfg_parser *p, const struct config_key *schema, voi
 int config_load_buffer(const char *name, const char *text, size_t len,
 	const struct config_key *schema, void *target, char *err, size_t err_size)
 {
-	struct cfg_parser p = { .name = name, .err = err, .err_size = err_size };
+	struct cfg_parser p = { .name = name, .text = text, .err = err, .err_size = err_size };
 
 	if (err && err_size)
 		err[0] = '\0';

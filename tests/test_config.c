@@ -253,6 +253,8 @@ static void test_syntax_errors(void **state)
 		"2:1: YAML syntax error: found unexpected end of stream");
 	expect_error(f, "name:\tx\n\tcount: 1\n",
 		"2:1: YAML syntax error: found a tab character that violates indentation");
+	expect_error(f, "count: 1\nname: \"é\xff\"\n",
+		"2:9: YAML syntax error: invalid leading UTF-8 octet");
 	/* A syntax error after the first document is still an error. */
 	expect_error(f, "name: a\n...\n]\n",
 		"3:1: YAML syntax error: did not find expected <document start>");

@@ -333,8 +333,8 @@ static void test_unreadable_energy(void **state)
 	build_sysfs(f, 1, false);
 	char root[512];
 	snprintf(root, sizeof(root), "%s", f->root);
-	_cleanup_free_ char *e = xasprintf("%s/devices/virtual/powercap/intel-rapl/intel-rapl:0/"
-					   "energy_uj",
+	char e[600];
+	snprintf(e, sizeof(e), "%s/devices/virtual/powercap/intel-rapl/intel-rapl:0/energy_uj",
 		f->dir);
 	assert_int_equal(chmod(e, geteuid() == 0 ? 0400 : 0), 0);
 	assert_int_equal(chmod(f->dir, 0755), 0);
