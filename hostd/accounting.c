@@ -1,0 +1,439 @@
+/* One powerd-host tick: host energy per zone, host and domain CPU time, the idle policy, the
+ * exact split, every domain's tree; and the host metrics. Per tick: one read per host zone, one
+ * of /proc/stat, one per domain, n_zones + 1 file replacements per domain, no allocation. */
+#include "hostd/accounting.h"
+
+#include <math.h>
+#include <time.h>
+
+#include "common/attribution.h"
+#include "common/log.h"
+#include "common/prom.h"
+#include "common/util.h"
+#include "hostd/cputime.h"
+#include "hostd/sensor.h"
+#include "hostd/tree.h"
+#include "version.h"
+
+struct acct_domain {
+	char *name;
+	size_t index; /* in accounting.domains */
+	struct tree *tree;
+	struct cpu_source *cpu;
+	int (*read_cpu_ns)(void *arg, uint64_t *ret_ns);
+	void *read_cpu_arg;
+	uint64_t last_cpu_ns;
+	bool has_last_cpu;
+	bool is_cpu_failing;
+	bool is_tree_failing;
+	uint64_t frac[SENSOR_ZONES_MAX];
+	uint64_t total_uj[SENSOR_ZONES_MAX];
+	uint64_t last_uj[SENSOR_ZONES_MAX]; /* this interval's share, for the power gauge */
+};
+
+enum { ERR_SENSOR, ERR_CPU, ERR_TREE, ERR_KINDS };
+static const char *const error_kinds[ERR_KINDS] = { "sensor", "cpu", "tree" };
+
+struct accounting {
+	const struct host_config *cfg;
+	struct sensor *sensor;
+	struct host_cpu *host_cpu;
+	const char *zone_names[SENSOR_ZONES_MAX];
+	size_t n_zones;
+
+	struct acct_domain **domains;
+	size_t n_domains, cap_domains;
+	/* scratch for attribution_split, sized with the domain array */
+	uint64_t *cpu_ns, *frac, *share_uj;
+
+	bool has_last;
+	uint64_t last_mono_ns, last_busy_ns, last_all_ns;
+	uint64_t last_dt_ns;
+	uint64_t host_total_uj[SENSOR_ZONES_MAX];
+	uint64_t host_last_uj[SENSOR_ZONES_MAX];
+	double min_power_w[SENSOR_ZONES_MAX]; /* lowest interval average since start-up */
+	bool has_min_power[SENSOR_ZONES_MAX];
+	uint64_t seq;
+	uint64_t last_tick_ns;
+	uint64_t errors[ERR_KINDS];
+	bool is_host_cpu_failing;
+};
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+int accounting_new(const struct host_config *cfg, struct accounting **ret)
+{
+	struct accounting *a = xcalloc(1, sizeof(*a));
+	int r;
+
+	a->cfg = cfg;
+	r = sensor_open(cfg->powercap_root, &a->sensor);
+	if (r < 0)
+		goto fail;
+	r = host_cpu_open(cfg->proc_root, &a->host_cpu);
+	if (r < 0)
+		goto fail;
+	a->n_zones = sensor_n_zones(a->sensor);
+	for (size_t z = 0; z < a->n_zones; z++)
+		a->zone_names[z] = sensor_zone_name(a->sensor, z);
+	if (sensor_is_estimated(a->sensor) && cfg->max_watts <= 0)
+		log_warn("no powercap zone and estimate.max_watts is 0: every domain will read 0 J");
+	*ret = a;
+	return 0;
+fail:
+	accounting_free(a);
+	return r;
+}
+
+static void domain_free(struct acct_domain *d)
+{
+	if (!d)
+		return;
+	tree_free(d->tree);
+	cpu_source_free(d->cpu);
+	free(d->name);
+	free(d);
+}
+
+void accounting_free(struct accounting *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < a->n_domains; i++)
+		domain_free(a->domains[i]);
+	free(a->domains);
+	free(a->cpu_ns);
+	free(a->frac);
+	free(a->share_uj);
+	sensor_free(a->sensor);
+	host_cpu_free(a->host_cpu);
+	free(a);
+}
+
+void accounting_set_config(struct accounting *a, const struct host_config *cfg)
+{
+	/* estimate watts and the idle policy are read at every tick; roots take a restart */
+	a->cfg = cfg;
+}
+
+int accounting_add_domain(struct accounting *a, const char *name, int tree_dirfd,
+	struct acct_domain **ret)
+{
+	struct tree *t;
+	int r;
+
+	r = tree_open(tree_dirfd, a->zone_names, a->n_zones, &t);
+	if (r < 0) {
+		log_warn("domain %s: cannot lay out its tree: %s", name, strerror(-r));
+		a->errors[ERR_TREE]++;
+		return r;
+	}
+	if (a->n_domains == a->cap_domains) {
+		a->cap_domains = a->cap_domains ? a->cap_domains * 2 : 16;
+		a->domains = xreallocarray(a->domains, a->cap_domains, sizeof(*a->domains));
+		a->cpu_ns = xreallocarray(a->cpu_ns, a->cap_domains, sizeof(uint64_t));
+		a->frac = xreallocarray(a->frac, a->cap_domains, sizeof(uint64_t));
+		a->share_uj = xreallocarray(a->share_uj, a->cap_domains, sizeof(uint64_t));
+	}
+	struct acct_domain *d = xcalloc(1, sizeof(*d));
+	d->name = xstrdup(name);
+	d->tree = t;
+	for (size_t z = 0; z < a->n_zones; z++)
+		d->total_uj[z] = tree_adopted_uj(t, z);
+	d->index = a->n_domains;
+	a->domains[a->n_domains++] = d;
+	if (ret)
+		*ret = d;
+	return 0;
+}
+
+void accounting_remove_domain(struct accounting *a, struct acct_domain *d)
+{
+	if (!d)
+		return;
+	size_t i = d->index;
+	a->domains[i] = a->domains[--a->n_domains];
+	a->domains[i]->index = i;
+	domain_free(d);
+}
+
+int accounting_domain_set_pid(struct accounting *a, struct acct_domain *d, pid_t pid)
+{
+	cpu_source_free(d->cpu);
+	d->cpu = NULL;
+	d->read_cpu_ns = NULL;
+	d->has_last_cpu = false;
+	if (pid <= 0)
+		return 0;
+	int r = cpu_source_open(a->cfg->proc_root, a->cfg->cgroup_root, pid, &d->cpu);
+	if (r < 0) {
+		log_warn("domain %s: no CPU time for pid %d: %s", d->name, (int)pid, strerror(-r));
+		return r;
+	}
+	log_debug("domain %s: CPU time from %s", d->name, cpu_source_path(d->cpu));
+	return 0;
+}
+
+void accounting_domain_set_cpu_reader(struct acct_domain *d,
+	int (*read_cpu_ns)(void *arg, uint64_t *ret_ns), void *arg)
+{
+	cpu_source_free(d->cpu);
+	d->cpu = NULL;
+	d->read_cpu_ns = read_cpu_ns;
+	d->read_cpu_arg = arg;
+	d->has_last_cpu = false;
+}
+
+const char *accounting_domain_name(const struct acct_domain *d)
+{
+	return d->name;
+}
+
+uint64_t accounting_domain_energy_uj(const struct acct_domain *d, size_t zone)
+{
+	return zone < SENSOR_ZONES_MAX ? d->total_uj[zone] : 0;
+}
+
+/* The domain's CPU time since the last tick; 0 when it cannot be read (logged per streak). */
+static uint64_t domain_cpu_delta(struct accounting *a, struct acct_domain *d)
+{
+	uint64_t ns = 0, delta = 0;
+	int r;
+
+	if (d->cpu)
+		r = cpu_source_read(d->cpu, &ns);
+	else if (d->read_cpu_ns)
+		r = d->read_cpu_ns(d->read_cpu_arg, &ns);
+	else
+		return 0;
+	if (r < 0) {
+		a->errors[ERR_CPU]++;
+		if (!d->is_cpu_failing)
+			log_warn("domain %s: cannot read CPU time%s%s: %s", d->name,
+				d->cpu ? " from " : "", d->cpu ? cpu_source_path(d->cpu) : "",
+				strerror(-r));
+		d->is_cpu_failing = true;
+		return 0;
+	}
+	if (d->is_cpu_failing)
+		log_info("domain %s: CPU time readable again", d->name);
+	d->is_cpu_failing = false;
+	/* a counter that went back (the process restarted) starts a new baseline */
+	if (d->has_last_cpu && ns >= d->last_cpu_ns)
+		delta = ns - d->last_cpu_ns;
+	d->last_cpu_ns = ns;
+	d->has_last_cpu = true;
+	return delta;
+}
+
+/* Under idle_power: host, the energy of the interval that is idle power and stays unattributed. */
+static uint64_t idle_part_uj(struct accounting *a, size_t z, uint64_t energy_uj, uint64_t dt_ns)
+{
+	double idle_w;
+
+	if (a->cfg->idle_power != IDLE_POLICY_HOST || dt_ns == 0)
+		return 0;
+	if (a->cfg->idle_watts > 0 && z == 0) {
+		/* configured idle watts are the whole host's idle: the package zone's */
+		idle_w = a->cfg->idle_watts;
+	} else {
+		double p = (double)energy_uj * 1e3 / (double)dt_ns;
+		if (!a->has_min_power[z] || p < a->min_power_w[z]) {
+			a->min_power_w[z] = p;
+			a->has_min_power[z] = true;
+		}
+		idle_w = a->min_power_w[z];
+	}
+	double idle_uj = idle_w * (double)dt_ns / 1e3;
+	return idle_uj >= (double)energy_uj ? energy_uj : (uint64_t)idle_uj;
+}
+
+static void write_trees(struct accounting *a)
+{
+	struct heartbeat hb = {
+		.seq = a->seq,
+		.interval_ms = a->cfg->interval_ms,
+		.time_ms = now_realtime_ms(),
+		.is_estimated = sensor_is_estimated(a->sensor),
+	};
+
+	for (size_t i = 0; i < a->n_domains; i++) {
+		struct acct_domain *d = a->domains[i];
+		int r = tree_write(d->tree, d->total_uj, &hb);
+		if (r < 0) {
+			a->errors[ERR_TREE]++;
+			if (!d->is_tree_failing)
+				log_warn("domain %s: cannot write its tree: %s", d->name, strerror(-r));
+		} else if (d->is_tree_failing) {
+			log_info("domain %s: tree writable again", d->name);
+		}
+		d->is_tree_failing = r < 0;
+	}
+}
+
+int accounting_tick(struct accounting *a)
+{
+	uint64_t t0 = thread_cpu_ns();
+	uint64_t now = now_monotonic_ns(), busy, all;
+	uint64_t delta_uj[SENSOR_ZONES_MAX];
+	int r;
+
+	r = host_cpu_read(a->host_cpu, &busy, &all);
+	if (r < 0) {
+		a->errors[ERR_CPU]++;
+		if (!a->is_host_cpu_failing)
+			log_warn("cannot read host CPU time from %s/stat: %s", a->cfg->proc_root,
+				strerror(-r));
+		a->is_host_cpu_failing = true;
+		goto out;
+	}
+	a->is_host_cpu_failing = false;
+
+	uint64_t dt = a->has_last ? now - a->last_mono_ns : 0;
+	/* differences modulo 2^64: the ns totals of a big host wrap after years */
+	uint64_t dbusy = a->has_last ? busy - a->last_busy_ns : 0;
+	uint64_t dall = a->has_last ? all - a->last_all_ns : 0;
+	r = sensor_sample(a->sensor, dt, dbusy, dall, a->cfg->idle_watts, a->cfg->max_watts,
+		delta_uj);
+	if (r < 0) {
+		/* baselines stay: the next good tick covers this interval too */
+		a->errors[ERR_SENSOR]++;
+		goto out;
+	}
+	a->last_mono_ns = now;
+	a->last_busy_ns = busy;
+	a->last_all_ns = all;
+	a->last_dt_ns = dt;
+
+	for (size_t i = 0; i < a->n_domains; i++)
+		a->cpu_ns[i] = domain_cpu_delta(a, a->domains[i]);
+	if (!a->has_last) {
+		/* first tick: CPU baselines only, and a tree with a heartbeat */
+		a->has_last = true;
+		for (size_t i = 0; i < a->n_domains; i++)
+			a->cpu_ns[i] = 0;
+	}
+
+	for (size_t z = 0; z < a->n_zones; z++) {
+		uint64_t energy = delta_uj[z] - idle_part_uj(a, z, delta_uj[z], dt);
+		for (size_t i = 0; i < a->n_domains; i++)
+			a->frac[i] = a->domains[i]->frac[z];
+		attribution_split(energy, dbusy, a->cpu_ns, a->n_domains, a->frac, a->share_uj);
+		for (size_t i = 0; i < a->n_domains; i++) {
+			struct acct_domain *d = a->domains[i];
+			d->frac[z] = a->frac[i];
+			d->total_uj[z] += a->share_uj[i];
+			d->last_uj[z] = a->share_uj[i];
+		}
+		a->host_total_uj[z] += delta_uj[z];
+		a->host_last_uj[z] = delta_uj[z];
+	}
+	a->seq++;
+	write_trees(a);
+	r = 0;
+out:
+	a->last_tick_ns = thread_cpu_ns() - t0;
+	return r;
+}
+
+size_t accounting_n_zones(const struct accounting *a)
+{
+	return a->n_zones;
+}
+
+const char *accounting_zone_name(const struct accounting *a, size_t zone)
+{
+	return zone < a->n_zones ? a->zone_names[zone] : NULL;
+}
+
+uint64_t accounting_host_energy_uj(const struct accounting *a, size_t zone)
+{
+	return zone < a->n_zones ? a->host_total_uj[zone] : 0;
+}
+
+static double power_w(uint64_t uj, uint64_t dt_ns)
+{
+	return dt_ns ? (double)uj * 1e3 / (double)dt_ns : 0;
+}
+
+double accounting_host_power_w(const struct accounting *a, size_t zone)
+{
+	return zone < a->n_zones ? power_w(a->host_last_uj[zone], a->last_dt_ns) : 0;
+}
+
+bool accounting_is_estimated(const struct accounting *a)
+{
+	return sensor_is_estimated(a->sensor);
+}
+
+size_t accounting_n_domains(const struct accounting *a)
+{
+	return a->n_domains;
+}
+
+uint64_t accounting_last_tick_ns(const struct accounting *a)
+{
+	return a->last_tick_ns;
+}
+
+void accounting_render(const struct accounting *a, bool libvirt_connected, struct strbuf *out)
+{
+	prom_family(out, "powerd_host_energy_joules_total", PROM_COUNTER,
+		"Energy of the host per zone (summed over packages), in joules.");
+	for (size_t z = 0; z < a->n_zones; z++) {
+		const char *labels[] = { "zone", a->zone_names[z], NULL };
+		prom_sample(out, "powerd_host_energy_joules_total", labels,
+			(double)a->host_total_uj[z] / 1e6);
+	}
+	prom_family(out, "powerd_host_power_watts", PROM_GAUGE,
+		"Average power of the host per zone over the last interval, in watts.");
+	for (size_t z = 0; z < a->n_zones; z++) {
+		const char *labels[] = { "zone", a->zone_names[z], NULL };
+		prom_sample(out, "powerd_host_power_watts", labels, accounting_host_power_w(a, z));
+	}
+	prom_family(out, "powerd_domain_energy_joules_total", PROM_COUNTER,
+		"Energy attributed to a domain per zone by its share of host CPU time, in joules.");
+	for (size_t i = 0; i < a->n_domains; i++)
+		for (size_t z = 0; z < a->n_zones; z++) {
+			const char *labels[] = { "domain", a->domains[i]->name, "zone", a->zone_names[z],
+				NULL };
+			prom_sample(out, "powerd_domain_energy_joules_total", labels,
+				(double)a->domains[i]->total_uj[z] / 1e6);
+		}
+	prom_family(out, "powerd_domain_power_watts", PROM_GAUGE,
+		"Average power attributed to a domain per zone over the last interval, in watts.");
+	for (size_t i = 0; i < a->n_domains; i++)
+		for (size_t z = 0; z < a->n_zones; z++) {
+			const char *labels[] = { "domain", a->domains[i]->name, "zone", a->zone_names[z],
+				NULL };
+			prom_sample(out, "powerd_domain_power_watts", labels,
+				power_w(a->domains[i]->last_uj[z], a->last_dt_ns));
+		}
+	prom_family(out, "powerd_domains", PROM_GAUGE, "Domains whose energy is tracked.");
+	prom_sample(out, "powerd_domains", NULL, (double)a->n_domains);
+	prom_family(out, "powerd_host_energy_estimated", PROM_GAUGE,
+		"1 when host energy is estimated from CPU use (no powercap zone), 0 when measured.");
+	prom_sample(out, "powerd_host_energy_estimated", NULL, accounting_is_estimated(a) ? 1 : 0);
+	prom_family(out, "powerd_tick_duration_seconds", PROM_GAUGE,
+		"CPU time the last accounting tick took, in seconds.");
+	prom_sample(out, "powerd_tick_duration_seconds", NULL, (double)a->last_tick_ns / 1e9);
+	prom_family(out, "powerd_errors_total", PROM_COUNTER,
+		"Failed reads or writes by kind: sensor (host energy), cpu (CPU time), tree (domain "
+		"trees).");
+	for (size_t k = 0; k < ERR_KINDS; k++) {
+		const char *labels[] = { "kind", error_kinds[k], NULL };
+		prom_sample(out, "powerd_errors_total", labels, (double)a->errors[k]);
+	}
+	prom_family(out, "powerd_libvirt_connected", PROM_GAUGE,
+		"1 while powerd-host is connected to libvirt.");
+	prom_sample(out, "powerd_libvirt_connected", NULL, libvirt_connected ? 1 : 0);
+	prom_family(out, "powerd_build_info", PROM_GAUGE, "powerd's version, as a label; value 1.");
+	const char *labels[] = { "version", POWERD_VERSION, NULL };
+	prom_sample(out, "powerd_build_info", labels, 1);
+}

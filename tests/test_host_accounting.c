@@ -1,0 +1,654 @@
+/* The accounting tick end to end on fixture trees: a sysfs-like powercap tree with two packages
+ * (core and dram each, plus psys), a proc root and cgroup root the test advances, domains whose
+ * trees live in temporary directories and on a real tmpfs. Every tree value is checked against
+ * an expectation the test computes itself. */
+#include "tests/testutil.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "common/powercap.h"
+#include "common/strbuf.h"
+#include "hostd/accounting.h"
+#include "hostd/tree.h"
+
+typedef unsigned __int128 u128;
+
+#define N_DOM 5
+#define N_ZONE 3
+/* package 1 wraps at this range, package 0 at the usual 2^32 µJ of RAPL */
+#define PKG1_RANGE UINT64_C(262143328850)
+
+static const char *const zone_names[N_ZONE] = { "package-0", "core", "dram" };
+
+struct fx {
+	char *dir, *pc, *proc, *cg, *share, *mnt;
+	bool is_mounted;
+	struct host_config cfg;
+	/* raw host counters: [package][zone] */
+	uint64_t raw[2][N_ZONE];
+	uint64_t user_ticks, idle_ticks;
+	uint64_t dom_usec[N_DOM];
+	uint64_t reader_ns; /* the callback domain's CPU time */
+	int dirfd[N_DOM];
+	struct acct_domain *dom[N_DOM];
+	/* the model: adopted start, fixed-point sums of shares */
+	uint64_t start[N_DOM][N_ZONE];
+	u128 fixed[N_DOM][N_ZONE];
+	uint64_t host_uj[N_ZONE];
+};
+
+static uint64_t tick_ns(void)
+{
+	return NSEC_PER_SEC / (uint64_t)sysconf(_SC_CLK_TCK);
+}
+
+static const char *pkg_zone_rel(int pkg, int z)
+{
+	static char buf[64];
+	if (z == 0)
+		snprintf(buf, sizeof(buf), "intel-rapl:%d", pkg);
+	else
+		snprintf(buf, sizeof(buf), "intel-rapl:%d/intel-rapl:%d:%d", pkg, pkg, z - 1);
+	return buf;
+}
+
+static void write_powercap(struct fx *f)
+{
+	for (int p = 0; p < 2; p++)
+		for (int z = 0; z < N_ZONE; z++) {
+			_cleanup_free_ char *rel = xasprintf("%s/energy_uj", pkg_zone_rel(p, z));
+			tu_writef(f->pc, rel, "%" PRIu64 "\n", f->raw[p][z]);
+		}
+}
+
+static void write_stat(struct fx *f)
+{
+	tu_writef(f->proc, "stat", "cpu  %" PRIu64 " 0 0 %" PRIu64 " 0 0 0 0 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\n",
+		f->user_ticks, f->idle_ticks);
+}
+
+static const char *dom_cgroup(int i)
+{
+	static char buf[128];
+	snprintf(buf, sizeof(buf), "machine.slice/machine-qemu\\x2d%d\\x2dvm%d.scope", i + 1, i);
+	return buf;
+}
+
+static void write_dom(struct fx *f, int i)
+{
+	if (i == 2) {
+		f->reader_ns = f->dom_usec[i] * 1000;
+		return;
+	}
+	if (i == 3) { /* no cgroup: /proc/<pid>/stat in ticks */
+		_cleanup_free_ char *rel = xasprintf("%d/stat", 1000 + i);
+		tu_writef(f->proc, rel, "%d (qemu-kvm) S 1 1 1 0 -1 0 0 0 0 0 %" PRIu64 " 0 0 0 20 0 1 0 1 1 1\n",
+			1000 + i, f->dom_usec[i] / (tick_ns() / 1000));
+		return;
+	}
+	_cleanup_free_ char *rel = xasprintf("%s/cpu.stat", dom_cgroup(i));
+	tu_writef(f->cg, rel, "usage_usec %" PRIu64 "\nuser_usec 0\nsystem_usec 0\n", f->dom_usec[i]);
+}
+
+static int read_cb(void *arg, uint64_t *ret)
+{
+	struct fx *f = arg;
+	*ret = f->reader_ns;
+	return 0;
+}
+
+static void build_powercap(struct fx *f)
+{
+	for (int p = 0; p < 2; p++)
+		for (int z = 0; z < N_ZONE; z++) {
+			_cleanup_free_ char *name = xasprintf("%s/name", pkg_zone_rel(p, z));
+			_cleanup_free_ char *max = xasprintf("%s/max_energy_range_uj", pkg_zone_rel(p, z));
+			if (z == 0)
+				tu_writef(f->pc, name, "package-%d\n", p);
+			else
+				tu_write(f->pc, name, z == 1 ? "core\n" : "dram\n");
+			tu_writef(f->pc, max, "%" PRIu64 "\n", p == 1 && z == 0 ? PKG1_RANGE : UINT64_C(4294967295) * 1000);
+			f->raw[p][z] = 1000000 * (uint64_t)(p + 1) + 1000 * (uint64_t)z;
+		}
+	/* psys covers the whole platform: never summed into the packages */
+	tu_write(f->pc, "intel-rapl:2/name", "psys\n");
+	tu_write(f->pc, "intel-rapl:2/energy_uj", "5\n");
+	tu_write(f->pc, "intel-rapl:2/max_energy_range_uj", "262143328850\n");
+	write_powercap(f);
+}
+
+static void fx_setup_dirs(struct fx *f, bool with_powercap)
+{
+	f->dir = tu_mkdtemp("powerd-acct");
+	f->pc = xasprintf("%s/powercap", f->dir);
+	f->proc = xasprintf("%s/proc", f->dir);
+	f->cg = xasprintf("%s/cgroup", f->dir);
+	f->share = xasprintf("%s/share", f->dir);
+	assert_int_equal(mkdir(f->pc, 0755), 0);
+	assert_int_equal(mkdir(f->share, 0755), 0);
+	if (with_powercap)
+		build_powercap(f);
+	host_config_init(&f->cfg);
+	free(f->cfg.powercap_root);
+	free(f->cfg.proc_root);
+	free(f->cfg.cgroup_root);
+	f->cfg.powercap_root = xstrdup(f->pc);
+	f->cfg.proc_root = xstrdup(f->proc);
+	f->cfg.cgroup_root = xstrdup(f->cg);
+	f->user_ticks = 1000;
+	f->idle_ticks = 5000;
+	write_stat(f);
+	for (int i = 0; i < N_DOM; i++) {
+		f->dom_usec[i] = 100000 * (uint64_t)(i + 1);
+		_cleanup_free_ char *cgrel = xasprintf("%d/cgroup", 1000 + i);
+		if (i == 0 || i == 4)
+			tu_writef(f->proc, cgrel, "0::/%s/libvirt/emulator\n", dom_cgroup(i));
+		else if (i == 1)
+			tu_writef(f->proc, cgrel, "0::/%s/emulator\n", dom_cgroup(i));
+		write_dom(f, i);
+	}
+}
+
+static int setup(void **state)
+{
+	struct fx *f = xcalloc(1, sizeof(*f));
+	fx_setup_dirs(f, true);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	for (int i = 0; i < N_DOM; i++)
+		if (f->dirfd[i] > 0)
+			close(f->dirfd[i]);
+	if (f->is_mounted)
+		assert_int_equal(umount2(f->mnt, MNT_DETACH), 0);
+	host_config_free(&f->cfg);
+	tu_rm_rf(f->dir);
+	free(f->dir);
+	free(f->pc);
+	free(f->proc);
+	free(f->cg);
+	free(f->share);
+	free(f->mnt);
+	free(f);
+	return 0;
+}
+
+/* Domain i's tree directory: vm4 lives on a real tmpfs mount. */
+static int dom_dirfd(struct fx *f, int i)
+{
+	if (f->dirfd[i] > 0)
+		return f->dirfd[i];
+	_cleanup_free_ char *path = xasprintf("%s/vm%d", f->share, i);
+	assert_int_equal(mkdir(path, 0755), 0);
+	if (i == 4) {
+		if (mount("powerd-test", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=0755") == 0) {
+			f->mnt = xstrdup(path);
+			f->is_mounted = true;
+		} else {
+			print_message("tmpfs not mountable (%s): vm4 on a plain directory\n", strerror(errno));
+		}
+	}
+	f->dirfd[i] = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(f->dirfd[i] > 0);
+	return f->dirfd[i];
+}
+
+static void add_domains(struct fx *f, struct accounting *a)
+{
+	for (int i = 0; i < N_DOM; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "vm%d", i);
+		assert_int_equal(accounting_add_domain(a, name, dom_dirfd(f, i), &f->dom[i]), 0);
+		assert_string_equal(accounting_domain_name(f->dom[i]), name);
+		if (i == 2)
+			accounting_domain_set_cpu_reader(f->dom[i], read_cb, f);
+		else
+			assert_int_equal(accounting_domain_set_pid(a, f->dom[i], 1000 + i), 0);
+		for (int z = 0; z < N_ZONE; z++) {
+			f->start[i][z] = accounting_domain_energy_uj(f->dom[i], z);
+			f->fixed[i][z] = 0;
+		}
+	}
+}
+
+static uint64_t tree_value(struct fx *f, int i, int z)
+{
+	_cleanup_free_ char *rel = xasprintf("vm%d/%s/energy_uj", i,
+		z == 0 ? "intel-rapl:0" : z == 1 ? "intel-rapl:0/intel-rapl:0:0" : "intel-rapl:0/intel-rapl:0:1");
+	_cleanup_free_ char *s = tu_read(f->share, rel);
+	uint64_t v;
+
+	assert_non_null(s);
+	assert_int_equal(parse_u64_content(s, strlen(s), &v), 0);
+	return v;
+}
+
+static uint64_t expected(struct fx *f, int i, int z)
+{
+	return f->start[i][z] + (uint64_t)(f->fixed[i][z] >> 32);
+}
+
+static void check_trees(struct fx *f, struct accounting *a)
+{
+	for (int z = 0; z < N_ZONE; z++) {
+		uint64_t sum = 0;
+		assert_int_equal(accounting_host_energy_uj(a, z), f->host_uj[z]);
+		for (int i = 0; i < N_DOM; i++) {
+			uint64_t want = expected(f, i, z);
+			assert_int_equal(accounting_domain_energy_uj(f->dom[i], z), want);
+			assert_int_equal(tree_value(f, i, z), want % TREE_MAX_ENERGY_RANGE_UJ);
+			sum += want - f->start[i][z];
+		}
+		assert_true(sum <= f->host_uj[z]);
+	}
+}
+
+/* Advance the fixtures by one interval; the model adds the expected shares. */
+static void advance(struct fx *f, const uint64_t pkg_delta[2][N_ZONE], uint64_t busy_ticks,
+	const uint64_t *dom_dusec, bool count_in_model)
+{
+	uint64_t e[N_ZONE] = { 0 };
+
+	for (int p = 0; p < 2; p++)
+		for (int z = 0; z < N_ZONE; z++) {
+			uint64_t range = p == 1 && z == 0 ? PKG1_RANGE : UINT64_C(4294967295) * 1000;
+			f->raw[p][z] = (f->raw[p][z] + pkg_delta[p][z]) % range;
+			e[z] += pkg_delta[p][z];
+		}
+	f->user_ticks += busy_ticks;
+	f->idle_ticks += 300;
+	write_powercap(f);
+	write_stat(f);
+	u128 sum = 0;
+	uint64_t cpu[N_DOM];
+	for (int i = 0; i < N_DOM; i++) {
+		f->dom_usec[i] += dom_dusec[i];
+		cpu[i] = dom_dusec[i] * 1000;
+		sum += cpu[i];
+		write_dom(f, i);
+	}
+	u128 d = MAX((u128)(busy_ticks * tick_ns()), sum);
+	for (int z = 0; z < N_ZONE; z++) {
+		f->host_uj[z] += e[z];
+		if (!count_in_model || d == 0)
+			continue;
+		for (int i = 0; i < N_DOM; i++)
+			f->fixed[i][z] += ((u128)e[z] * cpu[i] << 32) / d;
+	}
+}
+
+static uint64_t lcg(uint64_t *s)
+{
+	*s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+	return *s >> 33;
+}
+
+static void run_ticks(struct fx *f, struct accounting *a, int n, uint64_t *seed)
+{
+	for (int k = 0; k < n; k++) {
+		uint64_t pd[2][N_ZONE], dus[N_DOM];
+		uint64_t busy = 50 + lcg(seed) % 400;
+		for (int p = 0; p < 2; p++)
+			for (int z = 0; z < N_ZONE; z++)
+				pd[p][z] = lcg(seed) % (z == 0 ? 30000000 : 9000000);
+		uint64_t per = busy * (tick_ns() / 1000) / N_DOM;
+		for (int i = 0; i < N_DOM; i++)
+			dus[i] = lcg(seed) % (per + 1);
+		/* process stat counts whole ticks only */
+		dus[3] -= dus[3] % (tick_ns() / 1000);
+		if (k % 7 == 3) /* the domains' clocks ran ahead of /proc/stat */
+			for (int i = 0; i < N_DOM; i++)
+				dus[i] = per * 3 - (per * 3) % (tick_ns() / 1000);
+		advance(f, pd, busy, dus, true);
+		assert_int_equal(accounting_tick(a), 0);
+		check_trees(f, a);
+	}
+}
+
+static void test_split_exact(void **state)
+{
+	struct fx *f = *state;
+	struct accounting *a;
+	uint64_t seed = 42;
+
+	assert_int_equal(accounting_new(&f->cfg, &a), 0);
+	assert_false(accounting_is_estimated(a));
+	assert_int_equal(accounting_n_zones(a), N_ZONE);
+	for (int z = 0; z < N_ZONE; z++)
+		assert_string_equal(accounting_zone_name(a, z), zone_names[z]);
+	add_domains(f, a);
+	assert_int_equal(accounting_n_domains(a), N_DOM);
+	/* first tick: baselines only */
+	assert_int_equal(accounting_tick(a), 0);
+	check_trees(f, a);
+	_cleanup_free_ char *hb = tu_read(f->share, "vm0/" POWERCAP_HEARTBEAT_FILE);
+	assert_non_null(hb);
+
+	run_ticks(f, a, 40, &seed);
+
+	/* package 1 wraps at its max_energy_range_uj: the delta is still right */
+	uint64_t pd[2][N_ZONE] = { { 1000, 100, 100 }, { 0, 100, 100 } };
+	uint64_t dus[N_DOM] = { 1000, 2000, 3000, 0, 4000 };
+	f->raw[1][0] = PKG1_RANGE - 400000;
+	write_powercap(f);
+	/* re-baseline the model's host view: the jump itself was a (fake) interval */
+	assert_int_equal(accounting_tick(a), 0);
+	f->host_uj[0] = accounting_host_energy_uj(a, 0);
+	for (int i = 0; i < N_DOM; i++)
+		f->start[i][0] = accounting_domain_energy_uj(f->dom[i], 0) - (uint64_t)(f->fixed[i][0] >> 32);
+	pd[1][0] = 1000000;
+	advance(f, pd, 100, dus, true);
+	assert_true(f->raw[1][0] < 1000000);
+	uint64_t before = accounting_host_energy_uj(a, 0);
+	assert_int_equal(accounting_tick(a), 0);
+	assert_int_equal(accounting_host_energy_uj(a, 0) - before, 1001000);
+	check_trees(f, a);
+
+	/* a domain whose CPU time cannot be read gets 0 this tick, the others go on */
+	_cleanup_free_ char *cs = xasprintf("%s/cpu.stat", dom_cgroup(1));
+	tu_write(f->cg, cs, "garbage\n");
+	uint64_t dus2[N_DOM] = { 1000, 0, 3000, 0, 4000 };
+	uint64_t pd2[2][N_ZONE] = { { 500000, 1000, 1000 }, { 500000, 1000, 1000 } };
+	advance(f, pd2, 100, dus2, true);
+	tu_write(f->cg, cs, "garbage\n");
+	assert_int_equal(accounting_tick(a), 0);
+	check_trees(f, a);
+	write_dom(f, 1);
+	advance(f, pd2, 100, dus2, true);
+	assert_int_equal(accounting_tick(a), 0);
+	check_trees(f, a);
+
+	/* a failed host read fails the tick and attributes nothing; the next covers both */
+	tu_write(f->pc, "intel-rapl:1/intel-rapl:1:1/energy_uj", "12x\n");
+	assert_true(accounting_tick(a) < 0);
+	check_trees(f, a);
+	write_powercap(f);
+	run_ticks(f, a, 5, &seed);
+
+	/* the power gauges follow the last interval */
+	assert_true(accounting_host_power_w(a, 0) > 0);
+	assert_true(accounting_last_tick_ns(a) > 0);
+	accounting_free(a);
+}
+
+static void test_remove_readd_restart(void **state)
+{
+	struct fx *f = *state;
+	struct accounting *a;
+	uint64_t seed = 7, keep[N_ZONE];
+
+	assert_int_equal(accounting_new(&f->cfg, &a), 0);
+	add_domains(f, a);
+	assert_int_equal(accounting_tick(a), 0);
+	run_ticks(f, a, 10, &seed);
+
+	/* remove vm1 and add it back: its counters continue from its tree */
+	for (int z = 0; z < N_ZONE; z++)
+		keep[z] = accounting_domain_energy_uj(f->dom[1], z);
+	assert_true(keep[0] > 0);
+	accounting_remove_domain(a, f->dom[1]);
+	assert_int_equal(accounting_n_domains(a), N_DOM - 1);
+	assert_int_equal(accounting_add_domain(a, "vm1", f->dirfd[1], &f->dom[1]), 0);
+	assert_int_equal(accounting_domain_set_pid(a, f->dom[1], 1001), 0);
+	for (int z = 0; z < N_ZONE; z++) {
+		assert_int_equal(accounting_domain_energy_uj(f->dom[1], z), keep[z]);
+		f->start[1][z] = keep[z];
+		f->fixed[1][z] = 0;
+	}
+	/* its first tick back is its CPU baseline */
+	uint64_t pd[2][N_ZONE] = { { 100000, 1000, 1000 }, { 100000, 1000, 1000 } };
+	uint64_t dus[N_DOM] = { 1000, 2000, 3000, 0, 4000 };
+	f->dom_usec[1] += 5000;
+	write_dom(f, 1);
+	advance(f, pd, 100, (uint64_t[N_DOM]){ 1000, 0, 3000, 0, 4000 }, true);
+	assert_int_equal(accounting_tick(a), 0);
+	check_trees(f, a);
+	advance(f, pd, 100, dus, true);
+	assert_int_equal(accounting_tick(a), 0);
+	check_trees(f, a);
+
+	/* restart: a new accounting on the same trees continues every counter */
+	uint64_t last[N_DOM][N_ZONE];
+	for (int i = 0; i < N_DOM; i++)
+		for (int z = 0; z < N_ZONE; z++)
+			last[i][z] = accounting_domain_energy_uj(f->dom[i], z);
+	accounting_free(a);
+	assert_int_equal(accounting_new(&f->cfg, &a), 0);
+	memset(f->host_uj, 0, sizeof(f->host_uj));
+	add_domains(f, a);
+	for (int i = 0; i < N_DOM; i++)
+		for (int z = 0; z < N_ZONE; z++)
+			assert_int_equal(f->start[i][z], last[i][z]);
+	assert_int_equal(accounting_tick(a), 0);
+	check_trees(f, a);
+	run_ticks(f, a, 10, &seed);
+	for (int i = 0; i < N_DOM; i++)
+		for (int z = 0; z < N_ZONE; z++)
+			assert_true(accounting_domain_energy_uj(f->dom[i], z) >= last[i][z]);
+	accounting_free(a);
+}
+
+/* idle_power: host. The lowest average power seen is idle: at first the whole interval is. */
+static void test_idle_host(void **state)
+{
+	struct fx *f = *state;
+	struct accounting *a;
+
+	f->cfg.idle_power = IDLE_POLICY_HOST;
+	assert_int_equal(accounting_new(&f->cfg, &a), 0);
+	add_domains(f, a);
+	assert_int_equal(accounting_tick(a), 0);
+	uint64_t pd[2][N_ZONE] = { { 3000000, 1000000, 500000 }, { 3000000, 1000000, 500000 } };
+	uint64_t dus[N_DOM] = { 100000, 100000, 100000, 100000, 100000 };
+	advance(f, pd, 100, dus, false);
+	assert_int_equal(accounting_tick(a), 0);
+	for (int z = 0; z < N_ZONE; z++) {
+		uint64_t sum = 0;
+		for (int i = 0; i < N_DOM; i++)
+			sum += accounting_domain_energy_uj(f->dom[i], z) - f->start[i][z];
+		/* all idle, up to the rounding of the power figure */
+		assert_true(sum <= N_DOM);
+	}
+	/* a tick with no energy sets idle at 0 W: from then on, the split equals shared */
+	uint64_t zero[2][N_ZONE] = { { 0 } };
+	advance(f, zero, 100, dus, false);
+	assert_int_equal(accounting_tick(a), 0);
+	for (int i = 0; i < N_DOM; i++)
+		for (int z = 0; z < N_ZONE; z++) {
+			f->start[i][z] = accounting_domain_energy_uj(f->dom[i], z);
+			f->fixed[i][z] = 0;
+		}
+	for (int z = 0; z < N_ZONE; z++)
+		f->host_uj[z] = accounting_host_energy_uj(a, z);
+	/* the carried remainders were not in the model: reset them through a zero split */
+	advance(f, pd, 100, dus, true);
+	assert_int_equal(accounting_tick(a), 0);
+	for (int z = 0; z < N_ZONE; z++)
+		for (int i = 0; i < N_DOM; i++) {
+			uint64_t got = accounting_domain_energy_uj(f->dom[i], z);
+			assert_true(got >= expected(f, i, z) && got <= expected(f, i, z) + 1);
+		}
+	accounting_free(a);
+}
+
+/* No powercap zone: one estimated zone; idle_power: host with idle_watts leaves exactly the
+ * idle part unattributed, whatever the interval's length. */
+static void test_estimate(void **state)
+{
+	struct fx *f = xcalloc(1, sizeof(*f));
+	struct accounting *a;
+	struct strbuf b = { 0 };
+	double v;
+
+	fx_setup_dirs(f, false);
+	*state = f;
+	f->cfg.idle_watts = 50;
+	f->cfg.max_watts = 250;
+	for (int pol = 0; pol < 2; pol++) {
+		f->cfg.idle_power = pol ? IDLE_POLICY_HOST : IDLE_POLICY_SHARED;
+		assert_int_equal(accounting_new(&f->cfg, &a), 0);
+		assert_true(accounting_is_estimated(a));
+		assert_int_equal(accounting_n_zones(a), 1);
+		assert_string_equal(accounting_zone_name(a, 0), "package-0");
+		struct acct_domain *d;
+		_cleanup_free_ char *path = xasprintf("%s/est%d", f->share, pol);
+		assert_int_equal(mkdir(path, 0755), 0);
+		_cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		assert_int_equal(accounting_add_domain(a, "est", fd, &d), 0);
+		accounting_domain_set_cpu_reader(d, read_cb, f);
+		assert_int_equal(accounting_tick(a), 0);
+		/* busy 300 of 600 ticks; the domain is all of the busy time */
+		f->user_ticks += 300;
+		f->idle_ticks += 300;
+		f->reader_ns += 300 * tick_ns();
+		write_stat(f);
+		/* a long enough interval that whole µJ give the power to 0.1 W: not a wait for
+		 * anything, just the measurement's length */
+		for (uint64_t t0 = now_monotonic_ns(); now_monotonic_ns() - t0 < 50 * NSEC_PER_MSEC;)
+			;
+		uint64_t h0 = accounting_host_energy_uj(a, 0);
+		assert_int_equal(accounting_tick(a), 0);
+		uint64_t host = accounting_host_energy_uj(a, 0) - h0;
+		uint64_t dom = accounting_domain_energy_uj(d, 0);
+		/* power 50 + 200 × 0.5 = 150 W */
+		assert_true(fabs(accounting_host_power_w(a, 0) - 150) < 0.1);
+		if (pol == 0)
+			assert_true(dom <= host && dom + 1 >= host);
+		else /* 100 W of 150 are attributable */
+			assert_true(fabs((double)dom - (double)host * 100 / 150) <= 2);
+		_cleanup_free_ char *hb = xasprintf("est%d/" POWERCAP_HEARTBEAT_FILE, pol);
+		_cleanup_free_ char *hbt = tu_read(f->share, hb);
+		struct heartbeat h;
+		assert_int_equal(heartbeat_parse(hbt, strlen(hbt), &h), 0);
+		assert_true(h.is_estimated);
+		assert_int_equal(h.seq, 2);
+		strbuf_reset(&b);
+		accounting_render(a, true, &b);
+		assert_int_equal(tu_metric(b.buf, "powerd_host_energy_estimated", &v), 0);
+		assert_true(v == 1);
+		accounting_free(a);
+	}
+	strbuf_done(&b);
+}
+
+static void test_metrics(void **state)
+{
+	struct fx *f = *state;
+	struct accounting *a;
+	struct strbuf b = { 0 };
+	uint64_t seed = 3;
+	double v;
+
+	assert_int_equal(accounting_new(&f->cfg, &a), 0);
+	add_domains(f, a);
+	assert_int_equal(accounting_tick(a), 0);
+	run_ticks(f, a, 3, &seed);
+	accounting_render(a, false, &b);
+
+	assert_int_equal(tu_metric(b.buf, "powerd_domains", &v), 0);
+	assert_true(v == N_DOM);
+	assert_int_equal(tu_metric(b.buf, "powerd_host_energy_joules_total{zone=\"dram\"}", &v), 0);
+	assert_true(fabs(v - (double)f->host_uj[2] / 1e6) < 1e-9);
+	assert_int_equal(tu_metric(b.buf, "powerd_domain_energy_joules_total{domain=\"vm3\",zone=\"core\"}", &v), 0);
+	assert_true(fabs(v - (double)expected(f, 3, 1) / 1e6) < 1e-9);
+	assert_int_equal(tu_metric(b.buf, "powerd_domain_power_watts{domain=\"vm0\",zone=\"package-0\"}", &v), 0);
+	assert_int_equal(tu_metric(b.buf, "powerd_libvirt_connected", &v), 0);
+	assert_true(v == 0);
+	assert_int_equal(tu_metric(b.buf, "powerd_host_energy_estimated", &v), 0);
+	assert_true(v == 0);
+	assert_int_equal(tu_metric(b.buf, "powerd_errors_total{kind=\"sensor\"}", &v), 0);
+	assert_int_equal(tu_metric(b.buf, "powerd_tick_duration_seconds", &v), 0);
+	assert_true(v > 0 && v < 1);
+	assert_non_null(strstr(b.buf, "powerd_build_info{version=\""));
+
+	/* promtool, the reference linter of the format */
+	_cleanup_free_ char *path = xasprintf("%s/metrics.txt", f->dir);
+	tu_write(f->dir, "metrics.txt", b.buf);
+	_cleanup_free_ char *cmd = xasprintf("promtool check metrics < %s", path);
+	int status = system(cmd);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	strbuf_done(&b);
+	accounting_free(a);
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static void test_thousand_domains(void **state)
+{
+	struct fx *f = *state;
+	struct accounting *a;
+	struct acct_domain **doms = xcalloc(1000, sizeof(*doms));
+	struct rlimit rl;
+
+	/* each domain keeps 1 + n_zones directory fds and a CPU-time fd */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < 8192 && rl.rlim_max >= 8192) {
+		rl.rlim_cur = 8192;
+		assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	}
+	assert_int_equal(accounting_new(&f->cfg, &a), 0);
+	assert_int_equal(accounting_tick(a), 0);
+	int before = count_fds();
+	_cleanup_close_ int share = open(f->share, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 1000; i++) {
+			char name[32];
+			snprintf(name, sizeof(name), "d%d", i);
+			if (round == 0)
+				assert_int_equal(mkdirat(share, name, 0755), 0);
+			_cleanup_close_ int fd = openat(share, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			assert_int_equal(accounting_add_domain(a, name, fd, &doms[i]), 0);
+			assert_int_equal(accounting_domain_set_pid(a, doms[i], 1000 + i % 2), 0);
+		}
+		assert_int_equal(accounting_n_domains(a), 1000);
+		f->user_ticks += 100;
+		write_stat(f);
+		assert_int_equal(accounting_tick(a), 0);
+		print_message("1000 domains: tick took %.3f ms of CPU\n",
+			(double)accounting_last_tick_ns(a) / 1e6);
+		/* remove in an order that moves entries around */
+		for (int i = 0; i < 1000; i += 2)
+			accounting_remove_domain(a, doms[i]);
+		for (int i = 999; i >= 1; i -= 2)
+			accounting_remove_domain(a, doms[i]);
+		assert_int_equal(accounting_n_domains(a), 0);
+		assert_int_equal(count_fds(), before + 1);
+	}
+	accounting_free(a);
+	free(doms);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_split_exact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remove_readd_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_host, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_estimate, NULL, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_thousand_domains, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
