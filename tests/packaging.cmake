@@ -11,3 +11,6 @@ endfunction()
 powerd_packaging_test(packaging_prometheus ${_pkg}/test-prometheus.sh ${CMAKE_SOURCE_DIR})
 powerd_packaging_test(packaging_man ${_pkg}/test-man.sh ${CMAKE_SOURCE_DIR}
 	$<TARGET_FILE:powerd-host> $<TARGET_FILE:powerd-guest>)
+# Installs and purges the packages on this machine: alone, never beside another dpkg user.
+powerd_packaging_test(packaging_deb ${_pkg}/test-deb.sh ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
+set_tests_properties(packaging_deb PROPERTIES RUN_SERIAL TRUE)
