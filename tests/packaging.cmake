@@ -14,3 +14,6 @@ powerd_packaging_test(packaging_man ${_pkg}/test-man.sh ${CMAKE_SOURCE_DIR}
 # Installs and purges the packages on this machine: alone, never beside another dpkg user.
 powerd_packaging_test(packaging_deb ${_pkg}/test-deb.sh ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
 set_tests_properties(packaging_deb PROPERTIES RUN_SERIAL TRUE)
+powerd_packaging_test(packaging_sysext ${_pkg}/test-sysext.sh ${CMAKE_SOURCE_DIR}
+	${CMAKE_BINARY_DIR})
+set_tests_properties(packaging_sysext PROPERTIES RUN_SERIAL TRUE)
