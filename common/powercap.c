@@ -318,7 +318,7 @@ static int tree_scan(struct powercap_tree *t, struct scan_list *pkgs, struct sca
 		struct zone_scan s = { 0 };
 		char **sub_names = NULL;
 		size_t n_sub = 0;
-		bool has_m;
+		bool has_m = false;
 
 		parse_zone_id(names[i], &s.prefix, &s.n, &has_m, &s.m);
 		if (has_m)
@@ -363,7 +363,7 @@ static int tree_scan(struct powercap_tree *t, struct scan_list *pkgs, struct sca
 	/* Subzones listed only at the top level (as sysfs does alongside the nesting). */
 	for (size_t i = 0; i < n_names && r >= 0; i++) {
 		struct zone_scan s = { .is_sub = true };
-		bool has_m;
+		bool has_m = false;
 
 		parse_zone_id(names[i], &s.prefix, &s.n, &has_m, &s.m);
 		if (!has_m || scan_list_has(subs, names[i]))
@@ -407,7 +407,8 @@ int powercap_tree_open(const char *root, struct powercap_tree **ret, char *err, 
 		goto fail;
 	}
 	qsort(pkgs.v, pkgs.n, sizeof(*pkgs.v), zone_scan_cmp);
-	qsort(subs.v, subs.n, sizeof(*subs.v), zone_scan_cmp);
+	if (subs.n > 0)
+		qsort(subs.v, subs.n, sizeof(*subs.v), zone_scan_cmp);
 
 	t->zones = xcalloc(pkgs.n + subs.n, sizeof(*t->zones));
 	for (size_t i = 0; i < pkgs.n; i++) {
