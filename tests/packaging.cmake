@@ -17,3 +17,4 @@ set_tests_properties(packaging_deb PROPERTIES RUN_SERIAL TRUE)
 powerd_packaging_test(packaging_sysext ${_pkg}/test-sysext.sh ${CMAKE_SOURCE_DIR}
 	${CMAKE_BINARY_DIR})
 set_tests_properties(packaging_sysext PROPERTIES RUN_SERIAL TRUE)
+powerd_packaging_test(packaging_butane ${_pkg}/test-butane.sh ${CMAKE_SOURCE_DIR})
