@@ -1,0 +1,129 @@
+/* A sampling tick: source, in-guest attribution, exposition. */
+#include "guestd/collector.h"
+
+#include <stdio.h>
+
+#include "common/log.h"
+#include "guestd/exporter.h"
+#include "version.h"
+
+static void collector_apply(struct collector *c, const struct guest_config *cfg)
+{
+	c->metric_names = cfg->metric_names;
+	c->interval_ms = cfg->interval_ms;
+	free(c->proc_root);
+	free(c->cgroup_root);
+	c->proc_root = xstrdup(cfg->proc_root);
+	c->cgroup_root = xstrdup(cfg->cgroup_root);
+	if (c->attribution != cfg->attribution) {
+		ledger_free(&c->ledger);
+		c->attribution = cfg->attribution;
+	}
+}
+
+struct collector *collector_new(const struct guest_config *cfg)
+{
+	struct collector *c = xcalloc(1, sizeof(*c));
+
+	c->source = source_new(cfg->source);
+	c->attribution = cfg->attribution;
+	collector_apply(c, cfg);
+	return c;
+}
+
+void collector_free(struct collector *c)
+{
+	if (!c)
+		return;
+	source_free(c->source);
+	ledger_free(&c->ledger);
+	free(c->proc_root);
+	free(c->cgroup_root);
+	strbuf_done(&c->exposition);
+	free(c);
+}
+
+void collector_reconfigure(struct collector *c, const struct guest_config *cfg)
+{
+	if (!streq(c->source->root, cfg->source))
+		source_set_root(c->source, cfg->source);
+	/* Other roots are other counters: start the ledger again, keeping nothing stale. */
+	if (!streq(c->proc_root, cfg->proc_root) || !streq(c->cgroup_root, cfg->cgroup_root))
+		ledger_free(&c->ledger);
+	collector_apply(c, cfg);
+}
+
+static void attribute(struct collector *c)
+{
+	struct cpu_samples samples = { 0 };
+	uint64_t busy_ns;
+	int r;
+
+	if (c->attribution == GUEST_ATTR_NONE)
+		return;
+	r = cpuacct_busy_ns(c->proc_root, &busy_ns);
+	if (r >= 0) {
+		if (c->attribution == GUEST_ATTR_UNITS)
+			r = cpuacct_units(c->cgroup_root, &samples);
+		else
+			r = cpuacct_processes(c->proc_root,
+				c->metric_names == GUEST_NAMES_SCAPHANDRE, &samples);
+	}
+	if (r < 0) {
+		if (!c->attribution_failed)
+			log_warn("attribution by %s: cannot read %s: %s",
+				c->attribution == GUEST_ATTR_UNITS ? "units" : "processes",
+				c->attribution == GUEST_ATTR_UNITS ? c->cgroup_root : c->proc_root,
+				strerror(-r));
+		c->attribution_failed = true;
+		/* Nothing attributed this interval; keep the served totals. */
+		return;
+	}
+	if (c->attribution_failed)
+		log_notice("attribution works again");
+	c->attribution_failed = false;
+	ledger_update(&c->ledger, c->source->package_delta_uj, busy_ns, &samples);
+}
+
+static void log_transition(struct collector *c)
+{
+	bool is_up = c->source->is_up;
+
+	if (c->has_logged_state && is_up == c->was_up)
+		return;
+	if (!is_up)
+		log_warn("%s", c->source->problem);
+	else if (c->has_logged_state)
+		log_notice("%s: readable again", c->source->root);
+	else
+		log_info("reading %s", c->source->root);
+	c->was_up = is_up;
+	c->has_logged_state = true;
+}
+
+int collector_tick(struct collector *c, uint64_t now_ns)
+{
+	int r = source_sample(c->source, now_ns, c->interval_ms);
+
+	log_transition(c);
+	attribute(c);
+	strbuf_reset(&c->exposition);
+	exporter_render(&c->exposition, &(struct exporter_view){
+		.source = c->source,
+		.ledger = c->attribution == GUEST_ATTR_NONE ? NULL : &c->ledger,
+		.attribution = c->attribution,
+		.metric_names = c->metric_names,
+		.interval_ns = c->source->interval_ns,
+		.version = POWERD_VERSION,
+	});
+	return r;
+}
+
+void collector_status(const struct collector *c, char *buf, size_t size)
+{
+	if (c->source->is_up)
+		snprintf(buf, size, "reading %s: %.1f W", c->source->root,
+			source_power_w(c->source));
+	else
+		snprintf(buf, size, "%s", c->source->problem);
+}

@@ -1,0 +1,35 @@
+/* One sampling tick of powerd-guest, without the event loop: read the source, attribute the VM's
+ * energy inside the guest, render the exposition. Used by the daemon's timer and by --once. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/strbuf.h"
+#include "guestd/guest_config.h"
+#include "guestd/ledger.h"
+#include "guestd/source.h"
+
+struct collector {
+	struct source *source;
+	struct ledger ledger;
+	int attribution;
+	int metric_names;
+	uint64_t interval_ms;
+	char *proc_root;
+	char *cgroup_root;
+	struct strbuf exposition; /* rendered by the last tick */
+	bool was_up;              /* for logging transitions only */
+	bool has_logged_state;
+	bool attribution_failed;  /* logged once until it works again */
+};
+
+struct collector *collector_new(const struct guest_config *cfg);
+void collector_free(struct collector *c);
+/* Take the settings of a new configuration: another source re-opens (totals continue), another
+ * attribution mode starts a new ledger. */
+void collector_reconfigure(struct collector *c, const struct guest_config *cfg);
+/* Sample at now_ns and render into c->exposition. Returns 0 when the source is up. */
+int collector_tick(struct collector *c, uint64_t now_ns);
+/* "reading /var/scaphandre: 12.3 W" or what is wrong, for STATUS=. */
+void collector_status(const struct collector *c, char *buf, size_t size);

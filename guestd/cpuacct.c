@@ -1,0 +1,333 @@
+/* CPU time readers for in-guest attribution. All reads are bounded and relative to directory fds;
+ * a process or unit that vanishes between listing and reading is simply skipped. */
+#include "guestd/cpuacct.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "common/util.h"
+
+#define PROC_STAT_MAX 8192
+#define CMDLINE_MAX 1024
+
+static uint64_t ticks_to_ns(uint64_t ticks)
+{
+	static long hz;
+
+	if (hz <= 0)
+		hz = sysconf(_SC_CLK_TCK);
+	if (hz <= 0)
+		hz = 100;
+	return ticks * (NSEC_PER_SEC / (uint64_t)hz);
+}
+
+void cpu_samples_free(struct cpu_samples *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->v[i].key);
+		free(s->v[i].unit);
+		free(s->v[i].pid);
+		free(s->v[i].comm);
+		free(s->v[i].exe);
+		free(s->v[i].cmdline);
+	}
+	free(s->v);
+	*s = (struct cpu_samples){ 0 };
+}
+
+static struct cpu_sample *samples_add(struct cpu_samples *s)
+{
+	s->v = xreallocarray(s->v, s->n + 1, sizeof(*s->v));
+	s->v[s->n] = (struct cpu_sample){ 0 };
+	return &s->v[s->n++];
+}
+
+static int sample_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct cpu_sample *)a)->key, ((const struct cpu_sample *)b)->key);
+}
+
+int cpuacct_parse_stat(const char *buf, uint64_t *ret_ns)
+{
+	/* user nice system idle iowait irq softirq steal [guest guest_nice, already in user/nice] */
+	uint64_t v[8] = { 0 };
+	const char *p;
+	int n;
+
+	if (!startswith(buf, "cpu "))
+		return -EINVAL;
+	p = buf + 4;
+	for (n = 0; n < 8; n++) {
+		char *end;
+
+		while (*p == ' ')
+			p++;
+		if (*p < '0' || *p > '9')
+			break;
+		errno = 0;
+		v[n] = strtoull(p, &end, 10);
+		if (errno)
+			return -ERANGE;
+		p = end;
+	}
+	if (n < 4)
+		return -EINVAL;
+	/* idle (3) and iowait (4) are not busy; steal (7) is time the vCPU did not run at all. */
+	*ret_ns = ticks_to_ns(v[0] + v[1] + v[2] + v[5] + v[6]);
+	return 0;
+}
+
+int cpuacct_busy_ns(const char *proc_root, uint64_t *ret_ns)
+{
+	_cleanup_free_ char *path = xasprintf("%s/stat", proc_root);
+	char buf[PROC_STAT_MAX];
+	size_t len;
+	int r = read_file_at(AT_FDCWD, path, buf, sizeof(buf), &len);
+
+	/* /proc/stat is longer than the buffer on large machines: only its first line matters. */
+	if (r == -EFBIG) {
+		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		r = pread_all(fd, buf, sizeof(buf), &len);
+		if (r == -EFBIG)
+			r = 0;
+	}
+	if (r < 0)
+		return r;
+	return cpuacct_parse_stat(buf, ret_ns);
+}
+
+static bool is_file_at(int dirfd, const char *path)
+{
+	struct stat st;
+
+	return fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+enum cgroup_layout cpuacct_cgroup_layout(const char *cgroup_root)
+{
+	_cleanup_close_ int fd = open(cgroup_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return CGROUP_LAYOUT_NONE;
+	if (is_file_at(fd, "cgroup.controllers"))
+		return CGROUP_LAYOUT_V2;
+	/* v1 mounts cpu and cpuacct together ("cpu,cpuacct") on most distributions. */
+	if (is_file_at(fd, "cpu,cpuacct/system.slice"))
+		return CGROUP_LAYOUT_V1;
+	if (is_file_at(fd, "cpuacct/system.slice"))
+		return CGROUP_LAYOUT_V1_SPLIT;
+	return CGROUP_LAYOUT_NONE;
+}
+
+static int read_small(int dirfd, const char *name, char *buf, size_t size)
+{
+	size_t len;
+
+	return read_file_at(dirfd, name, buf, size, &len);
+}
+
+/* "usage_usec N" of a cgroup v2 cpu.stat. */
+static int read_v2_usage(int dirfd, uint64_t *ret_ns)
+{
+	char buf[1024];
+	int r = read_small(dirfd, "cpu.stat", buf, sizeof(buf));
+
+	if (r < 0)
+		return r;
+	for (char *line = buf; line && *line;) {
+		char *nl = strchr(line, '\n');
+
+		if (nl)
+			*nl = '\0';
+		if (startswith(line, "usage_usec ")) {
+			uint64_t us;
+
+			r = parse_u64(line + 11, &us);
+			if (r < 0)
+				return r;
+			*ret_ns = us * 1000;
+			return 0;
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return -EINVAL;
+}
+
+static int read_v1_usage(int dirfd, uint64_t *ret_ns)
+{
+	char buf[64];
+	size_t len;
+	int r = read_file_at(dirfd, "cpuacct.usage", buf, sizeof(buf), &len);
+
+	if (r < 0)
+		return r;
+	return parse_u64_content(buf, len, ret_ns);
+}
+
+int cpuacct_units(const char *cgroup_root, struct cpu_samples *ret)
+{
+	static const char *const slice_dirs[] = {
+		[CGROUP_LAYOUT_V2] = "system.slice",
+		[CGROUP_LAYOUT_V1] = "cpu,cpuacct/system.slice",
+		[CGROUP_LAYOUT_V1_SPLIT] = "cpuacct/system.slice",
+	};
+	enum cgroup_layout layout = cpuacct_cgroup_layout(cgroup_root);
+	struct cpu_samples s = { 0 };
+
+	if (layout == CGROUP_LAYOUT_NONE)
+		return -ENOENT;
+	_cleanup_free_ char *path = xasprintf("%s/%s", cgroup_root, slice_dirs[layout]);
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -errno;
+	}
+	for (struct dirent *de; (de = readdir(d));) {
+		size_t len = strlen(de->d_name);
+		uint64_t ns;
+		int r;
+
+		if (len <= 8 || !streq(de->d_name + len - 8, ".service"))
+			continue;
+		_cleanup_close_ int ufd = openat(dfd, de->d_name,
+			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (ufd < 0)
+			continue;
+		r = layout == CGROUP_LAYOUT_V2 ? read_v2_usage(ufd, &ns) : read_v1_usage(ufd, &ns);
+		if (r < 0)
+			continue;
+		struct cpu_sample *c = samples_add(&s);
+		c->key = xstrdup(de->d_name);
+		c->unit = xstrdup(de->d_name);
+		c->cpu_ns = ns;
+	}
+	closedir(d);
+	if (s.n)
+		qsort(s.v, s.n, sizeof(*s.v), sample_cmp);
+	*ret = s;
+	return 0;
+}
+
+/* "pid (comm) S ppid ..." where comm may hold spaces and parentheses: it ends at the last ')'. */
+static int parse_pid_stat(char *buf, char **ret_comm, uint64_t *ret_ticks, uint64_t *ret_start)
+{
+	char *open = strchr(buf, '(');
+	char *close_paren = strrchr(buf, ')');
+	char *fields[20];
+	size_t n = 0;
+	uint64_t utime, stime, start;
+
+	if (!open || !close_paren || close_paren < open || close_paren[1] != ' ')
+		return -EINVAL;
+	*close_paren = '\0';
+	/* fields[0] is field 3 (state); utime is 14, stime 15, starttime 22. */
+	for (char *p = close_paren + 2, *save = NULL, *tok; n < ARRAY_SIZE(fields) &&
+		(tok = strtok_r(p, " \n", &save)); p = NULL)
+		fields[n++] = tok;
+	if (n < 20)
+		return -EINVAL;
+	if (parse_u64(fields[11], &utime) < 0 || parse_u64(fields[12], &stime) < 0 ||
+		parse_u64(fields[19], &start) < 0)
+		return -EINVAL;
+	*ret_comm = open + 1;
+	*ret_ticks = utime + stime;
+	*ret_start = start;
+	return 0;
+}
+
+static char *read_exe_name(int pfd)
+{
+	char target[4096];
+	ssize_t n = readlinkat(pfd, "exe", target, sizeof(target) - 1);
+
+	if (n <= 0)
+		return xstrdup("");
+	target[n] = '\0';
+	const char *slash = strrchr(target, '/');
+	return xstrdup(slash ? slash + 1 : target);
+}
+
+static char *read_cmdline(int pfd)
+{
+	char buf[CMDLINE_MAX];
+	_cleanup_close_ int fd = openat(pfd, "cmdline", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	size_t len = 0;
+
+	if (fd < 0)
+		return xstrdup("");
+	/* Longer command lines are cut: a label value has no use for megabytes of arguments. */
+	int r = pread_all(fd, buf, sizeof(buf), &len);
+	if (r < 0 && r != -EFBIG)
+		return xstrdup("");
+	while (len > 0 && buf[len - 1] == '\0')
+		len--;
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] == '\0')
+			buf[i] = ' ';
+	return xstrndup(buf, len);
+}
+
+static bool is_pid_name(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+int cpuacct_processes(const char *proc_root, bool with_details, struct cpu_samples *ret)
+{
+	struct cpu_samples s = { 0 };
+	int dfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dfd < 0)
+		return -errno;
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -errno;
+	}
+	for (struct dirent *de; (de = readdir(d));) {
+		char buf[1024];
+		char *comm;
+		uint64_t ticks, start;
+
+		if (!is_pid_name(de->d_name) || strlen(de->d_name) > 10)
+			continue;
+		_cleanup_close_ int pfd = openat(dfd, de->d_name,
+			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (pfd < 0)
+			continue;
+		if (read_small(pfd, "stat", buf, sizeof(buf)) < 0)
+			continue;
+		if (parse_pid_stat(buf, &comm, &ticks, &start) < 0)
+			continue;
+		struct cpu_sample *c = samples_add(&s);
+		/* Zero-padded so that key order is numeric pid order. */
+		c->key = xasprintf("%010llu:%llu", strtoull(de->d_name, NULL, 10),
+			(unsigned long long)start);
+		c->pid = xstrdup(de->d_name);
+		c->comm = xstrdup(comm);
+		c->cpu_ns = ticks_to_ns(ticks);
+		if (with_details) {
+			c->exe = read_exe_name(pfd);
+			c->cmdline = read_cmdline(pfd);
+		}
+	}
+	closedir(d);
+	if (s.n)
+		qsort(s.v, s.n, sizeof(*s.v), sample_cmp);
+	*ret = s;
+	return 0;
+}

@@ -1,0 +1,44 @@
+/* Reading CPU time inside the guest: busy time from <proc_root>/stat, per systemd service from the
+ * cgroup tree (v2 cpu.stat or v1 cpuacct.usage), per process from <proc_root>/<pid>/stat. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One consumer's cumulative CPU time. key identifies it across samples (a unit name, or a
+ * process's "pid:starttime" so a reused pid is a new process); labels are for the exposition. */
+struct cpu_sample {
+	char *key;
+	char *unit;    /* units: "sshd.service" */
+	char *pid;     /* processes: "1234" */
+	char *comm;
+	char *exe;     /* basename of the executable, "" when unreadable (scaphandre mode only) */
+	char *cmdline; /* arguments joined by spaces (scaphandre mode only) */
+	uint64_t cpu_ns;
+};
+
+struct cpu_samples {
+	struct cpu_sample *v; /* sorted by key */
+	size_t n;
+};
+
+void cpu_samples_free(struct cpu_samples *s);
+
+/* The guest's busy CPU time: all − idle − iowait (steal excluded: the vCPU was not running). */
+int cpuacct_busy_ns(const char *proc_root, uint64_t *ret_ns);
+/* Parse the aggregate "cpu" line of a /proc/stat content. */
+int cpuacct_parse_stat(const char *buf, uint64_t *ret_ns);
+
+enum cgroup_layout {
+	CGROUP_LAYOUT_NONE,
+	CGROUP_LAYOUT_V2,       /* <root>/system.slice/X.service/cpu.stat usage_usec */
+	CGROUP_LAYOUT_V1,       /* <root>/cpu,cpuacct/system.slice/X.service/cpuacct.usage */
+	CGROUP_LAYOUT_V1_SPLIT, /* <root>/cpuacct/system.slice/X.service/cpuacct.usage */
+};
+
+enum cgroup_layout cpuacct_cgroup_layout(const char *cgroup_root);
+/* Every system.slice/NAME.service with its CPU time. -ENOENT when no layout was found. */
+int cpuacct_units(const char *cgroup_root, struct cpu_samples *ret);
+/* Every process under proc_root; exe and cmdline only when with_details. */
+int cpuacct_processes(const char *proc_root, bool with_details, struct cpu_samples *ret);

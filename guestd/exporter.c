@@ -1,0 +1,223 @@
+/* The exposition of powerd-guest.
+ *
+ * Native names follow DESIGN.md §3. With metric_names: scaphandre the energy and power families
+ * carry the names, units (µW, µJ) and labels of Scaphandre's Prometheus exporter instead:
+ *   scaph_host_energy_microjoules (counter), scaph_host_power_microwatts,
+ *   scaph_socket_power_microwatts{socket_id}, scaph_domain_power_microwatts{domain_name,socket_id},
+ *   scaph_process_power_consumption_microwatts{pid,exe,cmdline}
+ * chosen because those are the series Scaphandre's documented dashboards query. Scaphandre has no
+ * per-service family, so powerd_unit_* keep their native names there, as do powerd_source_up,
+ * powerd_source_estimated and powerd_build_info (health of this daemon, not a Scaphandre series). */
+#include "guestd/exporter.h"
+
+#include <stdio.h>
+
+#include "common/prom.h"
+#include "guestd/guest_config.h"
+
+#define UJ_PER_J 1e6
+
+/* Zones that share a name (the "core" subzone of each package on 2-socket bare metal) are summed
+ * into one series, as powerd-host sums them into the domain tree: zone = the name file. */
+struct zone_sum {
+	const char *name;
+	uint64_t total_uj;
+	double power_w;
+};
+
+static size_t zone_sums(const struct source *s, struct zone_sum *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n_zones; i++) {
+		const struct source_zone *z = &s->zones[i];
+		size_t k;
+
+		for (k = 0; k < n; k++)
+			if (streq(out[k].name, z->name))
+				break;
+		if (k == n)
+			out[n++] = (struct zone_sum){ .name = z->name };
+		out[k].total_uj += z->counter.total_uj;
+		out[k].power_w += z->power_w;
+	}
+	return n;
+}
+
+static double entry_power_w(const struct ledger_entry *e, uint64_t interval_ns)
+{
+	return interval_ns ? (double)e->interval_uj * 1e3 / (double)interval_ns : 0;
+}
+
+static void render_native_zones(struct strbuf *b, const struct source *s)
+{
+	struct zone_sum *sums = xcalloc(s->n_zones ? s->n_zones : 1, sizeof(*sums));
+	size_t n = zone_sums(s, sums);
+
+	prom_family(b, "powerd_energy_joules_total", PROM_COUNTER,
+		"Energy of this machine per powercap zone, in joules");
+	for (size_t i = 0; i < n; i++) {
+		const char *labels[] = { "zone", sums[i].name, NULL };
+		prom_sample(b, "powerd_energy_joules_total", labels,
+			(double)sums[i].total_uj / UJ_PER_J);
+	}
+	prom_family(b, "powerd_power_watts", PROM_GAUGE,
+		"Average power of this machine per powercap zone over the last interval, in watts");
+	for (size_t i = 0; i < n; i++) {
+		const char *labels[] = { "zone", sums[i].name, NULL };
+		prom_sample(b, "powerd_power_watts", labels, sums[i].power_w);
+	}
+	free(sums);
+}
+
+static void render_scaph_zones(struct strbuf *b, const struct source *s)
+{
+	char socket[16];
+
+	prom_family(b, "scaph_host_energy_microjoules", PROM_COUNTER,
+		"Energy measurement for the whole host, in microjoules");
+	prom_sample(b, "scaph_host_energy_microjoules", NULL, (double)source_total_uj(s));
+	prom_family(b, "scaph_host_power_microwatts", PROM_GAUGE,
+		"Power measurement on the whole host, in microwatts");
+	prom_sample(b, "scaph_host_power_microwatts", NULL, source_power_w(s) * 1e6);
+	prom_family(b, "scaph_socket_power_microwatts", PROM_GAUGE,
+		"Power measurement relative to a CPU socket, in microwatts");
+	for (size_t i = 0; i < s->n_zones; i++) {
+		const struct source_zone *z = &s->zones[i];
+		if (!z->is_package)
+			continue;
+		snprintf(socket, sizeof(socket), "%u", z->package);
+		const char *labels[] = { "socket_id", socket, NULL };
+		prom_sample(b, "scaph_socket_power_microwatts", labels, z->power_w * 1e6);
+	}
+	prom_family(b, "scaph_domain_power_microwatts", PROM_GAUGE,
+		"Power measurement relative to a RAPL domain, in microwatts");
+	for (size_t i = 0; i < s->n_zones; i++) {
+		const struct source_zone *z = &s->zones[i];
+		if (z->is_package)
+			continue;
+		snprintf(socket, sizeof(socket), "%u", z->package);
+		const char *labels[] = { "domain_name", z->name, "socket_id", socket, NULL };
+		prom_sample(b, "scaph_domain_power_microwatts", labels, z->power_w * 1e6);
+	}
+}
+
+static void render_units(struct strbuf *b, const struct ledger *l, uint64_t interval_ns)
+{
+	prom_family(b, "powerd_unit_energy_joules_total", PROM_COUNTER,
+		"Energy of this machine attributed to each systemd service by CPU time, in joules");
+	for (size_t i = 0; i < l->n; i++) {
+		const char *labels[] = { "unit", l->v[i].s.unit, NULL };
+		prom_sample(b, "powerd_unit_energy_joules_total", labels,
+			(double)l->v[i].total_uj / UJ_PER_J);
+	}
+	prom_family(b, "powerd_unit_power_watts", PROM_GAUGE,
+		"Power attributed to each systemd service over the last interval, in watts");
+	for (size_t i = 0; i < l->n; i++) {
+		const char *labels[] = { "unit", l->v[i].s.unit, NULL };
+		prom_sample(b, "powerd_unit_power_watts", labels,
+			entry_power_w(&l->v[i], interval_ns));
+	}
+}
+
+static int by_energy_desc(const void *a, const void *b)
+{
+	const struct ledger_entry *x = *(const struct ledger_entry *const *)a;
+	const struct ledger_entry *y = *(const struct ledger_entry *const *)b;
+
+	if (x->total_uj != y->total_uj)
+		return x->total_uj < y->total_uj ? 1 : -1;
+	return strcmp(x->s.key, y->s.key);
+}
+
+static int by_key(const void *a, const void *b)
+{
+	const struct ledger_entry *x = *(const struct ledger_entry *const *)a;
+	const struct ledger_entry *y = *(const struct ledger_entry *const *)b;
+
+	return strcmp(x->s.key, y->s.key);
+}
+
+/* Live processes that were given energy, the EXPORTER_MAX_PROCESSES with most, in pid order. */
+static size_t pick_processes(const struct ledger *l, const struct ledger_entry ***ret)
+{
+	const struct ledger_entry **v = xcalloc(l->n ? l->n : 1, sizeof(*v));
+	size_t n = 0;
+
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].total_uj > 0)
+			v[n++] = &l->v[i];
+	if (n > EXPORTER_MAX_PROCESSES) {
+		qsort(v, n, sizeof(*v), by_energy_desc);
+		n = EXPORTER_MAX_PROCESSES;
+		qsort(v, n, sizeof(*v), by_key);
+	}
+	*ret = v;
+	return n;
+}
+
+static void render_processes(struct strbuf *b, const struct ledger *l, uint64_t interval_ns)
+{
+	const struct ledger_entry **v;
+	size_t n = pick_processes(l, &v);
+
+	prom_family(b, "powerd_process_energy_joules_total", PROM_COUNTER,
+		"Energy of this machine attributed to each process by CPU time, in joules");
+	for (size_t i = 0; i < n; i++) {
+		const char *labels[] = { "pid", v[i]->s.pid, "comm", v[i]->s.comm, NULL };
+		prom_sample(b, "powerd_process_energy_joules_total", labels,
+			(double)v[i]->total_uj / UJ_PER_J);
+	}
+	prom_family(b, "powerd_process_power_watts", PROM_GAUGE,
+		"Power attributed to each process over the last interval, in watts");
+	for (size_t i = 0; i < n; i++) {
+		const char *labels[] = { "pid", v[i]->s.pid, "comm", v[i]->s.comm, NULL };
+		prom_sample(b, "powerd_process_power_watts", labels,
+			entry_power_w(v[i], interval_ns));
+	}
+	free(v);
+}
+
+static void render_scaph_processes(struct strbuf *b, const struct ledger *l, uint64_t interval_ns)
+{
+	const struct ledger_entry **v;
+	size_t n = pick_processes(l, &v);
+
+	prom_family(b, "scaph_process_power_consumption_microwatts", PROM_GAUGE,
+		"Power consumption due to the process, in microwatts");
+	for (size_t i = 0; i < n; i++) {
+		const char *exe = v[i]->s.exe && *v[i]->s.exe ? v[i]->s.exe : v[i]->s.comm;
+		const char *labels[] = { "pid", v[i]->s.pid, "exe", exe, "cmdline",
+			v[i]->s.cmdline ? v[i]->s.cmdline : "", NULL };
+		prom_sample(b, "scaph_process_power_consumption_microwatts", labels,
+			entry_power_w(v[i], interval_ns) * 1e6);
+	}
+	free(v);
+}
+
+void exporter_render(struct strbuf *b, const struct exporter_view *v)
+{
+	bool is_scaph = v->metric_names == GUEST_NAMES_SCAPHANDRE;
+
+	if (is_scaph)
+		render_scaph_zones(b, v->source);
+	else
+		render_native_zones(b, v->source);
+	if (v->ledger && v->attribution == GUEST_ATTR_UNITS)
+		render_units(b, v->ledger, v->interval_ns);
+	if (v->ledger && v->attribution == GUEST_ATTR_PROCESSES) {
+		if (is_scaph)
+			render_scaph_processes(b, v->ledger, v->interval_ns);
+		else
+			render_processes(b, v->ledger, v->interval_ns);
+	}
+	prom_family(b, "powerd_source_up", PROM_GAUGE,
+		"1 while the powercap tree is readable and its heartbeat fresh");
+	prom_sample(b, "powerd_source_up", NULL, v->source->is_up ? 1 : 0);
+	prom_family(b, "powerd_source_estimated", PROM_GAUGE,
+		"1 when the host estimates energy from CPU use instead of measuring it");
+	prom_sample(b, "powerd_source_estimated", NULL, v->source->is_estimated ? 1 : 0);
+	prom_family(b, "powerd_build_info", PROM_GAUGE, "Version of powerd-guest, value 1");
+	const char *labels[] = { "version", v->version, NULL };
+	prom_sample(b, "powerd_build_info", labels, 1);
+}

@@ -1,0 +1,48 @@
+/* powerd-guest's configuration: the schema of /etc/powerd/guest.yaml (DESIGN.md §3), its built-in
+ * defaults, and loading with the "a missing default file means defaults" rule. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GUEST_CONFIG_DEFAULT_PATH "/etc/powerd/guest.yaml"
+#define GUEST_DEFAULT_SOURCE "/var/scaphandre"
+#define GUEST_DEFAULT_LISTEN "[::]:9732"
+#define GUEST_INTERVAL_MIN_MS 100
+#define GUEST_INTERVAL_MAX_MS (3600 * 1000)
+
+enum guest_metric_names {
+	GUEST_NAMES_NATIVE,
+	GUEST_NAMES_SCAPHANDRE,
+};
+
+enum guest_attribution {
+	GUEST_ATTR_UNITS,
+	GUEST_ATTR_PROCESSES,
+	GUEST_ATTR_NONE,
+};
+
+struct guest_config {
+	char *source;
+	uint64_t interval_ms;
+	char *listen;
+	int metric_names; /* enum guest_metric_names */
+	int attribution;  /* enum guest_attribution */
+	char *proc_root;
+	char *cgroup_root;
+	int log_level_index; /* index into "error".."debug" */
+};
+
+/* Fill c with the built-in defaults (strings on the heap). */
+void guest_config_init(struct guest_config *c);
+void guest_config_free(struct guest_config *c);
+/* A deep copy. */
+void guest_config_copy(struct guest_config *dst, const struct guest_config *src);
+/* The syslog priority of c's log_level. */
+int guest_config_log_level(const struct guest_config *c);
+
+/* Load path (GUEST_CONFIG_DEFAULT_PATH when NULL) into *ret, which is initialised here.
+ * Without an explicit path a missing file means the defaults; any other problem is -EINVAL or
+ * -ENOENT with err saying "FILE:LINE:COLUMN: KEY: what is wrong". ret is untouched on failure. */
+int guest_config_load(const char *path, struct guest_config *ret, char *err, size_t err_size);

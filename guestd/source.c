@@ -1,0 +1,245 @@
+/* Sampling a powercap tree: open (and re-open while it is missing), heartbeat freshness, and
+ * wrap-aware per-zone totals. */
+#include "guestd/source.h"
+
+#include <stdio.h>
+
+#include "common/util.h"
+
+struct source *source_new(const char *root)
+{
+	struct source *s = xcalloc(1, sizeof(*s));
+
+	s->root = xstrdup(root);
+	return s;
+}
+
+static void source_close(struct source *s)
+{
+	powercap_tree_free(s->tree);
+	s->tree = NULL;
+	for (size_t i = 0; i < s->n_zones; i++)
+		s->zones[i].is_present = false;
+}
+
+void source_free(struct source *s)
+{
+	if (!s)
+		return;
+	source_close(s);
+	free(s->zones);
+	free(s->root);
+	free(s);
+}
+
+void source_set_root(struct source *s, const char *root)
+{
+	source_close(s);
+	free(s->root);
+	s->root = xstrdup(root);
+	/* Another tree's raw values mean nothing against this one's. */
+	for (size_t i = 0; i < s->n_zones; i++)
+		s->zones[i].counter.has_last = false;
+	s->has_heartbeat = false;
+	s->hb_changed_ns = 0;
+}
+
+uint64_t source_stale_after_ms(uint64_t guest_interval_ms, uint64_t host_interval_ms)
+{
+	/* The host ticks at least once per host interval; seeing no change for two of the longer
+	 * intervals means it stopped. With the samples a guest interval apart that is noticed
+	 * within three guest intervals when the host is not slower than the guest. */
+	return 2 * MAX(guest_interval_ms, host_interval_ms);
+}
+
+static struct source_zone *zone_find(struct source *s, const char *id)
+{
+	for (size_t i = 0; i < s->n_zones; i++)
+		if (streq(s->zones[i].id, id))
+			return &s->zones[i];
+	return NULL;
+}
+
+/* Map the tree's zones onto the kept records; adds records for zones never seen before. */
+static void zones_attach(struct source *s)
+{
+	for (size_t i = 0; i < s->tree->n_zones; i++) {
+		const struct powercap_zone *pz = &s->tree->zones[i];
+		struct source_zone *z = zone_find(s, pz->id);
+
+		if (!z) {
+			if (s->n_zones >= POWERCAP_ZONES_MAX)
+				continue;
+			s->zones = xreallocarray(s->zones, s->n_zones + 1, sizeof(*s->zones));
+			z = &s->zones[s->n_zones++];
+			*z = (struct source_zone){ 0 };
+			snprintf(z->id, sizeof(z->id), "%s", pz->id);
+		}
+		/* The name may change with a new tree (a host with other hardware). */
+		snprintf(z->name, sizeof(z->name), "%s", pz->name);
+		z->package = pz->package;
+		z->is_package = pz->parent < 0;
+		z->is_present = true;
+	}
+}
+
+static int source_open(struct source *s)
+{
+	char err[256] = "";
+	int r = powercap_tree_open(s->root, &s->tree, err, sizeof(err));
+
+	if (r == -ENOENT)
+		snprintf(s->problem, sizeof(s->problem), "%s: missing", s->root);
+	else if (r == -ENODATA)
+		snprintf(s->problem, sizeof(s->problem), "%s: no powercap zones", s->root);
+	else if (r < 0)
+		snprintf(s->problem, sizeof(s->problem), "%s: %s", s->root,
+			err[0] ? err : strerror(-r));
+	if (r < 0) {
+		s->tree = NULL;
+		return r;
+	}
+	zones_attach(s);
+	return 0;
+}
+
+static int heartbeat_check(struct source *s, uint64_t now_ns, uint64_t guest_interval_ms)
+{
+	struct heartbeat hb;
+	int r = powercap_heartbeat_read(s->tree, &hb);
+
+	if (r == -ENOENT) {
+		/* Bare-metal sysfs has none: fresh for as long as it can be read. */
+		s->has_heartbeat = false;
+		s->is_estimated = false;
+		return 0;
+	}
+	if (r < 0) {
+		snprintf(s->problem, sizeof(s->problem), "%s/%s: %s", s->root,
+			POWERCAP_HEARTBEAT_FILE, strerror(-r));
+		return r;
+	}
+	if (!s->has_heartbeat || hb.seq != s->hb_seq || s->hb_changed_ns == 0) {
+		s->hb_seq = hb.seq;
+		s->hb_changed_ns = now_ns;
+	}
+	s->has_heartbeat = true;
+	s->host_interval_ms = hb.interval_ms;
+	s->is_estimated = hb.is_estimated;
+	uint64_t stale_ns = source_stale_after_ms(guest_interval_ms, hb.interval_ms) * NSEC_PER_MSEC;
+	if (now_ns - s->hb_changed_ns >= stale_ns) {
+		snprintf(s->problem, sizeof(s->problem),
+			"%s: host daemon stopped (heartbeat seq %llu unchanged for %llu ms)", s->root,
+			(unsigned long long)hb.seq,
+			(unsigned long long)((now_ns - s->hb_changed_ns) / NSEC_PER_MSEC));
+		return -ESTALE;
+	}
+	return 0;
+}
+
+/* Read every zone first, then update: a sample is used whole or not at all. */
+static int zones_read(struct source *s, uint64_t *raw)
+{
+	for (size_t i = 0; i < s->tree->n_zones; i++) {
+		const struct powercap_zone *pz = &s->tree->zones[i];
+		int r = powercap_zone_read(s->tree, pz, &raw[i]);
+
+		if (r < 0) {
+			snprintf(s->problem, sizeof(s->problem), "%s/%s/energy_uj: %s", s->root,
+				pz->id, r == -EINVAL ? "invalid content" : strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int source_read(struct source *s, uint64_t now_ns, uint64_t guest_interval_ms,
+	uint64_t *raw)
+{
+	int r;
+
+	if (!s->tree) {
+		r = source_open(s);
+		if (r < 0)
+			return r;
+	}
+	r = heartbeat_check(s, now_ns, guest_interval_ms);
+	if (r < 0)
+		return r;
+	return zones_read(s, raw);
+}
+
+static void zones_update(struct source *s, const uint64_t *raw, uint64_t dt_ns)
+{
+	s->package_delta_uj = 0;
+	for (size_t i = 0; i < s->n_zones; i++) {
+		s->zones[i].interval_uj = 0;
+		s->zones[i].power_w = 0;
+	}
+	for (size_t i = 0; i < s->tree->n_zones; i++) {
+		const struct powercap_zone *pz = &s->tree->zones[i];
+		struct source_zone *z = zone_find(s, pz->id);
+		uint64_t max = pz->has_max_energy_range ? pz->max_energy_range_uj : 0;
+
+		if (!z)
+			continue;
+		z->interval_uj = energy_counter_update(&z->counter, raw[i], max, NULL);
+		if (dt_ns > 0)
+			z->power_w = (double)z->interval_uj * 1e3 / (double)dt_ns;
+		if (z->is_package)
+			s->package_delta_uj += z->interval_uj;
+	}
+}
+
+int source_sample(struct source *s, uint64_t now_ns, uint64_t guest_interval_ms)
+{
+	uint64_t raw[POWERCAP_ZONES_MAX];
+	uint64_t dt_ns = s->has_sampled ? now_ns - s->last_sample_ns : 0;
+	int r;
+
+	s->last_sample_ns = now_ns;
+	s->interval_ns = dt_ns;
+	s->has_sampled = true;
+	r = source_read(s, now_ns, guest_interval_ms, raw);
+	if (r < 0 && r != -ESTALE && s->tree) {
+		/* The tree may have been replaced under the fds we hold (unmounted and mounted
+		 * again, or rewritten): try once with a fresh open before calling it down. */
+		source_close(s);
+		r = source_read(s, now_ns, guest_interval_ms, raw);
+	}
+	if (r < 0) {
+		if (r != -ESTALE)
+			source_close(s);
+		s->is_up = false;
+		s->package_delta_uj = 0;
+		for (size_t i = 0; i < s->n_zones; i++) {
+			s->zones[i].interval_uj = 0;
+			s->zones[i].power_w = 0;
+		}
+		return r;
+	}
+	zones_update(s, raw, dt_ns);
+	s->is_up = true;
+	s->problem[0] = '\0';
+	return 0;
+}
+
+uint64_t source_total_uj(const struct source *s)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < s->n_zones; i++)
+		if (s->zones[i].is_package)
+			sum += s->zones[i].counter.total_uj;
+	return sum;
+}
+
+double source_power_w(const struct source *s)
+{
+	double sum = 0;
+
+	for (size_t i = 0; i < s->n_zones; i++)
+		if (s->zones[i].is_package)
+			sum += s->zones[i].power_w;
+	return sum;
+}
