@@ -18,3 +18,4 @@ powerd_packaging_test(packaging_sysext ${_pkg}/test-sysext.sh ${CMAKE_SOURCE_DIR
 	${CMAKE_BINARY_DIR})
 set_tests_properties(packaging_sysext PROPERTIES RUN_SERIAL TRUE)
 powerd_packaging_test(packaging_butane ${_pkg}/test-butane.sh ${CMAKE_SOURCE_DIR})
+powerd_packaging_test(packaging_units ${_pkg}/test-units.sh ${CMAKE_SOURCE_DIR})
