@@ -2,7 +2,7 @@
 # The man pages: each renders without groff/man warnings, and the OPTIONS section of
 # powerd-host(8) / powerd-guest(8) lists exactly the options the daemon's --help prints (every
 # --help option documented, no documented option the daemon lacks). powerd.yaml(5) names every
-# key of conf/host.yaml and conf/guest.yaml. Exits 77 (skipped) if a daemon has no --help yet.
+# key of conf/host.yaml and conf/guest.yaml. Exits 77 (skipped) if neither daemon has a --help yet.
 set -euo pipefail
 src=${1:?usage: test-man.sh SOURCE_DIR HOST_BIN GUEST_BIN}
 host_bin=${2:?}
@@ -10,7 +10,7 @@ guest_bin=${3:?}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
-skipped=0
+checked=0
 
 for page in "$src"/man/*.[0-9]; do
 	if ! MANWIDTH=80 man --warnings -l "$page" >/dev/null 2>"$tmp/warn" || [ -s "$tmp/warn" ]; then
@@ -35,7 +35,6 @@ for daemon in host guest; do
 	page=$src/man/powerd-$daemon.8
 	if ! "$bin" --help >"$tmp/help" 2>&1 || ! grep -q -- '--' "$tmp/help"; then
 		echo "SKIP: powerd-$daemon --help prints no options yet"
-		skipped=1
 		continue
 	fi
 	options_of <"$tmp/help" >"$tmp/help.opts"
@@ -52,6 +51,7 @@ for daemon in host guest; do
 		echo "FAIL: $page documents options powerd-$daemon --help lacks:" $extra; fail=1
 	fi
 	echo "powerd-$daemon: options" $(cat "$tmp/help.opts")
+	checked=$((checked + 1))
 done
 
 # Every key of the shipped configs (top level and nested) is documented in powerd.yaml(5).
@@ -66,5 +66,5 @@ for conf in "$src"/conf/host.yaml "$src"/conf/guest.yaml; do
 done
 
 [ $fail = 0 ] || exit 1
-[ $skipped = 0 ] || exit 77
+[ $checked -gt 0 ] || exit 77
 echo "test-man: ok"
