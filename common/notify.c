@@ -1,0 +1,129 @@
+/* systemd service notification over sd_notify(3), and the watchdog kept alive from the event loop.
+ * The environment is never unset (unset_environment = 0): sd_watchdog_enabled() and sd_notify()
+ * must keep finding NOTIFY_SOCKET and WATCHDOG_USEC for the whole life of the daemon. */
+#include "common/notify.h"
+
+#include <stdarg.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <systemd/sd-daemon.h>
+
+#include "common/log.h"
+
+struct notify {
+	struct event *watchdog;
+	uint64_t watchdog_usec;
+};
+
+static void notify_send(const char *state)
+{
+	int r = sd_notify(0, state);
+
+	if (r < 0)
+		log_debug("sd_notify: %s", strerror(-r));
+}
+
+/* STATUS= is a single line in systemctl status: fold any newline of the caller's text. */
+static char *status_vformat(const char *fmt, va_list ap)
+{
+	char *s;
+
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	for (char *p = s; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	return s;
+}
+
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	notify_send("WATCHDOG=1");
+}
+
+int notify_new(struct event_base *base, struct notify **ret)
+{
+	struct notify *n = xcalloc(1, sizeof(*n));
+	uint64_t usec = 0;
+
+	/* Without a socket to talk to, a timer would only wake the loop for nothing. */
+	if (getenv("NOTIFY_SOCKET") && sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+		struct timeval tv = { .tv_sec = (time_t)(usec / 2 / USEC_PER_SEC),
+			.tv_usec = (suseconds_t)(usec / 2 % USEC_PER_SEC) };
+
+		n->watchdog = event_new(base, -1, EV_PERSIST, watchdog_cb, n);
+		if (!n->watchdog || event_add(n->watchdog, &tv) < 0) {
+			notify_free(n);
+			return -ENOMEM;
+		}
+		n->watchdog_usec = usec;
+		log_debug("watchdog: every %llu us", (unsigned long long)(usec / 2));
+	}
+	*ret = n;
+	return 0;
+}
+
+void notify_free(struct notify *n)
+{
+	if (!n)
+		return;
+	if (n->watchdog)
+		event_free(n->watchdog);
+	free(n);
+}
+
+uint64_t notify_watchdog_usec(const struct notify *n)
+{
+	return n ? n->watchdog_usec : 0;
+}
+
+void notify_ready(const char *status_fmt, ...)
+{
+	va_list ap;
+
+	if (!getenv("NOTIFY_SOCKET"))
+		return;
+	va_start(ap, status_fmt);
+	_cleanup_free_ char *status = status_vformat(status_fmt, ap);
+	va_end(ap);
+	_cleanup_free_ char *msg = xasprintf("READY=1\nSTATUS=%s", status);
+	notify_send(msg);
+}
+
+void notify_status(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!getenv("NOTIFY_SOCKET"))
+		return;
+	va_start(ap, fmt);
+	_cleanup_free_ char *status = status_vformat(fmt, ap);
+	va_end(ap);
+	_cleanup_free_ char *msg = xasprintf("STATUS=%s", status);
+	notify_send(msg);
+}
+
+void notify_reloading(void)
+{
+	struct timespec ts;
+	char msg[64];
+
+	if (!getenv("NOTIFY_SOCKET"))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	/* MONOTONIC_USEC lets systemd ≥ 253 match the READY=1 that ends this reload to it. */
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+		(unsigned long long)ts.tv_sec * USEC_PER_SEC + (unsigned long long)ts.tv_nsec / 1000);
+	notify_send(msg);
+}
+
+void notify_reload_done(void)
+{
+	notify_send("READY=1");
+}
+
+void notify_stopping(void)
+{
+	notify_send("STOPPING=1");
+}
