@@ -55,6 +55,32 @@ if grep -vqE '^[A-Z_]+=[^[:space:]]+$' "$rel"; then
 	fail "extension-release has a malformed line"
 fi
 
+# systemd-sysext itself accepts the extension on a Flatcar-like root (os-release ID=flatcar,
+# SYSEXT_LEVEL=1.0), and refuses it under another name (the release file must match the name).
+# In a private mount namespace with its own /run: nothing leaks to this machine's mounts.
+try_merge() {
+	unshare -m --propagation private sh -c \
+		'mount -t tmpfs tmpfs /run && systemd-sysext --root="$1" merge' sh "$1" 2>&1
+}
+if command -v systemd-sysext >/dev/null && command -v unshare >/dev/null && [ "$(id -u)" = 0 ] &&
+	unshare -m --propagation private true 2>/dev/null; then
+	fake=$tmp/flatcar
+	mkdir -p "$fake/usr/lib" "$fake/var/lib/extensions"
+	printf 'ID=flatcar\nVERSION_ID=3975.2.0\nSYSEXT_LEVEL=1.0\n' >"$fake/usr/lib/os-release"
+	cp -a "$tmp/x" "$fake/var/lib/extensions/powerd-guest"
+	try_merge "$fake" >"$tmp/merge" || true
+	grep -q "Using extensions 'powerd-guest'" "$tmp/merge" ||
+		{ cat "$tmp/merge"; fail "systemd-sysext does not accept the extension on Flatcar"; }
+	mv "$fake/var/lib/extensions/powerd-guest" "$fake/var/lib/extensions/powerd"
+	try_merge "$fake" >"$tmp/merge" || true
+	if grep -q "Using extensions" "$tmp/merge"; then
+		fail "systemd-sysext accepted the extension under a name its release file does not carry"
+	fi
+	echo "systemd-sysext accepts the extension as powerd-guest, refuses it as powerd"
+else
+	echo "note: systemd-sysext merge not tried (needs root, unshare and systemd-sysext)"
+fi
+
 # Rebuilding gives the same bytes (the image is reproducible).
 sum1=$(sha256sum <"$img")
 touch "$src/packaging/build-sysext.sh"
