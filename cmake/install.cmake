@@ -8,7 +8,7 @@
 #   <etc>/libvirt/hooks/qemu.d/powerd (0755)       libvirt runs it before qemu starts
 #   share/powerd/{host,guest}.yaml                  pristine examples
 #   <etc>/powerd/{host,guest}.yaml                  copied from the examples only when absent
-#   share/man/man8/powerd-{host,guest}.8, share/man/man5/powerd-{host,guest}.yaml.5
+#   share/man/man8/powerd-{host,guest}.8.gz, share/man/man5/powerd-{host,guest}.yaml.5.gz
 #
 # <etc> is decided when installing, from the prefix then in force (GNUInstallDirs' rule: /etc for
 # the /usr and / prefixes, <prefix>/etc otherwise, or CMAKE_INSTALL_SYSCONFDIR when absolute), so
@@ -43,16 +43,26 @@ install(TARGETS powerd-guest RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR} COMPON
 install(FILES ${POWERD_HOST_UNITS} DESTINATION ${POWERD_SYSTEMD_UNITDIR} COMPONENT host OPTIONAL)
 install(FILES ${POWERD_GUEST_UNITS} DESTINATION ${POWERD_SYSTEMD_UNITDIR} COMPONENT guest OPTIONAL)
 
-install(FILES ${CMAKE_SOURCE_DIR}/man/powerd-host.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8
-	COMPONENT host)
-install(FILES ${CMAKE_SOURCE_DIR}/man/powerd-guest.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8
-	COMPONENT guest)
+# Man pages are installed gzip -9n'ed, as Debian policy wants (-n: reproducible).
+set(_powerd_man_gz)
+foreach(_page powerd-host.8 powerd-guest.8 powerd.yaml.5)
+	add_custom_command(OUTPUT ${CMAKE_BINARY_DIR}/man/${_page}.gz
+		COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/man
+		COMMAND sh -c "gzip -9n -c \"$0\" >\"$1\"" ${CMAKE_SOURCE_DIR}/man/${_page}
+			${CMAKE_BINARY_DIR}/man/${_page}.gz
+		DEPENDS ${CMAKE_SOURCE_DIR}/man/${_page} VERBATIM)
+	list(APPEND _powerd_man_gz ${CMAKE_BINARY_DIR}/man/${_page}.gz)
+endforeach()
+add_custom_target(powerd-man ALL DEPENDS ${_powerd_man_gz})
+set(_man ${CMAKE_BINARY_DIR}/man)
+install(FILES ${_man}/powerd-host.8.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man8 COMPONENT host)
+install(FILES ${_man}/powerd-guest.8.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man8 COMPONENT guest)
 # One page documents both files; each package ships it under its own name (two packages may not
 # ship one path), and its NAME section lists powerd.yaml so that `man powerd.yaml` finds either.
-install(FILES ${CMAKE_SOURCE_DIR}/man/powerd.yaml.5 DESTINATION ${CMAKE_INSTALL_MANDIR}/man5
-	RENAME powerd-host.yaml.5 COMPONENT host)
-install(FILES ${CMAKE_SOURCE_DIR}/man/powerd.yaml.5 DESTINATION ${CMAKE_INSTALL_MANDIR}/man5
-	RENAME powerd-guest.yaml.5 COMPONENT guest)
+install(FILES ${_man}/powerd.yaml.5.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man5
+	RENAME powerd-host.yaml.5.gz COMPONENT host)
+install(FILES ${_man}/powerd.yaml.5.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man5
+	RENAME powerd-guest.yaml.5.gz COMPONENT guest)
 
 foreach(_role host guest)
 	install(FILES ${CMAKE_SOURCE_DIR}/conf/${_role}.yaml DESTINATION ${CMAKE_INSTALL_DATADIR}/powerd

@@ -56,9 +56,9 @@ snapshot | sort >"$tmp/before"
 root=$tmp/root
 DESTDIR=$root cmake --install "$build" --prefix /usr >/dev/null
 unitdir=$(pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || echo /usr/lib/systemd/system)
-for f in /usr/sbin/powerd-host /usr/sbin/powerd-guest /usr/share/man/man8/powerd-host.8 \
-	/usr/share/man/man8/powerd-guest.8 /usr/share/man/man5/powerd-host.yaml.5 \
-	/usr/share/man/man5/powerd-guest.yaml.5; do
+for f in /usr/sbin/powerd-host /usr/sbin/powerd-guest /usr/share/man/man8/powerd-host.8.gz \
+	/usr/share/man/man8/powerd-guest.8.gz /usr/share/man/man5/powerd-host.yaml.5.gz \
+	/usr/share/man/man5/powerd-guest.yaml.5.gz; do
 	[ -f "$root$f" ] || fail "cmake --install: $f missing"
 done
 for u in powerd-host.service powerd-guest.service var-scaphandre.mount; do
@@ -115,11 +115,16 @@ for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}\n' "$p" | grep -q 'install ok installed' || fail "$p not installed"
 done
 [ -x /usr/sbin/powerd-host ] && [ -x /usr/sbin/powerd-guest ] || fail "binaries"
-for f in /usr/share/man/man8/powerd-host.8 /usr/share/man/man8/powerd-guest.8 \
-	/usr/share/man/man5/powerd-host.yaml.5 /usr/share/man/man5/powerd-guest.yaml.5 \
+for f in /usr/share/man/man8/powerd-host.8.gz /usr/share/man/man8/powerd-guest.8.gz \
+	/usr/share/man/man5/powerd-host.yaml.5.gz /usr/share/man/man5/powerd-guest.yaml.5.gz \
 	/etc/powerd/host.yaml /etc/powerd/guest.yaml; do
 	[ -f "$f" ] || fail "$f not installed"
 done
+if command -v man >/dev/null; then
+	for page in powerd-host powerd-guest powerd-host.yaml powerd-guest.yaml; do
+		man -w "$page" >/dev/null 2>&1 || fail "man cannot find $page once installed"
+	done
+fi
 units=()
 for u in powerd-host.service powerd-guest.service var-scaphandre.mount; do
 	[ -f "$src/units/$u" ] || continue
