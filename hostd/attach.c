@@ -414,6 +414,15 @@ int attach_main(int argc, char **argv, const char *config_path)
 		host_config_free(&cfg);
 		return 1;
 	}
+	/* powerd-host prepares the exported directory only for domains it tracks; without it the
+	 * domain would fail to start (qemu cannot initialise the fsdev) */
+	if (a.is_attach && !host_config_tracks(&cfg, a.domain)) {
+		log_err("domain %s: not tracked by powerd-host (domains.include/exclude in %s); "
+			"its share would never be prepared",
+			a.domain, a.config_path ? a.config_path : HOST_CONFIG_DEFAULT_PATH);
+		host_config_free(&cfg);
+		return 1;
+	}
 	virSetErrorFunc(NULL, virt_error_quiet);
 	status = run(&a, &cfg);
 	host_config_free(&cfg);

@@ -17,7 +17,7 @@
 set -euo pipefail
 
 name=powerd-guest
-binary= units= version= output=
+binary='' units='' version='' output=''
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--binary) binary=$2; shift 2 ;;

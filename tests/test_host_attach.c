@@ -235,6 +235,23 @@ static void test_bad_config(void **state)
 	assert_non_null(strstr(err, "missing.yaml"));
 }
 
+static void test_untracked_domain_refused(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *err = NULL;
+
+	define(f, domain_xml);
+	_cleanup_free_ char *orig = dom_xml(f, DOM);
+	tu_writef(f->dir, "host.yaml",
+		"libvirt_uri: test:///default\nshare_dir: %s/share\n"
+		"domains:\n  exclude: [\"powerd-*\"]\n",
+		f->dir);
+	assert_int_equal(run_attach(f, &err, (const char *const[]){"attach", DOM, NULL}), 1);
+	assert_non_null(strstr(err, "domain " DOM ": not tracked by powerd-host"));
+	_cleanup_free_ char *after = dom_xml(f, DOM);
+	assert_string_equal(orig, after);
+}
+
 static void test_usage(void **state)
 {
 	struct fixture *f = *state;
@@ -257,6 +274,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unknown_domain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transient_domain_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_untracked_domain_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
 	};
 

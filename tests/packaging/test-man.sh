@@ -50,7 +50,7 @@ for daemon in host guest; do
 	if [ -n "$extra" ]; then
 		echo "FAIL: $page documents options powerd-$daemon --help lacks:" $extra; fail=1
 	fi
-	echo "powerd-$daemon: options" $(cat "$tmp/help.opts")
+	echo "powerd-$daemon: options $(tr "\n" " " <"$tmp/help.opts")"
 	checked=$((checked + 1))
 done
 
