@@ -58,6 +58,10 @@ tests:
         values: '3x240'
       - series: 'powerd_power_watts{instance="vm1:9732",zone="package-0"}'
         values: '5x240'
+      - series: 'powerd_libvirt_connected{instance="hv1:9731"}'
+        values: '1x10 0x30'
+      - series: 'powerd_errors_total{instance="hv1:9731",kind="tree"}'
+        values: '0x10 1+1x30'
     promql_expr_test:
       - expr: powerd:domain_power_watts:avg5m
         eval_time: 5m
@@ -88,13 +92,29 @@ tests:
       - alertname: PowerdGuestSourceDown
         eval_time: 10m
         exp_alerts: []
+      - alertname: PowerdHostLibvirtDisconnected
+        eval_time: 4m
+        exp_alerts: []
+      - alertname: PowerdHostLibvirtDisconnected
+        eval_time: 12m
+        exp_alerts:
+          - exp_labels: {severity: warning, instance: "hv1:9731"}
+            exp_annotations:
+              summary: "powerd-host on hv1:9731 lost libvirt: new domains get no tree"
 TESTS
 (cd "$tmp" && promtool test rules rules_test.yml)
 
 # The dashboard.
-python3 - "$src/conf/grafana/powerd.json" <<'PY'
-import json, re, sys
+python3 - "$src/conf/grafana/powerd.json" "$src" <<'PY'
+import glob, json, re, sys
 d = json.load(open(sys.argv[1]))
+# the names the daemons actually export, from their sources
+exported = set()
+for f in glob.glob(sys.argv[2] + "/hostd/*.c") + glob.glob(sys.argv[2] + "/guestd/*.c"):
+    exported |= set(re.findall(r'"(powerd_[a-z_]+)"', open(f).read()))
+rules = open(sys.argv[2] + "/conf/prometheus/rules.yml").read()
+for m in set(re.findall(r"(?<![:\w])(powerd_[a-z_]+)", rules)):
+    assert m in exported or not exported, "rules.yml: %s is not exported by the daemons" % m
 assert d["schemaVersion"] >= 36, d["schemaVersion"]
 assert any(i["name"] == "DS_PROMETHEUS" for i in d["__inputs"]), "no DS_PROMETHEUS input"
 names = [v["name"] for v in d["templating"]["list"]]
@@ -102,7 +122,9 @@ assert "host" in names and "guest" in names, names
 known = {"powerd_host_energy_joules_total", "powerd_host_power_watts",
          "powerd_domain_energy_joules_total", "powerd_domain_power_watts", "powerd_domains",
          "powerd_energy_joules_total", "powerd_power_watts", "powerd_unit_energy_joules_total",
-         "powerd_unit_power_watts", "powerd_source_up", "powerd_source_estimated"}
+         "powerd_unit_power_watts", "powerd_source_up", "powerd_source_estimated",
+         "powerd_errors_total", "powerd_libvirt_connected", "powerd_tick_duration_seconds",
+         "powerd_host_energy_estimated"}
 exprs = []
 for p in d["panels"]:
     if p["type"] == "row":
@@ -113,6 +135,7 @@ for p in d["panels"]:
         exprs.append(t["expr"])
         for m in re.findall(r"\b(powerd_[a-z_]+)", t["expr"]):
             assert m in known, "%s: unknown metric %s" % (p["title"], m)
+            assert m in exported or not exported, "%s: %s is not exported" % (p["title"], m)
         assert re.search(r'instance=~"\$(host|guest)"', t["expr"]), "not templated: " + t["expr"]
 joined = "\n".join(exprs)
 for want in ["powerd_host_power_watts", "powerd_domain_power_watts", "powerd_domains",
