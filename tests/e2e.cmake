@@ -1,0 +1,11 @@
+# End-to-end test against a real libvirtd and qemu (TCG): tests/e2e/e2e.sh. Needs root; it runs
+# in a private mount namespace with throwaway libvirt state and skips (77) where it cannot.
+add_executable(powerd-e2e-raplsim ${CMAKE_CURRENT_SOURCE_DIR}/e2e/raplsim.c)
+add_test(NAME e2e_libvirt_qemu
+	COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/e2e/e2e.sh
+		--host $<TARGET_FILE:powerd-host>
+		--guest $<TARGET_FILE:powerd-guest>
+		--raplsim $<TARGET_FILE:powerd-e2e-raplsim>
+		--source ${CMAKE_SOURCE_DIR})
+set_tests_properties(e2e_libvirt_qemu PROPERTIES LABELS "e2e" TIMEOUT 1200 RUN_SERIAL TRUE
+	SKIP_RETURN_CODE 77)
