@@ -19,6 +19,10 @@ if [ "$(id -u)" != 0 ] || ! command -v dpkg >/dev/null || ! command -v apt-get >
 	echo "SKIP: needs root on a Debian system with cpack"; exit 77
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Other builds of this tree may run this test, and other people apt-get: take turns.
+exec 9>/run/lock/powerd-test-deb.lock 2>/dev/null || exec 9>/tmp/powerd-test-deb.lock
+flock 9
+apt=(apt-get -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends)
 tmp=$(mktemp -d)
 fail() {
 	echo "FAIL: $*"; exit 1
@@ -30,7 +34,7 @@ purge_all() {
 			installed+=("$p")
 		fi
 	done
-	[ ${#installed[@]} = 0 ] || dpkg --purge "${installed[@]}" >/dev/null
+	[ ${#installed[@]} = 0 ] || "${apt[@]}" purge "${installed[@]}" >/dev/null 2>&1
 }
 cleanup() {
 	purge_all || true
@@ -109,7 +113,7 @@ done | sort -u | while read -r path; do
 done >"$tmp/preexisting" || true
 
 # Both at once: proves they co-install. No recommends: the test must not grow the machine.
-apt-get install -y -q --no-install-recommends "$host_deb" "$guest_deb" >"$tmp/apt.log" 2>&1 ||
+"${apt[@]}" install "$host_deb" "$guest_deb" >"$tmp/apt.log" 2>&1 ||
 	{ cat "$tmp/apt.log"; fail "apt-get install"; }
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}\n' "$p" | grep -q 'install ok installed' || fail "$p not installed"
@@ -148,15 +152,15 @@ echo "installed: ${pkgs[*]}; units verified: ${units[*]:-none yet}"
 
 # An edited conffile survives a reinstall and a remove; purge takes it.
 echo "# edited" >>/etc/powerd/host.yaml
-apt-get install -y -q --reinstall --no-install-recommends "$host_deb" >"$tmp/apt.log" 2>&1 ||
+"${apt[@]}" install --reinstall "$host_deb" >"$tmp/apt.log" 2>&1 ||
 	{ cat "$tmp/apt.log"; fail "reinstall"; }
 tail -1 /etc/powerd/host.yaml | grep -q '^# edited$' || fail "reinstall overwrote an edited conffile"
 dpkg-query -L powerd-host powerd-guest | sort -u >"$tmp/listed"
-dpkg --remove powerd-host >/dev/null
+"${apt[@]}" remove powerd-host >"$tmp/apt.log" 2>&1 || { cat "$tmp/apt.log"; fail "remove"; }
 [ ! -e /usr/sbin/powerd-host ] || fail "remove left the binary"
 [ ! -e /etc/libvirt/hooks/qemu.d/powerd ] || fail "remove left the libvirt hook"
 [ -f /etc/powerd/host.yaml ] || fail "remove (not purge) deleted the conffile"
-dpkg --purge powerd-host powerd-guest >/dev/null
+"${apt[@]}" purge powerd-host powerd-guest >"$tmp/apt.log" 2>&1 || { cat "$tmp/apt.log"; fail "purge"; }
 
 [ ! -e /etc/powerd ] || fail "/etc/powerd remains after purge: $(ls -A /etc/powerd)"
 while read -r path; do

@@ -81,9 +81,9 @@ else
 	echo "note: systemd-sysext merge not tried (needs root, unshare and systemd-sysext)"
 fi
 
-# Rebuilding gives the same bytes (the image is reproducible).
+# Rebuilding (the target always runs) gives the same bytes: the image is reproducible.
 sum1=$(sha256sum <"$img")
-touch "$src/packaging/build-sysext.sh"
+rm -f "$img"
 cmake --build "$build" --target sysext >/dev/null 2>&1
 [ "$(sha256sum <"$img")" = "$sum1" ] || fail "the image is not reproducible"
 echo "test-sysext: ok"
