@@ -324,6 +324,22 @@ static void test_attacks(void **state)
 	assert_outside_untouched(f);
 	tree_free(t);
 
+	/* a subzone directory swapped for a symlink to the outside, its top-level link for a
+	 * directory full of junk */
+	_cleanup_free_ char *sub1 = xasprintf("%s/intel-rapl:0/intel-rapl:0:1", f->dir);
+	tu_rm_rf(sub1);
+	plant_symlink(f->outside, f->dir, "intel-rapl:0/intel-rapl:0:1");
+	_cleanup_free_ char *top2 = xasprintf("%s/intel-rapl:0:2", f->dir);
+	unlink(top2);
+	tu_write(f->dir, "intel-rapl:0:2/energy_uj", "666\n");
+	assert_int_equal(tree_open(f->dirfd, zone_names, 4, &t), 0);
+	assert_int_equal(tree_adopted_uj(t, 0), v[0]);
+	assert_int_equal(tree_adopted_uj(t, 2), 0);
+	assert_int_equal(tree_write(t, v, &hb), 0);
+	assert_layout(f->dir, v);
+	assert_outside_untouched(f);
+	tree_free(t);
+
 	/* a plain file where the package directory belongs */
 	_cleanup_free_ char *pkg = xasprintf("%s/intel-rapl:0", f->dir);
 	tu_rm_rf(pkg);
