@@ -32,7 +32,7 @@ struct acct_domain {
 };
 
 enum { ERR_SENSOR, ERR_CPU, ERR_TREE, ERR_KINDS };
-static const char *const error_kinds[ERR_KINDS] = { "sensor", "cpu", "tree" };
+static const char *const error_kinds[ERR_KINDS] = {"sensor", "cpu", "tree"};
 
 struct accounting {
 	const struct host_config *cfg;
@@ -83,7 +83,8 @@ int accounting_new(const struct host_config *cfg, struct accounting **ret)
 	for (size_t z = 0; z < a->n_zones; z++)
 		a->zone_names[z] = sensor_zone_name(a->sensor, z);
 	if (sensor_is_estimated(a->sensor) && cfg->max_watts <= 0)
-		log_warn("no powercap zone and estimate.max_watts is 0: every domain will read 0 J");
+		log_warn(
+			"no powercap zone and estimate.max_watts is 0: every domain will read 0 J");
 	*ret = a;
 	return 0;
 fail:
@@ -122,8 +123,8 @@ void accounting_set_config(struct accounting *a, const struct host_config *cfg)
 	a->cfg = cfg;
 }
 
-int accounting_add_domain(struct accounting *a, const char *name, int tree_dirfd,
-	struct acct_domain **ret)
+int accounting_add_domain(
+	struct accounting *a, const char *name, int tree_dirfd, struct acct_domain **ret)
 {
 	struct tree *t;
 	int r;
@@ -180,8 +181,8 @@ int accounting_domain_set_pid(struct accounting *a, struct acct_domain *d, pid_t
 	return 0;
 }
 
-void accounting_domain_set_cpu_reader(struct acct_domain *d,
-	int (*read_cpu_ns)(void *arg, uint64_t *ret_ns), void *arg)
+void accounting_domain_set_cpu_reader(
+	struct acct_domain *d, int (*read_cpu_ns)(void *arg, uint64_t *ret_ns), void *arg)
 {
 	cpu_source_free(d->cpu);
 	d->cpu = NULL;
@@ -269,7 +270,8 @@ static void write_trees(struct accounting *a)
 		if (r < 0) {
 			a->errors[ERR_TREE]++;
 			if (!d->is_tree_failing)
-				log_warn("domain %s: cannot write its tree: %s", d->name, strerror(-r));
+				log_warn("domain %s: cannot write its tree: %s", d->name,
+					strerror(-r));
 		} else if (d->is_tree_failing) {
 			log_info("domain %s: tree writable again", d->name);
 		}
@@ -299,8 +301,8 @@ int accounting_tick(struct accounting *a)
 	/* differences modulo 2^64: the ns totals of a big host wrap after years */
 	uint64_t dbusy = a->has_last ? busy - a->last_busy_ns : 0;
 	uint64_t dall = a->has_last ? all - a->last_all_ns : 0;
-	r = sensor_sample(a->sensor, dt, dbusy, dall, a->cfg->idle_watts, a->cfg->max_watts,
-		delta_uj);
+	r = sensor_sample(
+		a->sensor, dt, dbusy, dall, a->cfg->idle_watts, a->cfg->max_watts, delta_uj);
 	if (r < 0) {
 		/* baselines stay: the next good tick covers this interval too */
 		a->errors[ERR_SENSOR]++;
@@ -387,22 +389,22 @@ void accounting_render(const struct accounting *a, bool libvirt_connected, struc
 	prom_family(out, "powerd_host_energy_joules_total", PROM_COUNTER,
 		"Energy of the host per zone (summed over packages), in joules.");
 	for (size_t z = 0; z < a->n_zones; z++) {
-		const char *labels[] = { "zone", a->zone_names[z], NULL };
+		const char *labels[] = {"zone", a->zone_names[z], NULL};
 		prom_sample(out, "powerd_host_energy_joules_total", labels,
 			(double)a->host_total_uj[z] / 1e6);
 	}
 	prom_family(out, "powerd_host_power_watts", PROM_GAUGE,
 		"Average power of the host per zone over the last interval, in watts.");
 	for (size_t z = 0; z < a->n_zones; z++) {
-		const char *labels[] = { "zone", a->zone_names[z], NULL };
+		const char *labels[] = {"zone", a->zone_names[z], NULL};
 		prom_sample(out, "powerd_host_power_watts", labels, accounting_host_power_w(a, z));
 	}
 	prom_family(out, "powerd_domain_energy_joules_total", PROM_COUNTER,
 		"Energy attributed to a domain per zone by its share of host CPU time, in joules.");
 	for (size_t i = 0; i < a->n_domains; i++)
 		for (size_t z = 0; z < a->n_zones; z++) {
-			const char *labels[] = { "domain", a->domains[i]->name, "zone", a->zone_names[z],
-				NULL };
+			const char *labels[] = {
+				"domain", a->domains[i]->name, "zone", a->zone_names[z], NULL};
 			prom_sample(out, "powerd_domain_energy_joules_total", labels,
 				(double)a->domains[i]->total_uj[z] / 1e6);
 		}
@@ -410,30 +412,32 @@ void accounting_render(const struct accounting *a, bool libvirt_connected, struc
 		"Average power attributed to a domain per zone over the last interval, in watts.");
 	for (size_t i = 0; i < a->n_domains; i++)
 		for (size_t z = 0; z < a->n_zones; z++) {
-			const char *labels[] = { "domain", a->domains[i]->name, "zone", a->zone_names[z],
-				NULL };
+			const char *labels[] = {
+				"domain", a->domains[i]->name, "zone", a->zone_names[z], NULL};
 			prom_sample(out, "powerd_domain_power_watts", labels,
 				power_w(a->domains[i]->last_uj[z], a->last_dt_ns));
 		}
 	prom_family(out, "powerd_domains", PROM_GAUGE, "Domains whose energy is tracked.");
 	prom_sample(out, "powerd_domains", NULL, (double)a->n_domains);
 	prom_family(out, "powerd_host_energy_estimated", PROM_GAUGE,
-		"1 when host energy is estimated from CPU use (no powercap zone), 0 when measured.");
+		"1 when host energy is estimated from CPU use (no powercap zone), 0 when "
+		"measured.");
 	prom_sample(out, "powerd_host_energy_estimated", NULL, accounting_is_estimated(a) ? 1 : 0);
 	prom_family(out, "powerd_tick_duration_seconds", PROM_GAUGE,
 		"CPU time the last accounting tick took, in seconds.");
 	prom_sample(out, "powerd_tick_duration_seconds", NULL, (double)a->last_tick_ns / 1e9);
 	prom_family(out, "powerd_errors_total", PROM_COUNTER,
-		"Failed reads or writes by kind: sensor (host energy), cpu (CPU time), tree (domain "
+		"Failed reads or writes by kind: sensor (host energy), cpu (CPU time), tree "
+		"(domain "
 		"trees).");
 	for (size_t k = 0; k < ERR_KINDS; k++) {
-		const char *labels[] = { "kind", error_kinds[k], NULL };
+		const char *labels[] = {"kind", error_kinds[k], NULL};
 		prom_sample(out, "powerd_errors_total", labels, (double)a->errors[k]);
 	}
 	prom_family(out, "powerd_libvirt_connected", PROM_GAUGE,
 		"1 while powerd-host is connected to libvirt.");
 	prom_sample(out, "powerd_libvirt_connected", NULL, libvirt_connected ? 1 : 0);
 	prom_family(out, "powerd_build_info", PROM_GAUGE, "powerd's version, as a label; value 1.");
-	const char *labels[] = { "version", POWERD_VERSION, NULL };
+	const char *labels[] = {"version", POWERD_VERSION, NULL};
 	prom_sample(out, "powerd_build_info", labels, 1);
 }

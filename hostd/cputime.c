@@ -131,7 +131,8 @@ static int parse_proc_stat(const char *buf, uint64_t ns_tick, uint64_t *ret_ns)
 		while (*p && *p != ' ' && *p != '\n')
 			p++;
 		if (field == 14 || field == 15) {
-			int r = parse_span(start, (size_t)(p - start), field == 14 ? &utime : &stime);
+			int r = parse_span(
+				start, (size_t)(p - start), field == 14 ? &utime : &stime);
 			if (r < 0)
 				return r;
 		} else if (p == start) {
@@ -191,21 +192,24 @@ static int open_cgroup(struct cpu_source *s, const char *cgroup_root, const char
 			const char *end = strchr(line, '\n');
 			size_t len = end ? (size_t)(end - line) : strlen(line);
 			const char *c1 = memchr(line, ':', len);
-			const char *c2 = c1 ? memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - line)) : NULL;
+			const char *c2 =
+				c1 ? memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - line)) : NULL;
 			if (c2) {
 				size_t ctl_len = (size_t)(c2 - c1 - 1);
 				bool is_v2 = c1 - line == 1 && line[0] == '0' && ctl_len == 0;
 				bool is_v1 = !is_v2 && has_controller(c1 + 1, ctl_len, "cpuacct");
 				_cleanup_free_ char *rel = NULL;
 				if (((pass == 0 && is_v2) || (pass == 1 && is_v1)) &&
-					domain_cgroup_path(c2 + 1, len - (size_t)(c2 + 1 - line), &rel) == 0) {
+					domain_cgroup_path(
+						c2 + 1, len - (size_t)(c2 + 1 - line), &rel) == 0) {
 					char *path;
 					if (is_v2)
 						path = xasprintf("%s%s/cpu.stat", cgroup_root, rel);
 					else
-						path = xasprintf("%s/%.*s%s/cpuacct.usage", cgroup_root,
-							(int)ctl_len, c1 + 1, rel);
-					if (try_open(s, is_v2 ? CPU_CGROUP2 : CPU_CGROUP1, path) == 0)
+						path = xasprintf("%s/%.*s%s/cpuacct.usage",
+							cgroup_root, (int)ctl_len, c1 + 1, rel);
+					if (try_open(s, is_v2 ? CPU_CGROUP2 : CPU_CGROUP1, path) ==
+						0)
 						return 0;
 				}
 			}
@@ -217,8 +221,8 @@ static int open_cgroup(struct cpu_source *s, const char *cgroup_root, const char
 	return -ENOENT;
 }
 
-int cpu_source_open(const char *proc_root, const char *cgroup_root, pid_t pid,
-	struct cpu_source **ret)
+int cpu_source_open(
+	const char *proc_root, const char *cgroup_root, pid_t pid, struct cpu_source **ret)
 {
 	_cleanup_free_ char *cgpath = xasprintf("%s/%d/cgroup", proc_root, (int)pid);
 	_cleanup_free_ char *cgfile = xmalloc(CGROUP_FILE_MAX);
@@ -302,7 +306,7 @@ int host_cpu_read(struct host_cpu *h, uint64_t *ret_busy_ns, uint64_t *ret_all_n
 	*nl = '\0';
 
 	/* user nice system idle iowait irq softirq steal [guest guest_nice] */
-	uint64_t v[10] = { 0 };
+	uint64_t v[10] = {0};
 	size_t n = 0;
 	const char *p = h->buf + 4;
 	while (*p == ' ')

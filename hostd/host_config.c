@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/util.h"
 
+/* clang-format off */
 static const char *const idle_policy_names[] = { "shared", "host", NULL };
 /* Indexed from LOG_ERR: the loader stores an index, host_config_load turns it into a level. */
 static const char *const log_level_names[] = { "error", "warning", "notice", "info", "debug", NULL };
@@ -51,6 +52,7 @@ const struct config_key host_config_schema[] = {
 	  .offset = offsetof(struct host_config, log_level), .enum_names = log_level_names },
 	{ 0 },
 };
+/* clang-format on */
 
 void host_config_init(struct host_config *c)
 {
@@ -81,8 +83,8 @@ void host_config_free(struct host_config *c)
 	memset(c, 0, sizeof(*c));
 }
 
-int host_config_load(const char *path, bool is_default_path, struct host_config *c, char *err,
-	size_t err_size)
+int host_config_load(
+	const char *path, bool is_default_path, struct host_config *c, char *err, size_t err_size)
 {
 	struct host_config scratch = *c;
 	int r;
@@ -99,8 +101,8 @@ int host_config_load(const char *path, bool is_default_path, struct host_config 
 	}
 	if (r >= 0 && scratch.idle_watts > scratch.max_watts) {
 		snprintf(err, err_size,
-			"%s: estimate.idle_watts (%g) must not exceed estimate.max_watts (%g)", path,
-			scratch.idle_watts, scratch.max_watts);
+			"%s: estimate.idle_watts (%g) must not exceed estimate.max_watts (%g)",
+			path, scratch.idle_watts, scratch.max_watts);
 		r = -EINVAL;
 	}
 	if (r < 0) {

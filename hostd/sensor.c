@@ -14,7 +14,7 @@ struct host_zone {
 
 struct sensor {
 	struct powercap_tree *tree; /* NULL: estimated */
-	struct host_zone *host;     /* one per entry of tree->zones; zone SIZE_MAX: not counted */
+	struct host_zone *host;	    /* one per entry of tree->zones; zone SIZE_MAX: not counted */
 	size_t n_zones;
 	char names[SENSOR_ZONES_MAX][POWERCAP_NAME_MAX];
 	double estimate_frac_uj;
@@ -23,7 +23,7 @@ struct sensor {
 
 static int subzone_rank(const char *name)
 {
-	static const char *const order[] = { "core", "uncore", "dram" };
+	static const char *const order[] = {"core", "uncore", "dram"};
 
 	for (size_t i = 0; i < ARRAY_SIZE(order); i++)
 		if (streq(name, order[i]))
@@ -65,7 +65,8 @@ static void map_zones(struct sensor *s)
 			size_t k = zone_index(s, z->name);
 			if (k == SIZE_MAX) {
 				if (s->n_zones == SENSOR_ZONES_MAX) {
-					log_warn("sensor: too many subzone kinds, %s not counted", z->id);
+					log_warn("sensor: too many subzone kinds, %s not counted",
+						z->id);
 					continue;
 				}
 				k = s->n_zones++;
@@ -141,8 +142,8 @@ bool sensor_is_estimated(const struct sensor *s)
 	return !s->tree;
 }
 
-double sensor_estimate_uj(double idle_w, double max_w, uint64_t busy_ns, uint64_t all_ns,
-	uint64_t dt_ns)
+double sensor_estimate_uj(
+	double idle_w, double max_w, uint64_t busy_ns, uint64_t all_ns, uint64_t dt_ns)
 {
 	double util = all_ns ? (double)MIN(busy_ns, all_ns) / (double)all_ns : 0;
 	double watts = idle_w + (MAX(max_w, idle_w) - idle_w) * util;
@@ -158,7 +159,7 @@ int sensor_sample(struct sensor *s, uint64_t dt_ns, uint64_t busy_ns, uint64_t a
 		delta_uj[z] = 0;
 	if (!s->tree) {
 		double e = sensor_estimate_uj(idle_w, max_w, busy_ns, all_ns, dt_ns) +
-			s->estimate_frac_uj;
+			   s->estimate_frac_uj;
 		delta_uj[0] = (uint64_t)e;
 		s->estimate_frac_uj = e - (double)delta_uj[0];
 		return 0;
@@ -185,8 +186,8 @@ int sensor_sample(struct sensor *s, uint64_t dt_ns, uint64_t busy_ns, uint64_t a
 		enum counter_step step;
 		if (h->zone == SIZE_MAX)
 			continue;
-		delta_uj[h->zone] += energy_counter_update(&h->counter, h->raw,
-			s->tree->zones[i].max_energy_range_uj, &step);
+		delta_uj[h->zone] += energy_counter_update(
+			&h->counter, h->raw, s->tree->zones[i].max_energy_range_uj, &step);
 		if (step == COUNTER_RESET)
 			log_notice("sensor: %s energy_uj went back without a wrap: counted as 0",
 				s->tree->zones[i].id);

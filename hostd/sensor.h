@@ -31,5 +31,5 @@ int sensor_sample(struct sensor *s, uint64_t dt_ns, uint64_t busy_ns, uint64_t a
 	double idle_w, double max_w, uint64_t *delta_uj);
 
 /* The estimate's energy over dt_ns in µJ (as a real number: the caller carries fractions). */
-double sensor_estimate_uj(double idle_w, double max_w, uint64_t busy_ns, uint64_t all_ns,
-	uint64_t dt_ns);
+double sensor_estimate_uj(
+	double idle_w, double max_w, uint64_t busy_ns, uint64_t all_ns, uint64_t dt_ns);

@@ -20,9 +20,9 @@
 struct tree {
 	int top_fd;
 	size_t n;
-	int *zone_fd;        /* [0] is intel-rapl:0, [k] intel-rapl:0/intel-rapl:0:(k-1) */
+	int *zone_fd; /* [0] is intel-rapl:0, [k] intel-rapl:0/intel-rapl:0:(k-1) */
 	uint64_t *adopted_uj;
-	bool needs_fchmod;   /* the umask strips bits of 0644: fix each new file */
+	bool needs_fchmod; /* the umask strips bits of 0644: fix each new file */
 };
 
 static int rm_rf_at(int dirfd, const char *name, int depth);
@@ -57,7 +57,8 @@ static int rm_rf_at(int dirfd, const char *name, int depth)
 		return -errno;
 	if (depth > RM_DEPTH_MAX)
 		return -ELOOP;
-	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int fd =
+		openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	int r = rm_dir_contents(fd, depth);
@@ -118,7 +119,8 @@ static int replace_at(struct tree *t, int dirfd, const char *name, const char *b
 	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0) {
 		r = -errno;
 		/* a directory planted where a file belongs */
-		if ((r == -EISDIR || r == -ENOTEMPTY || r == -EEXIST) && rm_rf_at(dirfd, name, 0) == 0)
+		if ((r == -EISDIR || r == -ENOTEMPTY || r == -EEXIST) &&
+			rm_rf_at(dirfd, name, 0) == 0)
 			r = renameat(dirfd, tmp, dirfd, name) < 0 ? -errno : 0;
 	}
 	if (r < 0)
@@ -186,7 +188,8 @@ static uint64_t adopt(int zone_fd, const char *id, const char *name)
 	if (r == 0 && v >= TREE_MAX_ENERGY_RANGE_UJ)
 		r = -ERANGE;
 	if (r < 0) {
-		log_warn("tree: zone %s: cannot adopt energy_uj: %s: starts at 0", id, strerror(-r));
+		log_warn(
+			"tree: zone %s: cannot adopt energy_uj: %s: starts at 0", id, strerror(-r));
 		return 0;
 	}
 	return v;
@@ -285,8 +288,8 @@ int tree_write(struct tree *t, const uint64_t *total_uj, const struct heartbeat 
 	int r = 0;
 
 	for (size_t i = 0; i < t->n; i++) {
-		int k = replace_u64_at(t, t->zone_fd[i], "energy_uj",
-			total_uj[i] % TREE_MAX_ENERGY_RANGE_UJ);
+		int k = replace_u64_at(
+			t, t->zone_fd[i], "energy_uj", total_uj[i] % TREE_MAX_ENERGY_RANGE_UJ);
 		if (k < 0 && r == 0)
 			r = k;
 	}

@@ -25,7 +25,7 @@ typedef unsigned __int128 u128;
 /* package 1 wraps at this range, package 0 at the usual 2^32 µJ of RAPL */
 #define PKG1_RANGE UINT64_C(262143328850)
 
-static const char *const zone_names[N_ZONE] = { "package-0", "core", "dram" };
+static const char *const zone_names[N_ZONE] = {"package-0", "core", "dram"};
 
 struct fx {
 	char *dir, *pc, *proc, *cg, *share, *mnt;
@@ -70,7 +70,8 @@ static void write_powercap(struct fx *f)
 
 static void write_stat(struct fx *f)
 {
-	tu_writef(f->proc, "stat", "cpu  %" PRIu64 " 0 0 %" PRIu64 " 0 0 0 0 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\n",
+	tu_writef(f->proc, "stat",
+		"cpu  %" PRIu64 " 0 0 %" PRIu64 " 0 0 0 0 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\n",
 		f->user_ticks, f->idle_ticks);
 }
 
@@ -89,12 +90,14 @@ static void write_dom(struct fx *f, int i)
 	}
 	if (i == 3) { /* no cgroup: /proc/<pid>/stat in ticks */
 		_cleanup_free_ char *rel = xasprintf("%d/stat", 1000 + i);
-		tu_writef(f->proc, rel, "%d (qemu-kvm) S 1 1 1 0 -1 0 0 0 0 0 %" PRIu64 " 0 0 0 20 0 1 0 1 1 1\n",
+		tu_writef(f->proc, rel,
+			"%d (qemu-kvm) S 1 1 1 0 -1 0 0 0 0 0 %" PRIu64 " 0 0 0 20 0 1 0 1 1 1\n",
 			1000 + i, f->dom_usec[i] / (tick_ns() / 1000));
 		return;
 	}
 	_cleanup_free_ char *rel = xasprintf("%s/cpu.stat", dom_cgroup(i));
-	tu_writef(f->cg, rel, "usage_usec %" PRIu64 "\nuser_usec 0\nsystem_usec 0\n", f->dom_usec[i]);
+	tu_writef(
+		f->cg, rel, "usage_usec %" PRIu64 "\nuser_usec 0\nsystem_usec 0\n", f->dom_usec[i]);
 }
 
 static int read_cb(void *arg, uint64_t *ret)
@@ -109,12 +112,14 @@ static void build_powercap(struct fx *f)
 	for (int p = 0; p < 2; p++)
 		for (int z = 0; z < N_ZONE; z++) {
 			_cleanup_free_ char *name = xasprintf("%s/name", pkg_zone_rel(p, z));
-			_cleanup_free_ char *max = xasprintf("%s/max_energy_range_uj", pkg_zone_rel(p, z));
+			_cleanup_free_ char *max =
+				xasprintf("%s/max_energy_range_uj", pkg_zone_rel(p, z));
 			if (z == 0)
 				tu_writef(f->pc, name, "package-%d\n", p);
 			else
 				tu_write(f->pc, name, z == 1 ? "core\n" : "dram\n");
-			tu_writef(f->pc, max, "%" PRIu64 "\n", p == 1 && z == 0 ? PKG1_RANGE : UINT64_C(4294967295) * 1000);
+			tu_writef(f->pc, max, "%" PRIu64 "\n",
+				p == 1 && z == 0 ? PKG1_RANGE : UINT64_C(4294967295) * 1000);
 			f->raw[p][z] = 1000000 * (uint64_t)(p + 1) + 1000 * (uint64_t)z;
 		}
 	/* psys covers the whole platform: never summed into the packages */
@@ -193,11 +198,13 @@ static int dom_dirfd(struct fx *f, int i)
 	_cleanup_free_ char *path = xasprintf("%s/vm%d", f->share, i);
 	assert_int_equal(mkdir(path, 0755), 0);
 	if (i == 4) {
-		if (mount("powerd-test", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=0755") == 0) {
+		if (mount("powerd-test", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			    "size=64k,mode=0755") == 0) {
 			f->mnt = xstrdup(path);
 			f->is_mounted = true;
 		} else {
-			print_message("tmpfs not mountable (%s): vm4 on a plain directory\n", strerror(errno));
+			print_message("tmpfs not mountable (%s): vm4 on a plain directory\n",
+				strerror(errno));
 		}
 	}
 	f->dirfd[i] = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -226,7 +233,9 @@ static void add_domains(struct fx *f, struct accounting *a)
 static uint64_t tree_value(struct fx *f, int i, int z)
 {
 	_cleanup_free_ char *rel = xasprintf("vm%d/%s/energy_uj", i,
-		z == 0 ? "intel-rapl:0" : z == 1 ? "intel-rapl:0/intel-rapl:0:0" : "intel-rapl:0/intel-rapl:0:1");
+		z == 0	 ? "intel-rapl:0"
+		: z == 1 ? "intel-rapl:0/intel-rapl:0:0"
+			 : "intel-rapl:0/intel-rapl:0:1");
 	_cleanup_free_ char *s = tu_read(f->share, rel);
 	uint64_t v;
 
@@ -259,11 +268,12 @@ static void check_trees(struct fx *f, struct accounting *a)
 static void advance(struct fx *f, const uint64_t pkg_delta[2][N_ZONE], uint64_t busy_ticks,
 	const uint64_t *dom_dusec, bool count_in_model)
 {
-	uint64_t e[N_ZONE] = { 0 };
+	uint64_t e[N_ZONE] = {0};
 
 	for (int p = 0; p < 2; p++)
 		for (int z = 0; z < N_ZONE; z++) {
-			uint64_t range = p == 1 && z == 0 ? PKG1_RANGE : UINT64_C(4294967295) * 1000;
+			uint64_t range =
+				p == 1 && z == 0 ? PKG1_RANGE : UINT64_C(4294967295) * 1000;
 			f->raw[p][z] = (f->raw[p][z] + pkg_delta[p][z]) % range;
 			e[z] += pkg_delta[p][z];
 		}
@@ -339,15 +349,16 @@ static void test_split_exact(void **state)
 	run_ticks(f, a, 40, &seed);
 
 	/* package 1 wraps at its max_energy_range_uj: the delta is still right */
-	uint64_t pd[2][N_ZONE] = { { 1000, 100, 100 }, { 0, 100, 100 } };
-	uint64_t dus[N_DOM] = { 1000, 2000, 3000, 0, 4000 };
+	uint64_t pd[2][N_ZONE] = {{1000, 100, 100}, {0, 100, 100}};
+	uint64_t dus[N_DOM] = {1000, 2000, 3000, 0, 4000};
 	f->raw[1][0] = PKG1_RANGE - 400000;
 	write_powercap(f);
 	/* re-baseline the model's host view: the jump itself was a (fake) interval */
 	assert_int_equal(accounting_tick(a), 0);
 	f->host_uj[0] = accounting_host_energy_uj(a, 0);
 	for (int i = 0; i < N_DOM; i++)
-		f->start[i][0] = accounting_domain_energy_uj(f->dom[i], 0) - (uint64_t)(f->fixed[i][0] >> 32);
+		f->start[i][0] = accounting_domain_energy_uj(f->dom[i], 0) -
+				 (uint64_t)(f->fixed[i][0] >> 32);
 	pd[1][0] = 1000000;
 	advance(f, pd, 100, dus, true);
 	assert_true(f->raw[1][0] < 1000000);
@@ -359,8 +370,8 @@ static void test_split_exact(void **state)
 	/* a domain whose CPU time cannot be read gets 0 this tick, the others go on */
 	_cleanup_free_ char *cs = xasprintf("%s/cpu.stat", dom_cgroup(1));
 	tu_write(f->cg, cs, "garbage\n");
-	uint64_t dus2[N_DOM] = { 1000, 0, 3000, 0, 4000 };
-	uint64_t pd2[2][N_ZONE] = { { 500000, 1000, 1000 }, { 500000, 1000, 1000 } };
+	uint64_t dus2[N_DOM] = {1000, 0, 3000, 0, 4000};
+	uint64_t pd2[2][N_ZONE] = {{500000, 1000, 1000}, {500000, 1000, 1000}};
 	advance(f, pd2, 100, dus2, true);
 	tu_write(f->cg, cs, "garbage\n");
 	assert_int_equal(accounting_tick(a), 0);
@@ -408,11 +419,11 @@ static void test_remove_readd_restart(void **state)
 		f->fixed[1][z] = 0;
 	}
 	/* its first tick back is its CPU baseline */
-	uint64_t pd[2][N_ZONE] = { { 100000, 1000, 1000 }, { 100000, 1000, 1000 } };
-	uint64_t dus[N_DOM] = { 1000, 2000, 3000, 0, 4000 };
+	uint64_t pd[2][N_ZONE] = {{100000, 1000, 1000}, {100000, 1000, 1000}};
+	uint64_t dus[N_DOM] = {1000, 2000, 3000, 0, 4000};
 	f->dom_usec[1] += 5000;
 	write_dom(f, 1);
-	advance(f, pd, 100, (uint64_t[N_DOM]){ 1000, 0, 3000, 0, 4000 }, true);
+	advance(f, pd, 100, (uint64_t[N_DOM]){1000, 0, 3000, 0, 4000}, true);
 	assert_int_equal(accounting_tick(a), 0);
 	check_trees(f, a);
 	advance(f, pd, 100, dus, true);
@@ -450,8 +461,8 @@ static void test_idle_host(void **state)
 	assert_int_equal(accounting_new(&f->cfg, &a), 0);
 	add_domains(f, a);
 	assert_int_equal(accounting_tick(a), 0);
-	uint64_t pd[2][N_ZONE] = { { 3000000, 1000000, 500000 }, { 3000000, 1000000, 500000 } };
-	uint64_t dus[N_DOM] = { 100000, 100000, 100000, 100000, 100000 };
+	uint64_t pd[2][N_ZONE] = {{3000000, 1000000, 500000}, {3000000, 1000000, 500000}};
+	uint64_t dus[N_DOM] = {100000, 100000, 100000, 100000, 100000};
 	advance(f, pd, 100, dus, false);
 	assert_int_equal(accounting_tick(a), 0);
 	for (int z = 0; z < N_ZONE; z++) {
@@ -462,7 +473,7 @@ static void test_idle_host(void **state)
 		assert_true(sum <= N_DOM);
 	}
 	/* a tick with no energy sets idle at 0 W: from then on, the split equals shared */
-	uint64_t zero[2][N_ZONE] = { { 0 } };
+	uint64_t zero[2][N_ZONE] = {{0}};
 	advance(f, zero, 100, dus, false);
 	assert_int_equal(accounting_tick(a), 0);
 	for (int i = 0; i < N_DOM; i++)
@@ -489,7 +500,7 @@ static void test_estimate(void **state)
 {
 	struct fx *f = xcalloc(1, sizeof(*f));
 	struct accounting *a;
-	struct strbuf b = { 0 };
+	struct strbuf b = {0};
 	double v;
 
 	fx_setup_dirs(f, false);
@@ -516,7 +527,8 @@ static void test_estimate(void **state)
 		write_stat(f);
 		/* a long enough interval that whole µJ give the power to 0.1 W: not a wait for
 		 * anything, just the measurement's length */
-		for (uint64_t t0 = now_monotonic_ns(); now_monotonic_ns() - t0 < 50 * NSEC_PER_MSEC;)
+		for (uint64_t t0 = now_monotonic_ns();
+			now_monotonic_ns() - t0 < 50 * NSEC_PER_MSEC;)
 			;
 		uint64_t h0 = accounting_host_energy_uj(a, 0);
 		assert_int_equal(accounting_tick(a), 0);
@@ -547,7 +559,7 @@ static void test_metrics(void **state)
 {
 	struct fx *f = *state;
 	struct accounting *a;
-	struct strbuf b = { 0 };
+	struct strbuf b = {0};
 	uint64_t seed = 3;
 	double v;
 
@@ -561,9 +573,15 @@ static void test_metrics(void **state)
 	assert_true(v == N_DOM);
 	assert_int_equal(tu_metric(b.buf, "powerd_host_energy_joules_total{zone=\"dram\"}", &v), 0);
 	assert_true(fabs(v - (double)f->host_uj[2] / 1e6) < 1e-9);
-	assert_int_equal(tu_metric(b.buf, "powerd_domain_energy_joules_total{domain=\"vm3\",zone=\"core\"}", &v), 0);
+	assert_int_equal(
+		tu_metric(b.buf, "powerd_domain_energy_joules_total{domain=\"vm3\",zone=\"core\"}",
+			&v),
+		0);
 	assert_true(fabs(v - (double)expected(f, 3, 1) / 1e6) < 1e-9);
-	assert_int_equal(tu_metric(b.buf, "powerd_domain_power_watts{domain=\"vm0\",zone=\"package-0\"}", &v), 0);
+	assert_int_equal(
+		tu_metric(
+			b.buf, "powerd_domain_power_watts{domain=\"vm0\",zone=\"package-0\"}", &v),
+		0);
 	assert_int_equal(tu_metric(b.buf, "powerd_libvirt_connected", &v), 0);
 	assert_true(v == 0);
 	assert_int_equal(tu_metric(b.buf, "powerd_host_energy_estimated", &v), 0);
@@ -622,7 +640,8 @@ static void test_thousand_domains(void **state)
 			snprintf(name, sizeof(name), "d%d", i);
 			if (round == 0)
 				assert_int_equal(mkdirat(share, name, 0755), 0);
-			_cleanup_close_ int fd = openat(share, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			_cleanup_close_ int fd =
+				openat(share, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 			assert_int_equal(accounting_add_domain(a, name, fd, &doms[i]), 0);
 			assert_int_equal(accounting_domain_set_pid(a, doms[i], 1000 + i % 2), 0);
 		}

@@ -44,7 +44,8 @@ static u128 model_fixed(uint64_t a, uint64_t b, u128 d)
 	u128 q = 0, r = 0;
 
 	for (int bit = 191; bit >= 0; bit--) {
-		unsigned nb = bit >= 128 ? (unsigned)(hi >> (bit - 128)) & 1 : (unsigned)(lo >> bit) & 1;
+		unsigned nb =
+			bit >= 128 ? (unsigned)(hi >> (bit - 128)) & 1 : (unsigned)(lo >> bit) & 1;
 		/* r < d ≤ 2^127 here, so the shift cannot overflow */
 		r = (r << 1) | nb;
 		q <<= 1;
@@ -59,8 +60,8 @@ static u128 model_fixed(uint64_t a, uint64_t b, u128 d)
 struct model {
 	size_t n;
 	uint64_t *frac, *got, *total;
-	u128 *fixed_sum;      /* Σ of per-interval fixed-point shares, exact */
-	long double *exact;   /* Σ of exact shares */
+	u128 *fixed_sum;    /* Σ of per-interval fixed-point shares, exact */
+	long double *exact; /* Σ of exact shares */
 };
 
 static void model_init(struct model *m, size_t n)
@@ -210,8 +211,8 @@ static void test_huge_values(void **state)
 
 static void test_exact_cases(void **state)
 {
-	uint64_t frac[3] = { 0 }, got[3];
-	uint64_t cpu[3] = { 1, 1, 2 };
+	uint64_t frac[3] = {0}, got[3];
+	uint64_t cpu[3] = {1, 1, 2};
 
 	/* 100 µJ over 1:1:2 with host busy 4: exactly 25, 25, 50 */
 	attribution_split(100, 4, cpu, 3, frac, got);
@@ -231,7 +232,7 @@ static void test_exact_cases(void **state)
 	assert_int_equal(frac[0], 0);
 
 	/* D == 0: nothing attributed, remainders untouched */
-	uint64_t zero[3] = { 0 };
+	uint64_t zero[3] = {0};
 	frac[1] = 77;
 	attribution_split(1000, 0, zero, 3, frac, got);
 	assert_int_equal(got[0] + got[1] + got[2], 0);
@@ -244,7 +245,7 @@ static void test_exact_cases(void **state)
 	assert_int_equal(f, 0);
 
 	/* 1 µJ split over 3 equal domains many times: Σ never above host, each ≈ a third */
-	uint64_t fr[3] = { 0 }, tot[3] = { 0 }, c3[3] = { 5, 5, 5 };
+	uint64_t fr[3] = {0}, tot[3] = {0}, c3[3] = {5, 5, 5};
 	for (int k = 0; k < 3000; k++) {
 		attribution_split(1, 15, c3, 3, fr, got);
 		for (int i = 0; i < 3; i++)

@@ -43,13 +43,14 @@ static uint64_t tick_ns(void)
 }
 
 /* A /proc/<pid>/stat line with utime and stime as fields 14 and 15. */
-static void write_pid_stat(const struct fixture *f, int pid, const char *comm, uint64_t ut,
-	uint64_t st)
+static void write_pid_stat(
+	const struct fixture *f, int pid, const char *comm, uint64_t ut, uint64_t st)
 {
 	_cleanup_free_ char *rel = xasprintf("%d/stat", pid);
 	tu_writef(f->proc, rel,
 		"%d (%s) S 1 %d %d 0 -1 4194560 5000 0 12 0 %" PRIu64 " %" PRIu64
-		" 0 0 20 0 4 0 123456 1000000 2000 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17"
+		" 0 0 20 0 4 0 123456 1000000 2000 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 "
+		"17"
 		" 3 0 0 0 0 0\n",
 		pid, comm, pid, pid, ut, st);
 }
@@ -65,7 +66,8 @@ static void cpu_stat(const struct fixture *f, const char *cgpath, uint64_t usec)
 	_cleanup_free_ char *rel = xasprintf("%s/cpu.stat", cgpath);
 	tu_writef(f->cg, rel,
 		"usage_usec %" PRIu64 "\nuser_usec 1\nsystem_usec 2\nnr_periods 0\n"
-		"nr_throttled 0\nthrottled_usec 0\n", usec);
+		"nr_throttled 0\nthrottled_usec 0\n",
+		usec);
 }
 
 static void test_v2_systemd(void **state)
@@ -75,7 +77,8 @@ static void test_v2_systemd(void **state)
 	uint64_t ns;
 	const char *scope = "machine.slice/machine-qemu\\x2d1\\x2dvm.scope";
 
-	write_cgroup(f, 100, "0::/machine.slice/machine-qemu\\x2d1\\x2dvm.scope/libvirt/emulator\n");
+	write_cgroup(
+		f, 100, "0::/machine.slice/machine-qemu\\x2d1\\x2dvm.scope/libvirt/emulator\n");
 	write_pid_stat(f, 100, "qemu-system-x86", 1, 1);
 	cpu_stat(f, scope, 5000);
 	/* the leaves have their own, smaller, numbers: they must not be the ones read */
@@ -221,8 +224,9 @@ static void test_host_cpu(void **state)
 	tu_write(f->proc, "stat", "cpu  1 2 3 4 5 6 7 8\n");
 	assert_int_equal(host_cpu_read(h, &busy, &all), 0);
 	assert_int_equal(all, 36 * tick_ns());
-	static const char *const bad[] = { "cpu  1 2 3\n", "cpu  1 2 3 4 5 6 7 x\n",
-		"cpu0 1 2 3 4 5 6 7 8\n", "cpu  1 2 3 4 5 6 7 8", "", "cpu  1 2 3 4 5 6 7 8 9 10 11\n" };
+	static const char *const bad[] = {"cpu  1 2 3\n", "cpu  1 2 3 4 5 6 7 x\n",
+		"cpu0 1 2 3 4 5 6 7 8\n", "cpu  1 2 3 4 5 6 7 8", "",
+		"cpu  1 2 3 4 5 6 7 8 9 10 11\n"};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		tu_write(f->proc, "stat", bad[i]);
 		assert_int_equal(host_cpu_read(h, &busy, &all), -EINVAL);
@@ -230,7 +234,7 @@ static void test_host_cpu(void **state)
 	host_cpu_free(h);
 
 	/* a long first chunk (many CPUs and interrupts): only the first line matters */
-	struct strbuf b = { 0 };
+	struct strbuf b = {0};
 	strbuf_puts(&b, "cpu  10 0 10 80 0 0 0 0 0 0\n");
 	for (int i = 0; i < 2000; i++)
 		strbuf_printf(&b, "cpu%d 1 0 1 8 0 0 0 0 0 0\n", i);
