@@ -22,6 +22,7 @@ struct tree {
 	size_t n;
 	int *zone_fd; /* [0] is intel-rapl:0, [k] intel-rapl:0/intel-rapl:0:(k-1) */
 	uint64_t *adopted_uj;
+	char (*names)[POWERCAP_NAME_MAX];
 	bool needs_fchmod; /* the umask strips bits of 0644: fix each new file */
 };
 
@@ -213,9 +214,44 @@ static bool umask_strips_0644(int top_fd)
 	return strips;
 }
 
-int tree_open(int dirfd, const char *const *names, size_t n, struct tree **ret)
+/* Lay out every zone: directories, links, name and max_energy_range_uj, and energy_uj, which
+ * is adopted from the tree when total_uj is NULL (open), else rewritten from it (repair). */
+static int layout(struct tree *t, const uint64_t *total_uj)
 {
 	char id[POWERCAP_NAME_MAX];
+	int r;
+
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->zone_fd[i] >= 0)
+			close(t->zone_fd[i]);
+		t->zone_fd[i] = -1;
+	}
+	for (size_t i = 0; i < t->n; i++) {
+		zone_id(i, id, sizeof(id));
+		r = open_dir_at(i == 0 ? t->top_fd : t->zone_fd[0], id, &t->zone_fd[i]);
+		if (r < 0)
+			goto fail;
+		if (i > 0 && (r = ensure_link(t->top_fd, id)) < 0)
+			goto fail;
+		uint64_t energy =
+			total_uj ? total_uj[i] % TREE_MAX_ENERGY_RANGE_UJ
+				 : (t->adopted_uj[i] = adopt(t->zone_fd[i], id, t->names[i]));
+		char name_line[POWERCAP_NAME_MAX + 1];
+		int len = snprintf(name_line, sizeof(name_line), "%s\n", t->names[i]);
+		if ((r = replace_at(t, t->zone_fd[i], "name", name_line, (size_t)len)) < 0 ||
+			(r = replace_u64_at(t, t->zone_fd[i], "max_energy_range_uj",
+				 TREE_MAX_ENERGY_RANGE_UJ)) < 0 ||
+			(r = replace_u64_at(t, t->zone_fd[i], "energy_uj", energy)) < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	log_warn("tree: cannot lay out zone %s: %s", id, strerror(-r));
+	return r;
+}
+
+int tree_open(int dirfd, const char *const *names, size_t n, struct tree **ret)
+{
 	int r;
 
 	if (n == 0 || n > POWERCAP_ZONES_MAX)
@@ -229,35 +265,22 @@ int tree_open(int dirfd, const char *const *names, size_t n, struct tree **ret)
 	t->n = n;
 	t->zone_fd = xcalloc(n, sizeof(int));
 	t->adopted_uj = xcalloc(n, sizeof(uint64_t));
-	for (size_t i = 0; i < n; i++)
+	t->names = xcalloc(n, sizeof(*t->names));
+	for (size_t i = 0; i < n; i++) {
 		t->zone_fd[i] = -1;
+		snprintf(t->names[i], sizeof(t->names[i]), "%s", names[i]);
+	}
 	t->top_fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (t->top_fd < 0) {
 		r = -errno;
 		goto fail;
 	}
 	t->needs_fchmod = umask_strips_0644(t->top_fd);
-
-	for (size_t i = 0; i < n; i++) {
-		zone_id(i, id, sizeof(id));
-		r = open_dir_at(i == 0 ? t->top_fd : t->zone_fd[0], id, &t->zone_fd[i]);
-		if (r < 0)
-			goto fail_zone;
-		if (i > 0 && (r = ensure_link(t->top_fd, id)) < 0)
-			goto fail_zone;
-		t->adopted_uj[i] = adopt(t->zone_fd[i], id, names[i]);
-		_cleanup_free_ char *name_line = xasprintf("%s\n", names[i]);
-		if ((r = replace_at(t, t->zone_fd[i], "name", name_line, strlen(name_line))) < 0 ||
-			(r = replace_u64_at(t, t->zone_fd[i], "max_energy_range_uj",
-				 TREE_MAX_ENERGY_RANGE_UJ)) < 0 ||
-			(r = replace_u64_at(t, t->zone_fd[i], "energy_uj", t->adopted_uj[i])) < 0)
-			goto fail_zone;
-	}
+	r = layout(t, NULL);
+	if (r < 0)
+		goto fail;
 	*ret = t;
 	return 0;
-
-fail_zone:
-	log_warn("tree: cannot lay out zone %s: %s", id, strerror(-r));
 fail:
 	tree_free(t);
 	return r;
@@ -274,6 +297,7 @@ void tree_free(struct tree *t)
 		close(t->top_fd);
 	free(t->zone_fd);
 	free(t->adopted_uj);
+	free(t->names);
 	free(t);
 }
 
@@ -287,12 +311,12 @@ int tree_write(struct tree *t, const uint64_t *total_uj, const struct heartbeat 
 	char buf[256];
 	int r = 0;
 
-	for (size_t i = 0; i < t->n; i++) {
-		int k = replace_u64_at(
+	for (size_t i = 0; i < t->n && r == 0; i++)
+		r = replace_u64_at(
 			t, t->zone_fd[i], "energy_uj", total_uj[i] % TREE_MAX_ENERGY_RANGE_UJ);
-		if (k < 0 && r == 0)
-			r = k;
-	}
+	/* the guest removed or moved part of its tree: lay it out again from the top */
+	if (r < 0)
+		r = layout(t, total_uj);
 	if (hb) {
 		size_t len = heartbeat_format(hb, buf, sizeof(buf));
 		int k = replace_at(t, t->top_fd, POWERCAP_HEARTBEAT_FILE, buf, len);

@@ -370,6 +370,28 @@ static void test_attacks(void **state)
 	tree_free(t);
 }
 
+/* A guest that deletes its tree (or part of it) gets it back at the next write. */
+static void test_repair(void **state)
+{
+	struct fixture *f = *state;
+	struct tree *t;
+	uint64_t v[4] = {100, 20, 30, 40};
+	_cleanup_free_ char *pkg = xasprintf("%s/intel-rapl:0", f->dir);
+	_cleanup_free_ char *sub = xasprintf("%s/intel-rapl:0/intel-rapl:0:2", f->dir);
+
+	assert_int_equal(tree_open(f->dirfd, zone_names, 4, &t), 0);
+	assert_int_equal(tree_write(t, v, NULL), 0);
+	tu_rm_rf(pkg);
+	v[0] = 101;
+	assert_int_equal(tree_write(t, v, NULL), 0);
+	assert_layout(f->dir, v);
+	tu_rm_rf(sub);
+	v[3] = 41;
+	assert_int_equal(tree_write(t, v, NULL), 0);
+	assert_layout(f->dir, v);
+	tree_free(t);
+}
+
 /* The real thing: the share is a tmpfs mounted on the domain's directory. */
 static void test_tmpfs(void **state)
 {
@@ -407,6 +429,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attacks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_repair, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tmpfs, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
