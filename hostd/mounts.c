@@ -276,12 +276,12 @@ static int prepare_locked(struct mounts *m, const char *name, const char *lname,
 	}
 	/* A bind mount takes its flags from the source; read-only needs a second, remounting
 	 * step on the bind itself. */
-	if (mount(ppath, epath, NULL, MS_BIND, NULL) < 0) {
+	if (mount(ppath, epath, "none", MS_BIND, NULL) < 0) {
 		r = -errno;
 		log_err("domain %s: cannot bind %s on %s: %s", lname, ppath, epath, strerror(-r));
 		goto fail;
 	}
-	if (mount(NULL, epath, NULL,
+	if (mount("none", epath, "none",
 		    MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
 		r = -errno;
 		log_err("domain %s: cannot make %s read-only: %s", lname, epath, strerror(-r));

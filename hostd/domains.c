@@ -1,0 +1,499 @@
+/* The domain manager (see domains.h). Event callbacks only translate a libvirt event into a call
+ * on the domain it names; a dropped connection is cleaned up and retried from timers on the loop,
+ * never from inside libvirt's close callback. */
+#include "hostd/domains.h"
+
+#include <fcntl.h>
+
+#include <event2/event.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "hostd/accounting.h"
+#include "hostd/host_config.h"
+
+/* Where libvirt's qemu driver (system instance) records each domain's qemu pid. */
+#define QEMU_PID_DIR "/run/libvirt/qemu"
+
+struct domain {
+	struct domains *owner;
+	char *name;
+	unsigned char uuid[VIR_UUID_BUFLEN];
+	bool is_persistent;
+	bool is_running;
+	bool is_paused;
+	bool is_seen; /* reconcile mark */
+	enum mount_state mount;
+	pid_t pid;              /* qemu's, 0 when unknown or not running */
+	bool has_cpu_reader;    /* CPU time from libvirt (no host process known) */
+	virDomainPtr vdom;      /* NULL while disconnected */
+	struct acct_domain *acct;
+};
+
+struct domains {
+	struct event_base *base;
+	const struct host_config *cfg;
+	struct accounting *acct;
+	struct mounts *mounts;
+	virConnectPtr conn;
+	int event_id;
+	bool has_close_cb;
+	bool is_connected;
+	bool is_qemu;
+	bool is_failing;        /* connection attempts failing: logged once per streak */
+	unsigned backoff_ms;
+	struct event *reconnect_ev;
+	struct event *dropped_ev;
+	void (*attempt_cb)(void *arg);
+	void *attempt_arg;
+	struct domain **v;
+	size_t n, cap;
+};
+
+static void libvirt_error(void *arg, virErrorPtr err)
+{
+	/* libvirt prints every error on stderr by default; the caller logs what matters. */
+	if (err && err->message)
+		log_debug("libvirt: %s", err->message);
+}
+
+static const char *last_error(void)
+{
+	const char *m = virGetLastErrorMessage();
+
+	return m ? m : "unknown error";
+}
+
+static struct domain *domain_find(const struct domains *d, const char *name)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (streq(d->v[i]->name, name))
+			return d->v[i];
+	return NULL;
+}
+
+static int read_qemu_pid(const char *name, pid_t *ret)
+{
+	_cleanup_free_ char *path = xasprintf(QEMU_PID_DIR "/%s.pid", name);
+	char buf[32];
+	uint64_t pid;
+	size_t len;
+	int r;
+
+	r = read_file_at(AT_FDCWD, path, buf, sizeof(buf), &len);
+	if (r < 0)
+		return r;
+	r = parse_u64_content(buf, len, &pid);
+	if (r < 0 && len > 0 && buf[len - 1] != '\n')
+		r = parse_u64(buf, &pid);
+	if (r < 0 || pid == 0 || pid > INT32_MAX)
+		return -EINVAL;
+	*ret = (pid_t)pid;
+	return 0;
+}
+
+/* The documented fallback for drivers without a host process per domain (the test driver,
+ * remote hypervisors): libvirt's own cumulative CPU time of the domain. */
+static int read_cpu_libvirt(void *arg, uint64_t *ret_ns)
+{
+	struct domain *dm = arg;
+	virDomainInfo info;
+
+	if (!dm->vdom)
+		return -ENOTCONN;
+	if (virDomainGetInfo(dm->vdom, &info) < 0)
+		return -EIO;
+	*ret_ns = info.cpuTime;
+	return 0;
+}
+
+static void domain_set_running(struct domains *d, struct domain *dm, bool is_running)
+{
+	bool was_running = dm->is_running;
+	pid_t pid = 0;
+
+	dm->is_running = is_running;
+	if (!is_running) {
+		dm->pid = 0;
+		dm->is_paused = false;
+		dm->has_cpu_reader = false;
+		if (was_running)
+			accounting_domain_set_pid(d->acct, dm->acct, 0);
+		return;
+	}
+	/* Re-resolving what did not change would cost the domain one interval's CPU delta. */
+	if (d->is_qemu && read_qemu_pid(dm->name, &pid) == 0) {
+		if (was_running && pid == dm->pid)
+			return;
+		if (accounting_domain_set_pid(d->acct, dm->acct, pid) == 0) {
+			dm->pid = pid;
+			dm->has_cpu_reader = false;
+			return;
+		}
+	}
+	if (was_running && dm->has_cpu_reader)
+		return;
+	dm->pid = 0;
+	accounting_domain_set_pid(d->acct, dm->acct, 0);
+	accounting_domain_set_cpu_reader(dm->acct, read_cpu_libvirt, dm);
+	dm->has_cpu_reader = true;
+}
+
+static void domain_set_vdom(struct domain *dm, virDomainPtr vdom)
+{
+	if (vdom)
+		virDomainRef(vdom);
+	if (dm->vdom)
+		virDomainFree(dm->vdom);
+	dm->vdom = vdom;
+	if (vdom)
+		virDomainGetUUID(vdom, dm->uuid);
+}
+
+/* Start tracking: share, tree, accounting. NULL when the domain is not tracked or its share
+ * cannot be made (logged there). */
+static struct domain *domain_track(struct domains *d, virDomainPtr vdom, bool is_persistent,
+	bool is_running)
+{
+	const char *name = virDomainGetName(vdom);
+	struct acct_domain *acct;
+	enum mount_state ms;
+	struct domain *dm;
+	int r, fd;
+
+	if (!name || !host_config_tracks(d->cfg, name))
+		return NULL;
+	r = mounts_prepare(d->mounts, name, is_running, &fd, &ms);
+	if (r < 0)
+		return NULL;
+	r = accounting_add_domain(d->acct, name, fd, &acct);
+	close(fd);
+	if (r < 0) {
+		log_err("domain %s: cannot set up its tree: %s", name, strerror(-r));
+		return NULL;
+	}
+	dm = xcalloc(1, sizeof(*dm));
+	dm->owner = d;
+	dm->name = xstrdup(name);
+	dm->is_persistent = is_persistent;
+	dm->mount = ms;
+	dm->acct = acct;
+	domain_set_vdom(dm, vdom);
+	domain_set_running(d, dm, is_running);
+	if (d->n == d->cap) {
+		d->cap = d->cap ? d->cap * 2 : 16;
+		d->v = xreallocarray(d->v, d->cap, sizeof(*d->v));
+	}
+	d->v[d->n++] = dm;
+	log_info("domain %s: tracked (%s, %s)", name, is_persistent ? "persistent" : "transient",
+		is_running ? "running" : "shut off");
+	return dm;
+}
+
+/* Stop tracking; with teardown the share goes too (the domain is gone for good). */
+static void domain_drop(struct domains *d, struct domain *dm, bool teardown)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (d->v[i] == dm) {
+			d->v[i] = d->v[--d->n];
+			break;
+		}
+	accounting_remove_domain(d->acct, dm->acct);
+	if (teardown && dm->mount == MOUNT_TMPFS)
+		mounts_teardown(d->mounts, dm->name);
+	if (teardown)
+		log_info("domain %s: no longer tracked", dm->name);
+	domain_set_vdom(dm, NULL);
+	free(dm->name);
+	free(dm);
+}
+
+static int lifecycle_cb(virConnectPtr conn, virDomainPtr vdom, int event, int detail, void *opaque)
+{
+	struct domains *d = opaque;
+	const char *name = virDomainGetName(vdom);
+	struct domain *dm;
+
+	if (!name)
+		return 0;
+	dm = domain_find(d, name);
+	log_debug("domain %s: lifecycle event %d detail %d", name, event, detail);
+	switch (event) {
+	case VIR_DOMAIN_EVENT_DEFINED:
+		if (dm) {
+			dm->is_persistent = true;
+			domain_set_vdom(dm, vdom);
+		} else {
+			domain_track(d, vdom, true, virDomainIsActive(vdom) == 1);
+		}
+		break;
+	case VIR_DOMAIN_EVENT_STARTED:
+	case VIR_DOMAIN_EVENT_RESUMED:
+		if (!dm) {
+			domain_track(d, vdom, virDomainIsPersistent(vdom) == 1, true);
+			break;
+		}
+		domain_set_vdom(dm, vdom);
+		dm->is_paused = false;
+		domain_set_running(d, dm, true);
+		break;
+	case VIR_DOMAIN_EVENT_SUSPENDED:
+		if (dm)
+			dm->is_paused = true;
+		break;
+	case VIR_DOMAIN_EVENT_STOPPED:
+	case VIR_DOMAIN_EVENT_CRASHED:
+		if (!dm)
+			break;
+		domain_set_running(d, dm, false);
+		if (!dm->is_persistent)
+			domain_drop(d, dm, true);
+		break;
+	case VIR_DOMAIN_EVENT_UNDEFINED:
+		if (!dm)
+			break;
+		dm->is_persistent = false;
+		if (!dm->is_running)
+			domain_drop(d, dm, true);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+int domains_reconcile(struct domains *d)
+{
+	virDomainPtr *list = NULL;
+	int n;
+
+	if (!d->conn)
+		return -ENOTCONN;
+	n = virConnectListAllDomains(d->conn, &list, 0);
+	if (n < 0) {
+		log_warn("cannot list the domains of %s: %s", d->cfg->libvirt_uri, last_error());
+		return -EIO;
+	}
+	for (size_t i = 0; i < d->n; i++)
+		d->v[i]->is_seen = false;
+	for (int i = 0; i < n; i++) {
+		const char *name = virDomainGetName(list[i]);
+		bool is_persistent = virDomainIsPersistent(list[i]) == 1;
+		bool is_running = virDomainIsActive(list[i]) == 1;
+		struct domain *dm = name ? domain_find(d, name) : NULL;
+
+		if (!dm) {
+			dm = domain_track(d, list[i], is_persistent, is_running);
+		} else if (host_config_tracks(d->cfg, name)) {
+			domain_set_vdom(dm, list[i]);
+			dm->is_persistent = is_persistent;
+			if (is_running || dm->is_running)
+				domain_set_running(d, dm, is_running);
+		} else {
+			dm = NULL; /* excluded since: swept below */
+		}
+		if (dm)
+			dm->is_seen = true;
+		virDomainFree(list[i]);
+	}
+	free(list);
+	/* Gone while we were not listening (undefined, or transient and stopped), or excluded. */
+	for (size_t i = d->n; i-- > 0;)
+		if (!d->v[i]->is_seen)
+			domain_drop(d, d->v[i], true);
+	log_debug("reconcile: %d domains listed, %zu tracked", n, d->n);
+	return 0;
+}
+
+static void schedule_reconnect(struct domains *d, unsigned delay_ms)
+{
+	struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
+
+	evtimer_add(d->reconnect_ev, &tv);
+}
+
+static void close_cb(virConnectPtr conn, int reason, void *opaque);
+
+static void disconnect(struct domains *d)
+{
+	if (!d->conn)
+		return;
+	if (d->event_id >= 0)
+		virConnectDomainEventDeregisterAny(d->conn, d->event_id);
+	d->event_id = -1;
+	if (d->has_close_cb)
+		virConnectUnregisterCloseCallback(d->conn, close_cb);
+	d->has_close_cb = false;
+	for (size_t i = 0; i < d->n; i++)
+		domain_set_vdom(d->v[i], NULL);
+	virConnectClose(d->conn);
+	d->conn = NULL;
+	d->is_connected = false;
+}
+
+static void close_cb(virConnectPtr conn, int reason, void *opaque)
+{
+	struct domains *d = opaque;
+	static const struct timeval zero = { 0, 0 };
+
+	/* Inside libvirt's dispatch: only note it, clean up from the loop. */
+	d->is_connected = false;
+	evtimer_add(d->dropped_ev, &zero);
+}
+
+static void dropped_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct domains *d = arg;
+
+	log_warn("connection to %s lost, reconnecting in %u ms", d->cfg->libvirt_uri,
+		d->backoff_ms);
+	disconnect(d);
+	schedule_reconnect(d, d->backoff_ms);
+}
+
+static void attempt_failed(struct domains *d, const char *what)
+{
+	if (!d->is_failing)
+		log_warn("cannot %s %s: %s; retrying with backoff up to %u s", what,
+			d->cfg->libvirt_uri, last_error(), DOMAINS_BACKOFF_MAX_MS / 1000);
+	d->is_failing = true;
+	disconnect(d);
+	schedule_reconnect(d, d->backoff_ms);
+	d->backoff_ms = MIN(d->backoff_ms * 2, DOMAINS_BACKOFF_MAX_MS);
+}
+
+static void connect_attempt(struct domains *d)
+{
+	const char *type;
+
+	d->conn = virConnectOpenReadOnly(d->cfg->libvirt_uri);
+	if (!d->conn) {
+		attempt_failed(d, "connect to");
+		goto out;
+	}
+	/* Drivers without keepalive (test, local in-process) answer -1: fine. */
+	virConnectSetKeepAlive(d->conn, 5, 3);
+	d->has_close_cb = virConnectRegisterCloseCallback(d->conn, close_cb, d, NULL) == 0;
+	d->event_id = virConnectDomainEventRegisterAny(d->conn, NULL,
+		VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), d, NULL);
+	if (d->event_id < 0) {
+		attempt_failed(d, "register lifecycle events on");
+		goto out;
+	}
+	type = virConnectGetType(d->conn);
+	d->is_qemu = type && streq(type, "QEMU");
+	d->is_connected = true;
+	if (d->is_failing)
+		log_notice("connected to %s again", d->cfg->libvirt_uri);
+	else
+		log_info("connected to %s", d->cfg->libvirt_uri);
+	d->is_failing = false;
+	d->backoff_ms = DOMAINS_BACKOFF_MIN_MS;
+	domains_reconcile(d);
+out:
+	if (d->attempt_cb)
+		d->attempt_cb(d->attempt_arg);
+}
+
+static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
+{
+	connect_attempt(arg);
+}
+
+int domains_new(struct event_base *base, const struct host_config *cfg, struct accounting *acct,
+	struct domains **ret)
+{
+	struct domains *d = xcalloc(1, sizeof(*d));
+	int r;
+
+	d->base = base;
+	d->cfg = cfg;
+	d->acct = acct;
+	d->event_id = -1;
+	d->backoff_ms = DOMAINS_BACKOFF_MIN_MS;
+	r = mounts_new(cfg->share_dir, cfg->tmpfs_size, &d->mounts);
+	if (r < 0) {
+		free(d);
+		return r;
+	}
+	d->reconnect_ev = evtimer_new(base, reconnect_cb, d);
+	d->dropped_ev = evtimer_new(base, dropped_cb, d);
+	if (!d->reconnect_ev || !d->dropped_ev) {
+		domains_free(d);
+		return -ENOMEM;
+	}
+	virSetErrorFunc(NULL, libvirt_error);
+	*ret = d;
+	return 0;
+}
+
+void domains_free(struct domains *d)
+{
+	if (!d)
+		return;
+	while (d->n > 0)
+		domain_drop(d, d->v[d->n - 1], false);
+	free(d->v);
+	disconnect(d);
+	if (d->reconnect_ev)
+		event_free(d->reconnect_ev);
+	if (d->dropped_ev)
+		event_free(d->dropped_ev);
+	mounts_free(d->mounts);
+	free(d);
+}
+
+void domains_set_attempt_cb(struct domains *d, void (*cb)(void *arg), void *arg)
+{
+	d->attempt_cb = cb;
+	d->attempt_arg = arg;
+}
+
+void domains_start(struct domains *d)
+{
+	connect_attempt(d);
+}
+
+void domains_set_config(struct domains *d, const struct host_config *cfg)
+{
+	if (!streq(cfg->share_dir, mounts_share_dir(d->mounts)))
+		log_warn("share_dir changed to %s: takes effect at the next start",
+			cfg->share_dir);
+	d->cfg = cfg;
+	domains_reconcile(d);
+}
+
+void domains_reconnect(struct domains *d, unsigned delay_ms)
+{
+	disconnect(d);
+	evtimer_del(d->reconnect_ev);
+	schedule_reconnect(d, delay_ms);
+}
+
+bool domains_is_connected(const struct domains *d)
+{
+	return d->is_connected;
+}
+
+size_t domains_count(const struct domains *d)
+{
+	return d->n;
+}
+
+unsigned domains_backoff_ms(const struct domains *d)
+{
+	return d->backoff_ms;
+}
+
+int domains_lookup(const struct domains *d, const char *name, struct domain_view *ret)
+{
+	const struct domain *dm = domain_find(d, name);
+
+	if (!dm)
+		return -ENOENT;
+	*ret = (struct domain_view){ .is_persistent = dm->is_persistent,
+		.is_running = dm->is_running, .is_paused = dm->is_paused, .mount = dm->mount };
+	return 0;
+}

@@ -1,0 +1,53 @@
+/* The domain manager: follows libvirt's domains (lifecycle events, and a full listing at start-up
+ * and after every reconnect, since events were missed meanwhile), and for every tracked one keeps
+ * its share (mounts.h) and its accounting (accounting.h). The connection is read-only, kept alive
+ * with keepalive probes, and re-established with exponential backoff (1 s .. 30 s) when it drops;
+ * domains and their counters stay while it is down. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "hostd/mounts.h"
+
+struct event_base;
+struct accounting;
+struct host_config;
+struct domains;
+
+#define DOMAINS_BACKOFF_MIN_MS 1000
+#define DOMAINS_BACKOFF_MAX_MS 30000
+
+/* cfg and acct are borrowed and must outlive the object. Nothing connects before
+ * domains_start(). libvirt_loop_register() must have been called on base. */
+int domains_new(struct event_base *base, const struct host_config *cfg, struct accounting *acct,
+	struct domains **ret);
+/* Closes the connection and stops accounting the domains; leaves every share mounted for the next
+ * start (and for the guests that still run). */
+void domains_free(struct domains *d);
+/* Called after every connection attempt: after its reconcile when it succeeded, right after the
+ * failure otherwise (the daemon is ready without libvirtd and keeps retrying). */
+void domains_set_attempt_cb(struct domains *d, void (*cb)(void *arg), void *arg);
+/* First connection attempt, now. */
+void domains_start(struct domains *d);
+/* A reloaded config: include/exclude are applied at once (reconcile). share_dir and tmpfs_size
+ * changes take a restart. */
+void domains_set_config(struct domains *d, const struct host_config *cfg);
+/* List every domain and bring the tracked set in line. -ENOTCONN while disconnected. */
+int domains_reconcile(struct domains *d);
+/* Drop the connection as if it had broken, and reconnect after delay_ms. */
+void domains_reconnect(struct domains *d, unsigned delay_ms);
+
+bool domains_is_connected(const struct domains *d);
+size_t domains_count(const struct domains *d);
+unsigned domains_backoff_ms(const struct domains *d); /* delay of the next retry */
+
+struct domain_view {
+	bool is_persistent;
+	bool is_running;
+	bool is_paused;
+	enum mount_state mount;
+};
+
+/* -ENOENT if the domain is not tracked. */
+int domains_lookup(const struct domains *d, const char *name, struct domain_view *ret);

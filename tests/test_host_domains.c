@@ -1,0 +1,506 @@
+/* The domain manager with the real accounting on libvirt's test driver, in-process: the test
+ * holds a read-write connection of its own to define, start, stop and undefine domains (the
+ * driver's default state is shared by the connections of one process), the manager follows
+ * through its read-only connection's events, on real mounts in a private mount namespace. */
+#include "tests/testutil.h"
+
+#include <dirent.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+
+#include <event2/event.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "common/log.h"
+#include "hostd/accounting.h"
+#include "hostd/domains.h"
+#include "hostd/host_config.h"
+#include "hostd/libvirt_loop.h"
+
+static struct event_base *base;
+static virConnectPtr rw; /* the test's own connection: defines and starts domains */
+
+struct fx {
+	char *tmp;
+	char *share;
+	char *pc;
+	struct host_config cfg;
+	struct accounting *acct;
+	struct domains *d;
+	int attempts;
+	uint64_t raw_uj;
+};
+
+static int count_lines(const char *path)
+{
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	int n = 0, c;
+
+	assert_non_null(f);
+	while ((c = fgetc(f)) != EOF)
+		n += c == '\n';
+	return n;
+}
+
+static int count_mounts(void)
+{
+	return count_lines("/proc/self/mountinfo");
+}
+
+static int count_fds(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	int n = 0;
+
+	assert_non_null(dir);
+	while (readdir(dir))
+		n++;
+	closedir(dir);
+	return n;
+}
+
+/* Unmount everything mounted under prefix, deepest first. */
+static void umount_under(const char *prefix)
+{
+	for (int round = 0; round < 4096; round++) {
+		_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+		char line[4096], found[4096] = "";
+
+		assert_non_null(f);
+		while (fgets(line, sizeof(line), f)) {
+			char mp[4096];
+			if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && startswith(mp, prefix))
+				snprintf(found, sizeof(found), "%s", mp);
+		}
+		if (!found[0])
+			return;
+		assert_int_equal(umount2(found, MNT_DETACH), 0);
+	}
+}
+
+/* Diagnostics for a mount count that does not add up. */
+static void dump_mounts(int batch, int mounts0)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096];
+
+	fprintf(stderr, "batch %d: %d mounts, %d at start:\n", batch, count_mounts(), mounts0);
+	while (f && fgets(line, sizeof(line), f))
+		if (!strstr(line, "/bulk-"))
+			fputs(line, stderr);
+}
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+/* Run the loop until pred(arg) holds or timeout_ms passes. */
+static bool run_until(bool (*pred)(struct fx *, const char *), struct fx *f, const char *name,
+	int timeout_ms)
+{
+	struct event *wake = event_new(base, -1, EV_PERSIST, wake_cb, NULL);
+	struct timeval tv = { 0, 10 * 1000 };
+	uint64_t deadline = now_monotonic_ns() + (uint64_t)timeout_ms * NSEC_PER_MSEC;
+	bool ok;
+
+	event_add(wake, &tv);
+	while (!(ok = pred(f, name)) && now_monotonic_ns() < deadline)
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(wake);
+	return ok;
+}
+
+static bool is_tracked(struct fx *f, const char *name)
+{
+	struct domain_view v;
+	return domains_lookup(f->d, name, &v) == 0;
+}
+
+static bool is_gone(struct fx *f, const char *name)
+{
+	return !is_tracked(f, name);
+}
+
+static bool is_running(struct fx *f, const char *name)
+{
+	struct domain_view v;
+	return domains_lookup(f->d, name, &v) == 0 && v.is_running;
+}
+
+static bool is_stopped(struct fx *f, const char *name)
+{
+	struct domain_view v;
+	return domains_lookup(f->d, name, &v) == 0 && !v.is_running;
+}
+
+static bool is_connected(struct fx *f, const char *name)
+{
+	return domains_is_connected(f->d);
+}
+
+static size_t want_count;
+static bool has_count(struct fx *f, const char *name)
+{
+	return domains_count(f->d) == want_count;
+}
+
+static const char xml_fmt[] = "<domain type='test'><name>%s</name><memory>8192</memory>"
+			      "<os><type>hvm</type></os></domain>";
+
+static virDomainPtr define(const char *name)
+{
+	char xml[512];
+
+	snprintf(xml, sizeof(xml), xml_fmt, name);
+	virDomainPtr dom = virDomainDefineXML(rw, xml);
+	assert_non_null(dom);
+	return dom;
+}
+
+static void undefine(const char *name)
+{
+	virDomainPtr dom = virDomainLookupByName(rw, name);
+
+	assert_non_null(dom);
+	assert_int_equal(virDomainUndefine(dom), 0);
+	virDomainFree(dom);
+}
+
+static void write_counter(struct fx *f)
+{
+	tu_writef(f->pc, "intel-rapl:0/energy_uj", "%" PRIu64 "\n", f->raw_uj);
+	tu_writef(f->pc, "intel-rapl:0/intel-rapl:0:0/energy_uj", "%" PRIu64 "\n", f->raw_uj / 2);
+}
+
+static void on_attempt(void *arg)
+{
+	((struct fx *)arg)->attempts++;
+}
+
+static void set_strv(struct config_strv *v, const char *one)
+{
+	for (size_t i = 0; i < v->n; i++)
+		free(v->v[i]);
+	free(v->v);
+	v->v = NULL;
+	v->n = 0;
+	if (one) {
+		v->v = xcalloc(1, sizeof(char *));
+		v->v[0] = xstrdup(one);
+		v->n = 1;
+	}
+}
+
+static int setup_with_uri(void **state, const char *uri)
+{
+	struct fx *f = xcalloc(1, sizeof(*f));
+
+	f->tmp = tu_mkdtemp("powerd-domains");
+	f->share = xasprintf("%s/share", f->tmp);
+	f->pc = xasprintf("%s/powercap", f->tmp);
+	tu_write(f->pc, "intel-rapl:0/name", "package-0\n");
+	tu_write(f->pc, "intel-rapl:0/max_energy_range_uj", "262143328850\n");
+	tu_write(f->pc, "intel-rapl:0/intel-rapl:0:0/name", "core\n");
+	tu_write(f->pc, "intel-rapl:0/intel-rapl:0:0/max_energy_range_uj", "262143328850\n");
+	f->raw_uj = 1000000;
+	write_counter(f);
+
+	host_config_init(&f->cfg);
+	free(f->cfg.libvirt_uri);
+	f->cfg.libvirt_uri = xstrdup(uri);
+	free(f->cfg.share_dir);
+	f->cfg.share_dir = xstrdup(f->share);
+	free(f->cfg.powercap_root);
+	f->cfg.powercap_root = xstrdup(f->pc);
+	f->cfg.tmpfs_size = 1 << 20;
+	assert_int_equal(accounting_new(&f->cfg, &f->acct), 0);
+	assert_int_equal(domains_new(base, &f->cfg, f->acct, &f->d), 0);
+	domains_set_attempt_cb(f->d, on_attempt, f);
+	*state = f;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with_uri(state, "test:///default");
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	domains_free(f->d);
+	accounting_free(f->acct);
+	host_config_free(&f->cfg);
+	libvirt_loop_flush();
+	umount_under(f->tmp);
+	tu_rm_rf(f->tmp);
+	free(f->tmp);
+	free(f->share);
+	free(f->pc);
+	free(f);
+	return 0;
+}
+
+static int group_setup(void **state)
+{
+	if (unshare(CLONE_NEWNS) == 0)
+		/* "none": valgrind checks the type string even where the kernel ignores it. */
+		mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL);
+	log_set_max_level(LOG_WARNING);
+	base = event_base_new();
+	assert_non_null(base);
+	assert_int_equal(libvirt_loop_register(base), 0);
+	rw = virConnectOpen("test:///default");
+	assert_non_null(rw);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	virConnectClose(rw);
+	libvirt_loop_flush();
+	libvirt_loop_shutdown();
+	event_base_free(base);
+	return 0;
+}
+
+static void test_startup_reconcile(void **state)
+{
+	struct fx *f = *state;
+	struct domain_view v;
+	int n0 = count_mounts();
+
+	domains_start(f->d);
+	assert_true(domains_is_connected(f->d));
+	assert_int_equal(f->attempts, 1);
+	/* The driver's stock domain "test" runs. */
+	assert_int_equal(domains_lookup(f->d, "test", &v), 0);
+	assert_true(v.is_running);
+	assert_true(v.is_persistent);
+	assert_int_equal(v.mount, MOUNT_TMPFS);
+	assert_int_equal(count_mounts(), n0 + 2);
+	_cleanup_free_ char *name = tu_read(f->share, "test/intel-rapl:0/name");
+	assert_non_null(name);
+	assert_string_equal(name, "package-0\n");
+
+	/* Two ticks with the counter advancing: the running domain gets energy. */
+	assert_int_equal(accounting_tick(f->acct), 0);
+	f->raw_uj += 5000000;
+	write_counter(f);
+	/* CPU time must advance too (libvirt's cpuTime for the test driver). */
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	nanosleep(&ts, NULL); /* elapsed time is the input here, not a synchronisation */
+	assert_int_equal(accounting_tick(f->acct), 0);
+	_cleanup_free_ char *e = tu_read(f->share, "test/intel-rapl:0/energy_uj");
+	assert_non_null(e);
+	assert_true(strtoull(e, NULL, 10) > 0);
+	assert_true(strtoull(e, NULL, 10) <= 5000000);
+}
+
+static void test_lifecycle_persistent(void **state)
+{
+	struct fx *f = *state;
+	struct domain_view v;
+	struct stat st;
+
+	domains_start(f->d);
+	int n0 = count_mounts();
+	virDomainPtr dom = define("p1");
+	assert_true(run_until(is_tracked, f, "p1", 5000));
+	assert_int_equal(domains_lookup(f->d, "p1", &v), 0);
+	assert_true(v.is_persistent);
+	assert_false(v.is_running);
+	assert_int_equal(v.mount, MOUNT_TMPFS);
+	assert_int_equal(count_mounts(), n0 + 2);
+	_cleanup_free_ char *zone = tu_read(f->share, "p1/intel-rapl:0/energy_uj");
+	assert_non_null(zone);
+
+	assert_int_equal(virDomainCreate(dom), 0);
+	assert_true(run_until(is_running, f, "p1", 5000));
+	assert_int_equal(virDomainSuspend(dom), 0);
+	assert_int_equal(virDomainResume(dom), 0);
+	assert_int_equal(virDomainDestroy(dom), 0);
+	assert_true(run_until(is_stopped, f, "p1", 5000));
+	/* Persistent and stopped: the share stays for the next start. */
+	assert_int_equal(count_mounts(), n0 + 2);
+
+	assert_int_equal(virDomainUndefine(dom), 0);
+	virDomainFree(dom);
+	assert_true(run_until(is_gone, f, "p1", 5000));
+	assert_int_equal(count_mounts(), n0);
+	_cleanup_free_ char *exp = xasprintf("%s/p1", f->share);
+	_cleanup_free_ char *priv = xasprintf("%s/.powerd/p1", f->share);
+	assert_int_equal(stat(exp, &st), -1);
+	assert_int_equal(stat(priv, &st), -1);
+}
+
+static void test_lifecycle_transient(void **state)
+{
+	struct fx *f = *state;
+	struct domain_view v;
+	char xml[256];
+
+	domains_start(f->d);
+	int n0 = count_mounts();
+	snprintf(xml, sizeof(xml), xml_fmt, "t1");
+	virDomainPtr dom = virDomainCreateXML(rw, xml, 0);
+	assert_non_null(dom);
+	assert_true(run_until(is_running, f, "t1", 5000));
+	assert_int_equal(domains_lookup(f->d, "t1", &v), 0);
+	assert_false(v.is_persistent);
+	assert_int_equal(count_mounts(), n0 + 2);
+	_cleanup_free_ char *zone = tu_read(f->share, "t1/intel-rapl:0/name");
+	assert_non_null(zone);
+
+	/* Undefining a running transient is refused by libvirt; stopping it ends it. */
+	assert_int_equal(virDomainDestroy(dom), 0);
+	virDomainFree(dom);
+	assert_true(run_until(is_gone, f, "t1", 5000));
+	assert_int_equal(count_mounts(), n0);
+	_cleanup_free_ char *exp = xasprintf("%s/t1", f->share);
+	assert_int_equal(access(exp, F_OK), -1);
+}
+
+static void test_include_exclude(void **state)
+{
+	struct fx *f = *state;
+	struct domain_view v;
+
+	set_strv(&f->cfg.exclude, "skip-*");
+	domains_start(f->d);
+	int n0 = count_mounts();
+	virDomainFree(define("skip-me"));
+	virDomainFree(define("keep-me"));
+	assert_true(run_until(is_tracked, f, "keep-me", 5000));
+	assert_int_equal(domains_lookup(f->d, "skip-me", &v), -ENOENT);
+	_cleanup_free_ char *skip = xasprintf("%s/skip-me", f->share);
+	assert_int_equal(access(skip, F_OK), -1);
+	assert_int_equal(count_mounts(), n0 + 2);
+
+	/* A reload that lets it in, then one that shuts keep-me out. */
+	set_strv(&f->cfg.exclude, NULL);
+	domains_set_config(f->d, &f->cfg);
+	assert_true(is_tracked(f, "skip-me"));
+	assert_int_equal(access(skip, F_OK), 0);
+	set_strv(&f->cfg.exclude, "keep-*");
+	domains_set_config(f->d, &f->cfg);
+	assert_false(is_tracked(f, "keep-me"));
+	assert_true(is_tracked(f, "skip-me"));
+	assert_int_equal(count_mounts(), n0 + 2);
+
+	undefine("skip-me");
+	undefine("keep-me");
+	assert_true(run_until(is_gone, f, "skip-me", 5000));
+	assert_int_equal(count_mounts(), n0);
+}
+
+static void test_reconnect_reconciles(void **state)
+{
+	struct fx *f = *state;
+
+	domains_start(f->d);
+	virDomainFree(define("gone-while-away"));
+	assert_true(run_until(is_tracked, f, "gone-while-away", 5000));
+	int n_tracked = (int)domains_count(f->d);
+
+	domains_reconnect(f->d, 50);
+	assert_false(domains_is_connected(f->d));
+	/* Missed while disconnected: one appears, one goes. Counters and trees stay meanwhile. */
+	undefine("gone-while-away");
+	virDomainFree(define("came-while-away"));
+	assert_true(is_tracked(f, "gone-while-away"));
+	assert_int_equal(accounting_tick(f->acct), 0);
+
+	assert_true(run_until(is_connected, f, NULL, 5000));
+	assert_int_equal(f->attempts, 2);
+	assert_true(is_tracked(f, "came-while-away"));
+	assert_false(is_tracked(f, "gone-while-away"));
+	assert_int_equal((int)domains_count(f->d), n_tracked);
+	_cleanup_free_ char *gone = xasprintf("%s/gone-while-away", f->share);
+	assert_int_equal(access(gone, F_OK), -1);
+
+	/* Events flow on the new connection. */
+	undefine("came-while-away");
+	assert_true(run_until(is_gone, f, "came-while-away", 5000));
+}
+
+static int setup_bad_uri(void **state)
+{
+	return setup_with_uri(state, "test:///nonexistent/powerd-no-such-file.xml");
+}
+
+static void test_unreachable_retries(void **state)
+{
+	struct fx *f = *state;
+
+	domains_start(f->d);
+	assert_int_equal(f->attempts, 1);
+	assert_false(domains_is_connected(f->d));
+	assert_int_equal(domains_backoff_ms(f->d), 2 * DOMAINS_BACKOFF_MIN_MS);
+	/* The first retry comes about a second later, from the loop; the backoff doubles. */
+	struct event *wake = event_new(base, -1, EV_PERSIST, wake_cb, NULL);
+	struct timeval tv = { 0, 10 * 1000 };
+	uint64_t t0 = now_monotonic_ns();
+	event_add(wake, &tv);
+	while (f->attempts < 2 && now_monotonic_ns() - t0 < 5 * NSEC_PER_SEC)
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(wake);
+	assert_int_equal(f->attempts, 2);
+	assert_true(now_monotonic_ns() - t0 >= 900 * NSEC_PER_MSEC);
+	assert_int_equal(domains_backoff_ms(f->d), 4 * DOMAINS_BACKOFF_MIN_MS);
+	assert_int_equal(domains_reconcile(f->d), -ENOTCONN);
+}
+
+static void test_thousand_domains_no_leak(void **state)
+{
+	struct fx *f = *state;
+	char name[32];
+
+	domains_start(f->d);
+	size_t base_count = domains_count(f->d);
+	int fds0 = count_fds(), mounts0 = count_mounts();
+
+	for (int batch = 0; batch < 10; batch++) {
+		for (int i = 0; i < 100; i++) {
+			snprintf(name, sizeof(name), "bulk-%d-%d", batch, i);
+			virDomainFree(define(name));
+		}
+		want_count = base_count + 100;
+		assert_true(run_until(has_count, f, NULL, 20000));
+		if (count_mounts() != mounts0 + 200)
+			dump_mounts(batch, mounts0);
+		assert_int_equal(count_mounts(), mounts0 + 200);
+		assert_int_equal(accounting_tick(f->acct), 0);
+		for (int i = 0; i < 100; i++) {
+			snprintf(name, sizeof(name), "bulk-%d-%d", batch, i);
+			undefine(name);
+		}
+		want_count = base_count;
+		assert_true(run_until(has_count, f, NULL, 20000));
+	}
+	libvirt_loop_flush();
+	assert_int_equal(count_fds(), fds0);
+	assert_int_equal(count_mounts(), mounts0);
+	_cleanup_free_ char *one = xasprintf("%s/bulk-9-99", f->share);
+	assert_int_equal(access(one, F_OK), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_startup_reconcile, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lifecycle_persistent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lifecycle_transient, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_include_exclude, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reconnect_reconciles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unreachable_retries, setup_bad_uri, teardown),
+		cmocka_unit_test_setup_teardown(test_thousand_domains_no_leak, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
