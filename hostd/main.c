@@ -1,6 +1,94 @@
-/* powerd-host: placeholder until the daemon lands. */
+/* powerd-host: parse the command line and hand over to the daemon, the hook's --prepare, or the
+ * attach/detach subcommands. */
+#include <getopt.h>
 #include <stdio.h>
-int main(void)
+
+#include "common/log.h"
+#include "hostd/attach.h"
+#include "hostd/daemon.h"
+#include "hostd/host_config.h"
+#include "hostd/prepare.h"
+#include "version.h"
+
+static void usage(FILE *f)
 {
-	return 0;
+	fprintf(f,
+		"Usage: powerd-host [-c FILE] [--check-config] [--once]\n"
+		"       powerd-host [-c FILE] --prepare DOMAIN\n"
+		"       powerd-host [-c FILE] attach DOMAIN [--virtiofs]\n"
+		"       powerd-host [-c FILE] detach DOMAIN\n"
+		"       powerd-host --version | --help\n\n"
+		"Shares each libvirt domain's share of the host's RAPL energy with it as a\n"
+		"powercap-like tree.\n\n"
+		"  -c, --config FILE   configuration (default " HOST_CONFIG_DEFAULT_PATH ")\n"
+		"      --check-config  load the configuration, report problems, exit\n"
+		"      --once          two samples one interval apart, print the metrics, exit\n"
+		"      --prepare DOM   make DOM's share and tree (the libvirt hook runs this)\n"
+		"      --version       print the version\n"
+		"  -h, --help          this text\n");
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_CHECK = 256, OPT_ONCE, OPT_PREPARE, OPT_VERSION };
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, OPT_CHECK },
+		{ "once", no_argument, NULL, OPT_ONCE },
+		{ "prepare", required_argument, NULL, OPT_PREPARE },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config = NULL, *prepare = NULL;
+	bool is_check = false, is_once = false;
+	int c;
+
+	log_setup("powerd-host");
+	/* "+": stop at the first non-option, the subcommand, which parses its own. */
+	while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case OPT_CHECK:
+			is_check = true;
+			break;
+		case OPT_ONCE:
+			is_once = true;
+			break;
+		case OPT_PREPARE:
+			prepare = optarg;
+			break;
+		case OPT_VERSION:
+			printf("powerd-host %s\n", POWERD_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		if (streq(argv[optind], "attach") || streq(argv[optind], "detach"))
+			return attach_main(argc - optind, argv + optind, config);
+		fprintf(stderr, "powerd-host: unknown argument %s\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	const char *path = config ? config : HOST_CONFIG_DEFAULT_PATH;
+	bool is_default = !config;
+	if (is_check) {
+		struct host_config cfg;
+		if (daemon_load_config(path, is_default, &cfg) < 0)
+			return 2;
+		host_config_free(&cfg);
+		printf("%s: ok\n", path);
+		return 0;
+	}
+	if (prepare)
+		return prepare_main(path, is_default, prepare);
+	return daemon_run(path, is_default, is_once);
 }
