@@ -27,6 +27,7 @@
 #include <systemd/sd-daemon.h>
 #include <zlib.h>
 
+#include "common/config.h"
 #include "common/log.h"
 #include "common/prom.h"
 
@@ -84,7 +85,8 @@ static int gzip_compress(const char *in, size_t len, unsigned char **ret, size_t
 	if (len > UINT32_MAX / 2)
 		return -EFBIG;
 	/* windowBits 15 + 16: a gzip wrapper rather than zlib's. */
-	if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+	r = deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+	if (r != Z_OK)
 		return -ENOMEM;
 	bound = deflateBound(&zs, (uLong)len);
 	out = xmalloc(bound);
@@ -123,10 +125,12 @@ static bool accepts_gzip(const char *value)
 			for (char *param; (param = strtok_r(NULL, "; \t", &save));) {
 				if (strncasecmp(param, "q=", 2) != 0)
 					continue;
-				/* A qvalue is 0, 0.d{1,3}, 1 or 1.0{1,3}: zero when only zeros follow. */
-				is_zero = param[2] == '0' && strspn(param + 3, ".0") == strlen(param + 3);
+				/* A qvalue is 0, 0.ddd, 1 or 1.000: zero if only zeros follow. */
+				const char *q = param + 2;
+				is_zero = q[0] == '0' && strspn(q + 1, ".0") == strlen(q + 1);
 			}
-			if (coding && (strcasecmp(coding, "gzip") == 0 || strcasecmp(coding, "x-gzip") == 0))
+			if (coding && (strcasecmp(coding, "gzip") == 0 ||
+					      strcasecmp(coding, "x-gzip") == 0))
 				return !is_zero;
 		}
 		p = end ? end + 1 : NULL;
@@ -279,39 +283,10 @@ static void post_accept_cb(evutil_socket_t fd, short what, void *arg)
 	s->n_pending = 0;
 }
 
-/* "host:port", "[v6]:port", ":port" (host "" for any). */
-static int listen_split(const char *listen, char *host, size_t host_size, uint16_t *port)
-{
-	const char *colon, *h = listen;
-	size_t hlen;
-	uint64_t v;
-
-	if (listen[0] == '[') {
-		const char *close = strchr(listen, ']');
-		if (!close || close[1] != ':')
-			return -EINVAL;
-		h = listen + 1;
-		hlen = (size_t)(close - h);
-		colon = close + 1;
-		if (hlen == 0)
-			return -EINVAL;
-	} else {
-		colon = strrchr(listen, ':');
-		if (!colon || memchr(listen, ':', (size_t)(colon - listen)))
-			return -EINVAL;
-		hlen = (size_t)(colon - listen);
-	}
-	if (hlen >= host_size || parse_u64(colon + 1, &v) < 0 || v > UINT16_MAX)
-		return -EINVAL;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	*port = (uint16_t)v;
-	return 0;
-}
-
 static int bind_socket(const struct sockaddr *sa, socklen_t len, int *ret_fd)
 {
-	_cleanup_close_ int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int type = SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC;
+	_cleanup_close_ int fd = socket(sa->sa_family, type, 0);
 	int one = 1, zero = 0;
 
 	if (fd < 0)
@@ -335,7 +310,7 @@ static int open_listen_socket(const char *listen, int *ret_fd, char *err, size_t
 	uint16_t port;
 	int r;
 
-	if (listen_split(listen, host, sizeof(host), &port) < 0) {
+	if (config_split_listen(listen, host, sizeof(host), &port) < 0) {
 		snprintf(err, err_size, "listen \"%s\": not host:port, [v6]:port or :port", listen);
 		return -EINVAL;
 	}
@@ -408,8 +383,8 @@ static int add_activated_listeners(struct http_server *s, struct event_base *bas
 		int fd = SD_LISTEN_FDS_START + i;
 
 		if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
-			snprintf(err, err_size, "socket activation: fd %d is not a listening stream socket",
-				fd);
+			snprintf(err, err_size,
+				"socket activation: fd %d is not a listening stream socket", fd);
 			/* Close the rest: nobody else will use them. */
 			for (int j = i; j < n; j++)
 				close(SD_LISTEN_FDS_START + j);

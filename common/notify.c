@@ -114,7 +114,8 @@ void notify_reloading(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	/* MONOTONIC_USEC lets systemd ≥ 253 match the READY=1 that ends this reload to it. */
 	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
-		(unsigned long long)ts.tv_sec * USEC_PER_SEC + (unsigned long long)ts.tv_nsec / 1000);
+		(unsigned long long)ts.tv_sec * USEC_PER_SEC +
+			(unsigned long long)ts.tv_nsec / 1000);
 	notify_send(msg);
 }
 

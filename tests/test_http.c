@@ -233,12 +233,21 @@ static void test_responses(void **state)
 	assert_string_equal(body_of(head_index), "");
 
 	assert_int_equal(request(s->port, "GET", "/nope", NULL, &nope), 404);
-	_cleanup_free_ char *post_req = xasprintf("POST /metrics HTTP/1.1\r\nHost: x\r\n"
-						  "Content-Length: 3\r\nConnection: close\r\n\r\nabc");
-	assert_int_equal(tu_http_raw(s->port, post_req, strlen(post_req), &post), 405);
+	static const char post_req[] = "POST /metrics HTTP/1.1\r\nHost: x\r\n"
+				       "Content-Length: 3\r\nConnection: close\r\n\r\nabc";
+	assert_int_equal(tu_http_raw(s->port, post_req, sizeof(post_req) - 1, &post), 405);
 	assert_header(post, "Allow", "GET, HEAD");
 	assert_int_equal(request(s->port, "PUT", "/", "Content-Length: 0\r\n", &put), 405);
 	assert_header(put, "Allow", "GET, HEAD");
+	/* A method evhttp does not know: evhttp answers 501 itself (RFC 9110 15.6.2). */
+	_cleanup_free_ char *unknown = NULL, *options = NULL, *http10 = NULL;
+	assert_int_equal(request(s->port, "BREW", "/metrics", NULL, &unknown), 501);
+	assert_int_equal(request(s->port, "OPTIONS", "/metrics", NULL, &options), 405);
+	assert_header(options, "Allow", "GET, HEAD");
+	/* HTTP/1.0 without keep-alive: served, then closed. */
+	static const char req10[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	assert_int_equal(tu_http_raw(s->port, req10, sizeof(req10) - 1, &http10), 200);
+	assert_string_equal(body_of(http10), m2);
 
 	srv_wait_connections(s, 0);
 	srv_stop(s);
@@ -305,8 +314,8 @@ static void test_gzip(void **state)
 	/* Large enough for compression to matter; repetitive like an exposition. */
 	for (int i = 0; m.len < 150000; i++)
 		m.len += (size_t)sprintf(m.p + m.len,
-			"powerd_process_energy_joules_total{pid=\"%d\",comm=\"proc%d\"} %d.%03d\n", i,
-			i % 97, i * 7, i % 1000);
+			"powerd_process_energy_joules_total{pid=\"%d\",comm=\"proc%d\"} %d.%03d\n",
+			i, i % 97, i * 7, i % 1000);
 	srv_set_metrics(s, m.p);
 
 	run_curl(dir, url);
@@ -322,13 +331,13 @@ static void test_gzip(void **state)
 	assert_true(strtoul(cl, NULL, 10) < m.len / 4);
 
 	_cleanup_free_ char *gz = NULL, *q0 = NULL, *other = NULL, *upper = NULL;
-	assert_int_equal(request(s->port, "GET", "/metrics", "Accept-Encoding: deflate, gzip;q=0.8\r\n",
-				 &gz), 200);
+	assert_int_equal(request(s->port, "GET", "/metrics",
+				 "Accept-Encoding: deflate, gzip;q=0.8\r\n", &gz), 200);
 	assert_header(gz, "Content-Encoding", "gzip");
 	assert_header(gz, "Content-Type", PROM_CONTENT_TYPE);
 	assert_memory_equal(body_of(gz), "\x1f\x8b", 2);
-	assert_int_equal(request(s->port, "GET", "/metrics", "Accept-Encoding: gzip;q=0, br\r\n", &q0),
-		200);
+	assert_int_equal(request(s->port, "GET", "/metrics", "Accept-Encoding: gzip;q=0, br\r\n",
+				 &q0), 200);
 	assert_null(header_of(q0, "Content-Encoding"));
 	assert_string_equal(body_of(q0), m.p);
 	assert_int_equal(request(s->port, "GET", "/metrics", "Accept-Encoding: deflate, br\r\n",
@@ -427,8 +436,8 @@ static void test_hostile_requests(void **state)
 	assert_serves(s, "h 1\n");
 
 	/* A body over max_body_bytes. */
-	_cleanup_free_ char *post = xasprintf("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
-					      "\r\n%0500d", 0);
+	_cleanup_free_ char *post = xasprintf("POST / HTTP/1.1\r\nHost: x\r\n"
+					      "Content-Length: 100000\r\n\r\n%0500d", 0);
 	r = hostile_exchange(s->port, post, strlen(post), &resp);
 	print_message("oversized body: %d\n", r);
 	assert_true(r < 0 || r == 413);
@@ -598,6 +607,26 @@ static void test_idle_timeout(void **state)
 	srv_stop(s);
 }
 
+/* Freeing the server with clients connected closes them and leaks nothing (valgrind). */
+static void test_free_with_clients(void **state)
+{
+	struct srv *s = srv_start(NULL, "t");
+	static const char half[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n";
+	int fd[3];
+
+	for (int i = 0; i < 3; i++)
+		fd[i] = connect_nb(s->port);
+	srv_wait_connections(s, 3);
+	struct pollfd pfd = { .fd = fd[1], .events = POLLOUT };
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	assert_int_equal(write(fd[1], half, sizeof(half) - 1), (ssize_t)(sizeof(half) - 1));
+	srv_stop(s);
+	for (int i = 0; i < 3; i++) {
+		wait_eof(fd[i]);
+		close(fd[i]);
+	}
+}
+
 static void test_listen_addresses(void **state)
 {
 	struct event_base *base = event_base_new();
@@ -704,7 +733,8 @@ static pid_t spawn_activated(int fd, bool expect_error)
 
 static void test_socket_activation(void **state)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	_cleanup_free_ char *body = NULL;
@@ -740,6 +770,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_parallel),
 		cmocka_unit_test(test_connection_limit),
 		cmocka_unit_test(test_idle_timeout),
+		cmocka_unit_test(test_free_with_clients),
 		cmocka_unit_test(test_listen_addresses),
 		cmocka_unit_test(test_socket_activation),
 	};

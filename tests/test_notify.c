@@ -119,8 +119,8 @@ static void test_ready_watchdog_reloading_stopping(void **state)
 	struct event_base *base = event_base_new();
 	struct notify *n = NULL;
 	unsigned watchdogs = 0;
-	bool has_ready = false, has_reloading = false, has_stopping = false, has_reload_done = false;
-	bool has_status = false;
+	bool has_ready = false, has_reloading = false, has_stopping = false;
+	bool has_reload_done = false, has_status = false;
 	struct inbox in = { .fd = f->fd };
 	struct timespec ts;
 
@@ -148,8 +148,9 @@ static void test_ready_watchdog_reloading_stopping(void **state)
 			assert_int_equal(watchdogs, 0); /* READY came first, before the loop ran */
 			has_ready = true;
 		} else if (startswith(m, "RELOADING=1\nMONOTONIC_USEC=")) {
+			const char *v = m + strlen("RELOADING=1\nMONOTONIC_USEC=");
 			uint64_t us;
-			assert_int_equal(parse_u64(m + strlen("RELOADING=1\nMONOTONIC_USEC="), &us), 0);
+			assert_int_equal(parse_u64(v, &us), 0);
 			assert_true(us >= before_us && us < before_us + 5 * USEC_PER_SEC);
 			has_reloading = true;
 		} else if (streq(m, "READY=1")) {
