@@ -63,7 +63,24 @@ static int count_fds(void)
 	return n;
 }
 
-/* Unmount everything mounted under prefix, deepest first. */
+/* mountinfo writes space, tab, newline and backslash as \\ooo. */
+static void unescape_octal(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++, o++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+			s[3] >= '0' && s[3] <= '7') {
+			*o = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*o = *s;
+		}
+	}
+	*o = '\0';
+}
+
+/* Unmount everything mounted under prefix, deepest (last mounted) first. */
 static void umount_under(const char *prefix)
 {
 	for (int round = 0; round < 4096; round++) {
@@ -73,7 +90,10 @@ static void umount_under(const char *prefix)
 		assert_non_null(f);
 		while (fgets(line, sizeof(line), f)) {
 			char mp[4096];
-			if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && startswith(mp, prefix))
+			if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+				continue;
+			unescape_octal(mp);
+			if (startswith(mp, prefix))
 				snprintf(found, sizeof(found), "%s", mp);
 		}
 		if (!found[0])
