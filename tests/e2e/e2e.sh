@@ -18,7 +18,7 @@ E2E_DEADLINE_S=${POWERD_E2E_DEADLINE_S:-1080}
 CACHE=${POWERD_E2E_CACHE:-/var/cache/powerd-e2e}
 HERE=$(cd "$(dirname "$0")" && pwd)
 SOURCE=$(cd "$HERE/../.." && pwd)
-HOST_BIN= GUEST_BIN= RAPLSIM_BIN= KEEP=0
+HOST_BIN='' GUEST_BIN='' RAPLSIM_BIN='' KEEP=0
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -44,9 +44,11 @@ if [ -z "${POWERD_E2E_IN_NS:-}" ]; then
 	command -v unshare >/dev/null || { echo "SKIP: no unshare"; exit 77; }
 	unshare -m --propagation private true 2>/dev/null || { echo "SKIP: cannot unshare -m"; exit 77; }
 	export POWERD_E2E_IN_NS=1
+	keep=()
+	[ $KEEP = 1 ] && keep=(--keep)
 	exec timeout -k 15 "$E2E_DEADLINE_S" unshare -m --propagation private "$0" \
 		--host "$HOST_BIN" --guest "$GUEST_BIN" --raplsim "$RAPLSIM_BIN" --source "$SOURCE" \
-		$([ $KEEP = 1 ] && echo --keep)
+		"${keep[@]}"
 fi
 
 T0=$(date +%s.%N)
@@ -57,8 +59,8 @@ DOM9P=powerd-e2e-9p
 DOMVFS=powerd-e2e-vfs
 PIDS=() # daemons we started, killed by pid at exit
 N_OK=0 N_FAIL=0 FAILED=()
-HOST_PID= LIBVIRTD_PID= VIRTLOGD_PID=
-HOST_PORT= IDLE_W=20 MAX_W=60
+HOST_PID='' LIBVIRTD_PID='' LAST_PID=''
+HOST_PORT='' IDLE_W=20 MAX_W=60
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -192,17 +194,23 @@ install_hook() {
 	log_level: debug
 	EOF
 	local hook=$SOURCE/units/powerd-libvirt-hook
+	# the project's hook runs "$POWERD_HOST --prepare DOM": give it our config that way
+	cat >"$W/bin/powerd-host-hook" <<-EOF
+	#!/bin/sh
+	exec $W/bin/powerd-host -c $W/host.yaml "\$@"
+	EOF
+	chmod 755 "$W/bin/powerd-host-hook"
 	cat >"$W/etc-libvirt/hooks/qemu.d/50-powerd-e2e" <<-EOF
 	#!/bin/sh
 	# powerd e2e: log the call, run the project's hook, log the resulting mount
 	echo "\$(date +%s.%N) hook \$*" >>$W/hook.log
-	export PATH=$W/bin:\$PATH POWERD_HOST_CONFIG=$W/host.yaml
+	export POWERD_HOST=$W/bin/powerd-host-hook
 	rc=0
 	if [ -x $hook ]; then
-		$hook "\$@" </dev/null >>$W/hook.log 2>&1 || rc=\$?
+		$hook "\$@" >>$W/hook.log 2>&1 || rc=\$?
 	elif [ "\$2" = prepare ]; then
 		# no project hook yet: what it is specified to do
-		$W/bin/powerd-host -c $W/host.yaml --prepare "\$1" </dev/null >>$W/hook.log 2>&1 || rc=\$?
+		\$POWERD_HOST --prepare "\$1" </dev/null >>$W/hook.log 2>&1 || rc=\$?
 	fi
 	echo "\$(date +%s.%N) hook-rc \$rc \$*" >>$W/hook.log
 	if [ "\$2" = prepare ]; then
@@ -215,9 +223,9 @@ install_hook() {
 
 step_start_libvirtd() {
 	log "starting virtlogd and libvirtd"
-	local t=$(date +%s.%N)
+	local t
+	t=$(date +%s.%N)
 	start_bg "$W/virtlogd.log" /usr/sbin/virtlogd -p "$W/virtlogd.pid"
-	VIRTLOGD_PID=$LAST_PID
 	wait_for 10 test -S /run/libvirt/virtlogd-sock
 	start_libvirtd
 	if wait_for 60 virsh -c qemu:///system version >/dev/null 2>&1; then
@@ -369,7 +377,8 @@ define_and_start() { # name fs
 		ok "$name: export mounted after DEFINED ($(export_mount "$name"))" ||
 		log "$name: no export mount 10s after DEFINED (the hook must prepare it)"
 	: >"$W/$name.serial"
-	local t=$(date +%s.%N)
+	local t
+	t=$(date +%s.%N)
 	if ! virsh_ start "$name" >"$W/$name.start.log" 2>&1; then
 		not_ok "$name: virsh start ($(tr '\n' ' ' <"$W/$name.start.log"))"
 		return 1
@@ -386,9 +395,12 @@ define_and_start() { # name fs
 		test "$(stat -c %a "$SHARE/$name/intel-rapl:0/energy_uj")" = 644
 }
 
-# Scrapes parsed from a serial log: "n up phase energy_J source_up share_uj", one per line.
+# Scrapes parsed from a serial log: "n up phase energy_J source_up share_uj", one per line, of
+# the guest's first boot (the log is appended to when a domain restarts).
 scrapes() {
 	awk '
+	/^=== BOOTED / { boot++ }
+	boot > 1 { exit }
 	/^=== SCRAPE [0-9]+ / { n = $3; up = $4; ph = $5; sub(/up=/, "", up); sub(/phase=/, "", ph);
 		e = "-"; su = "-"; s = "-"; inb = 1; next }
 	inb && /^powerd_energy_joules_total\{.*zone="package-0"/ { e = $NF }
@@ -412,9 +424,10 @@ wait_guest() { # name
 	check "$name: guest cannot write into its share ($(grep -a -m1 '^WRITE-TEST' "$serial" | tr -d '\r'))" \
 		grep -aqE '^WRITE-TEST: (EROFS|denied)' "$serial"
 	check "$name: the probe file did not reach the host tree" test ! -e "$SHARE/$name/e2e-write-probe"
-	if wait_for 90 grep -aq '^=== END ===' "$serial"; then
-		local t=START_$(echo "$name" | tr -c 'a-zA-Z0-9\n' _)
-		local boot
+	wait_for 90 grep -aqE '^=== (END|GUEST-NOT-READY|POWERD-GUEST-EXITED) ===' "$serial"
+	if grep -aq '^=== END ===' "$serial"; then
+		local t boot
+		t=START_$(echo "$name" | tr -c 'a-zA-Z0-9\n' _)
 		boot=$(awk -v a="${!t}" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 		eval "BOOT_$(echo "$name" | tr -c 'a-zA-Z0-9\n' _)=$boot"
 		ok "$name: first scrape of powerd-guest on the console ${boot}s after virsh start"
@@ -426,24 +439,39 @@ wait_guest() { # name
 }
 
 # The guest's counter equals the tree's energy_uj/1e6 (read from the share in the same block),
-# within one interval's worth of energy: the largest step of the tree between two scrapes,
-# scaled to 1 s.
+# within one interval's worth of energy: the largest rise of the tree between two consecutive
+# scrapes (about 1 s apart), plus 10%. The guest samples once per interval, so it may lag the tree
+# by one update, never lead it; under TCG its timer may slip while the guest burns CPU. Two assertions: the values are equal (the issue's contract: the guest exports the
+# tree's own counter), and, whatever the offset, the guest's counter follows the tree's rises.
 assert_guest_matches_tree() { # name
 	local name=$1 res
 	res=$(scrapes "$W/$name.serial" | awk '
 	$4 != "-" && $6 ~ /^[0-9]+$/ {
 		s = $6 / 1e6
-		if (have && $2 > up0) { r = (s - s0) / ($2 - up0); if (r > maxr) maxr = r }
-		d = s - $4; if (d < 0) d = -d
-		if (d > maxd) { maxd = d; at = $1 }
-		s0 = s; up0 = $2; have = 1; n++
+		if (have && s - s0 > maxstep) maxstep = s - s0
+		d = s - $4
+		if (!have || d < mind) mind = d
+		if (!have || d > maxd) { maxd = d; at = $1 }
+		a = d < 0 ? -d : d
+		if (a > maxa) { maxa = a; ata = $1 }
+		s0 = s; have = 1; n++
 	}
-	END { tol = maxr * 1.0 + 0.001; printf "%d %.6f %.6f %s %d\n", n, maxd, tol, at, (n > 0 && maxd <= tol) }')
+	END {
+		tol = maxstep * 1.1 + 0.001
+		printf "%d %.6f %s %.6f %.6f %s %d %d\n", n, maxa, ata, tol, maxd - mind, at,
+			(n > 0 && maxa <= tol), (n > 1 && maxd - mind <= tol)
+	}')
+	# shellcheck disable=SC2086
 	set -- $res
-	if [ "${5:-0}" = 1 ]; then
-		ok "$name: powerd_energy_joules_total{zone=package-0} = tree energy_uj/1e6 within one interval ($1 scrapes, max diff $2 J <= $3 J)"
+	if [ "${7:-0}" = 1 ]; then
+		ok "$name: powerd_energy_joules_total{zone=package-0} = tree energy_uj/1e6 within one interval ($1 scrapes, max |diff| $2 J <= $4 J)"
 	else
-		not_ok "$name: powerd_energy_joules_total{zone=package-0} = tree energy_uj/1e6 within one interval ($1 scrapes, max diff $2 J at scrape ${4:-none}, allowed $3 J)"
+		not_ok "$name: powerd_energy_joules_total{zone=package-0} = tree energy_uj/1e6 within one interval (${1:-0} scrapes, max |diff| ${2:-?} J at scrape ${3:-none}, allowed ${4:-?} J)"
+	fi
+	if [ "${8:-0}" = 1 ]; then
+		ok "$name: powerd_energy_joules_total{zone=package-0} rises with the tree (tree - guest varies by $5 J <= $4 J)"
+	else
+		not_ok "$name: powerd_energy_joules_total{zone=package-0} rises with the tree (tree - guest varies by ${5:-?} J, worst at scrape ${6:-none}, allowed ${4:-?} J)"
 	fi
 }
 
@@ -478,7 +506,7 @@ assert_burn_vs_idle() { # name
 }
 
 assert_host_sums() {
-	local m host sum n
+	local m host sum
 	m=$(host_metrics)
 	host=$(echo "$m" | metric 'powerd_host_energy_joules_total\{[^}]*zone="package-0"')
 	sum=$(echo "$m" | awk '/^powerd_domain_energy_joules_total\{.*zone="package-0"/ { s += $NF; n++ } END { printf "%.6f %d", s, n }')
@@ -500,7 +528,8 @@ fault_kill_host() {
 	wait "$HOST_PID" 2>/dev/null
 	check "fault kill: guest's powerd_source_up drops to 0 while powerd-host is down" \
 		wait_for 40 source_up_seen 0 "$n0" "$name"
-	local down=$(tree_uj "$name")
+	local down
+	down=$(tree_uj "$name")
 	check "fault kill: the tree survived the kill (still a read-only tmpfs)" is_ro_tmpfs "$name"
 	n0=$(n_scrapes "$serial")
 	start_bg "$W/powerd-host.log" "$W/bin/powerd-host" -c "$W/host.yaml"
@@ -545,7 +574,6 @@ fault_lifecycle() { # name
 	local name=$1
 	log "fault: destroy/start/undefine $name"
 	virsh_ destroy "$name" >/dev/null
-	local t=$(date +%s.%N)
 	if virsh_ start "$name" >/dev/null 2>&1; then
 		ok "lifecycle: $name starts again after destroy"
 	else
@@ -564,7 +592,7 @@ between() { # joules uj_low uj_high
 
 # 8. node_exporter reads the same joules from the domain's tree; Prometheus scrapes powerd-host.
 step_node_exporter() {
-	local name=$DOM9P port d=$W/ne-sysfs out ne tree
+	local name=$DOM9P port d=$W/ne-sysfs out ne
 	command -v prometheus-node-exporter >/dev/null || { log "SKIP node_exporter: not installed"; return 0; }
 	mkdir -p "$d/class"
 	ln -sfn "$SHARE/$name" "$d/class/powercap"
@@ -619,7 +647,8 @@ step_prometheus() {
 }
 
 summary() {
-	local total=$(elapsed)
+	local total
+	total=$(elapsed)
 	echo "# timings: libvirtd ${LIBVIRTD_START_S:-?}s to answer; $DOM9P first scrape ${BOOT_powerd_e2e_9p:-?}s after start;" \
 		"$DOMVFS ${BOOT_powerd_e2e_vfs:-?}s; whole test ${total}s"
 	if [ $N_FAIL -eq 0 ]; then

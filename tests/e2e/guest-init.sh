@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash
 # /init of the end-to-end test's busybox guest. Mounts the powerd share, tries to write into it,
 # runs powerd-guest and scrapes it in a loop, printing every exposition to the serial console
 # between markers that tests/e2e/e2e.sh parses:
