@@ -35,20 +35,27 @@ struct fx {
 	uint64_t raw_uj;
 };
 
-static int count_lines(const char *path)
-{
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	int n = 0, c;
+static const char *mount_prefix; /* the current test's directory */
 
-	assert_non_null(f);
-	while ((c = fgetc(f)) != EOF)
-		n += c == '\n';
-	return n;
-}
+static void unescape_octal(char *s);
 
+/* Mounts under the test's directory, from /proc/self/mountinfo: immune to whatever else
+ * appears in or leaves the namespace meanwhile. */
 static int count_mounts(void)
 {
-	return count_lines("/proc/self/mountinfo");
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], mp[4096];
+	int n = 0;
+
+	assert_non_null(f);
+	assert_non_null(mount_prefix);
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+			continue;
+		unescape_octal(mp);
+		n += startswith(mp, mount_prefix);
+	}
+	return n;
 }
 
 static int count_fds(void)
@@ -220,6 +227,7 @@ static int setup_with_uri(void **state, const char *uri)
 	struct fx *f = xcalloc(1, sizeof(*f));
 
 	f->tmp = tu_mkdtemp("powerd-domains");
+	mount_prefix = f->tmp;
 	f->share = xasprintf("%s/share", f->tmp);
 	f->pc = xasprintf("%s/powercap", f->tmp);
 	tu_write(f->pc, "intel-rapl:0/name", "package-0\n");
@@ -258,6 +266,8 @@ static int teardown(void **state)
 	host_config_free(&f->cfg);
 	libvirt_loop_flush();
 	umount_under(f->tmp);
+	assert_int_equal(count_mounts(), 0);
+	mount_prefix = NULL;
 	tu_rm_rf(f->tmp);
 	free(f->tmp);
 	free(f->share);
