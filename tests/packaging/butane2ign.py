@@ -79,14 +79,17 @@ def _scalar(text, lineno):
 
 class _Parser:
     def __init__(self, text):
-        if "\t" in "".join(l[: _indent(l) + 1] for l in text.splitlines() if l.strip()):
-            raise Error("tabs in indentation")
         self.lines = text.splitlines()
         self.i = 0
 
     def _next_content(self):
         while self.i < len(self.lines) and _is_skippable(self.lines[self.i]):
             self.i += 1
+        if self.i < len(self.lines):
+            # tabs may appear inside block scalars (read elsewhere), never as structure
+            line = self.lines[self.i]
+            if line[_indent(line)] == "\t":
+                raise Error("line %d: tab in indentation" % (self.i + 1))
         return self.i < len(self.lines)
 
     def parse(self):

@@ -23,9 +23,10 @@ options_of() {
 	grep -oE '(^|[][ ,|(])--?[a-zA-Z][a-zA-Z-]*' | sed -E 's/^[][ ,|(]//' | sort -u
 }
 
-# The OPTIONS section of a man page source, with roff escapes undone.
+# The OPTIONS (and COMMANDS, whose options --help lists too) sections of a man page source,
+# with roff escapes undone.
 man_options() {
-	sed -n '/^\.SH OPTIONS/,/^\.SH /p' "$1" | sed -E 's/\\-/-/g; s/\\f[BIRP]//g; s/"//g' |
+	awk '/^\.SH /{ on = ($2 == "OPTIONS" || $2 == "COMMANDS") } on' "$1" | sed -E 's/\\-/-/g; s/\\f[BIRP]//g; s/"//g' |
 		grep -E '^\.(TP|B|BR|BI|IP)|^-' | options_of
 }
 

@@ -5,9 +5,12 @@
 # on a bare unit, whose exposure must come out high. Also the contract of DESIGN.md §3 the
 # packaging relies on: Type=notify with a watchdog, RequiresMountsFor=/var/scaphandre, the mount.
 #
-# Measured (systemd 252.39, Debian 12), 2026-11-23:
-#   powerd-guest.service  1.4 OK
-#   powerd-host.service   not written yet when measured
+# Measured (systemd 252.39, Debian 12, --offline=true), 2026-11-23:
+#   powerd-guest.service  1.2 OK      (1.4 before PrivateMounts=yes was added)
+#   powerd-host.service   4.0 OK      root with CAP_SYS_ADMIN + @mount, and deliberately no mount
+#                                     namespace (its tmpfs mounts must reach libvirtd and qemu):
+#                                     ProtectSystem=, PrivateTmp=, PrivateDevices=, ... cannot apply
+#   a bare [Service] unit 9.6 UNSAFE  (the parsing check below)
 set -euo pipefail
 src=${1:?usage: test-units.sh SOURCE_DIR}
 command -v systemd-analyze >/dev/null || { echo "SKIP: no systemd-analyze"; exit 77; }
