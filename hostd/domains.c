@@ -462,7 +462,15 @@ void domains_set_config(struct domains *d, const struct host_config *cfg)
 		log_warn("share_dir changed to %s: takes effect at the next start",
 			cfg->share_dir);
 	d->cfg = cfg;
-	domains_reconcile(d);
+	if (d->conn) {
+		domains_reconcile(d);
+		return;
+	}
+	/* Disconnected: newly included domains wait for the reconnect's reconcile, newly
+	 * excluded ones go now. */
+	for (size_t i = d->n; i-- > 0;)
+		if (!host_config_tracks(cfg, d->v[i]->name))
+			domain_drop(d, d->v[i], true);
 }
 
 void domains_reconnect(struct domains *d, unsigned delay_ms)

@@ -29,17 +29,6 @@ struct fx {
 	char *notes; /* every notify datagram received, concatenated */
 };
 
-static int count_mounts(void)
-{
-	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
-	int n = 0, c;
-
-	assert_non_null(f);
-	while ((c = fgetc(f)) != EOF)
-		n += c == '\n';
-	return n;
-}
-
 /* mountinfo writes space, tab, newline and backslash as \\ooo. */
 static void unescape_octal(char *s)
 {
@@ -55,6 +44,27 @@ static void unescape_octal(char *s)
 		}
 	}
 	*o = '\0';
+}
+
+static const char *mount_prefix; /* the current test's directory */
+
+/* Mounts under the test's directory, from /proc/self/mountinfo: immune to whatever else
+ * appears in or leaves the namespace meanwhile. */
+static int count_mounts(void)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], mp[4096];
+	int n = 0;
+
+	assert_non_null(f);
+	assert_non_null(mount_prefix);
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+			continue;
+		unescape_octal(mp);
+		n += startswith(mp, mount_prefix);
+	}
+	return n;
 }
 
 /* Unmount everything mounted under prefix, deepest (last mounted) first. */
@@ -134,6 +144,7 @@ static int setup(void **state)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
 	f->tmp = tu_mkdtemp("powerd-daemon");
+	mount_prefix = f->tmp;
 	f->share = xasprintf("%s/share", f->tmp);
 	f->pc = xasprintf("%s/powercap", f->tmp);
 	f->cfg = xasprintf("%s/host.yaml", f->tmp);
@@ -159,6 +170,8 @@ static int teardown(void **state)
 	struct fx *f = *state;
 
 	umount_under(f->tmp);
+	assert_int_equal(count_mounts(), 0);
+	mount_prefix = NULL;
 	close(f->notify_fd);
 	if (f->notes && getenv("POWERD_TEST_VERBOSE"))
 		fprintf(stderr, "notify:\n%s", f->notes);

@@ -446,8 +446,17 @@ static void test_reconnect_reconciles(void **state)
 	assert_true(is_tracked(f, "gone-while-away"));
 	assert_int_equal(accounting_tick(f->acct), 0);
 
+	/* An exclusion reloaded while disconnected applies at once. */
+	set_strv(&f->cfg.exclude, "test");
+	domains_set_config(f->d, &f->cfg);
+	assert_false(is_tracked(f, "test"));
+	_cleanup_free_ char *test_exp = xasprintf("%s/test", f->share);
+	assert_int_equal(access(test_exp, F_OK), -1);
+	n_tracked--;
+
 	assert_true(run_until(is_connected, f, NULL, 5000));
 	assert_int_equal(f->attempts, 2);
+	assert_false(is_tracked(f, "test"));
 	assert_true(is_tracked(f, "came-while-away"));
 	assert_false(is_tracked(f, "gone-while-away"));
 	assert_int_equal((int)domains_count(f->d), n_tracked);
