@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "hostd/host_config.h"
+#include "hostd/mounts.h"
 
 #define SHARE_TARGET "scaphandre"
 #define POWERD_XMLNS "https://github.com/powerd/powerd/xmlns/attach/1"
@@ -293,9 +294,9 @@ static int parse_args(int argc, char **argv, const char *config_path, struct att
 		log_err("%s: expected exactly one DOMAIN", argv[0]);
 		return -EINVAL;
 	}
-	if (!*a->domain || strchr(a->domain, '/') || streq(a->domain, ".") ||
-		streq(a->domain, "..")) {
-		log_err("%s: '%s' cannot be a domain name", argv[0], a->domain);
+	/* the name becomes a path component under share_dir: the same rule as powerd-host's */
+	if (!mounts_name_is_safe(a->domain)) {
+		log_err("%s: '%s' cannot be a domain name powerd-host shares", argv[0], a->domain);
 		return -EINVAL;
 	}
 	return 0;

@@ -261,6 +261,7 @@ static void test_usage(void **state)
 	assert_int_equal(ATTACH(f, "detach", "--virtiofs", "test"), 2);
 	assert_int_equal(ATTACH(f, "attach", "--bogus", "test"), 2);
 	assert_int_equal(ATTACH(f, "attach", "../etc"), 2);
+	assert_int_equal(ATTACH(f, "attach", ".powerd"), 2);
 	assert_int_equal(ATTACH(f, "frobnicate", "test"), 2);
 }
 
