@@ -29,64 +29,12 @@ struct fx {
 	char *notes; /* every notify datagram received, concatenated */
 };
 
-/* mountinfo writes space, tab, newline and backslash as \\ooo. */
-static void unescape_octal(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++, o++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-			s[3] >= '0' && s[3] <= '7') {
-			*o = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 3;
-		} else {
-			*o = *s;
-		}
-	}
-	*o = '\0';
-}
-
 static const char *mount_prefix; /* the current test's directory */
 
-/* Mounts under the test's directory, from /proc/self/mountinfo: immune to whatever else
- * appears in or leaves the namespace meanwhile. */
 static int count_mounts(void)
 {
-	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[4096], mp[4096];
-	int n = 0;
-
-	assert_non_null(f);
 	assert_non_null(mount_prefix);
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
-			continue;
-		unescape_octal(mp);
-		n += startswith(mp, mount_prefix);
-	}
-	return n;
-}
-
-/* Unmount everything mounted under prefix, deepest (last mounted) first. */
-static void umount_under(const char *prefix)
-{
-	for (int round = 0; round < 256; round++) {
-		_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
-		char line[4096], found[4096] = "";
-
-		assert_non_null(f);
-		while (fgets(line, sizeof(line), f)) {
-			char mp[4096];
-			if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
-				continue;
-			unescape_octal(mp);
-			if (startswith(mp, prefix))
-				snprintf(found, sizeof(found), "%s", mp);
-		}
-		if (!found[0])
-			return;
-		assert_int_equal(umount2(found, MNT_DETACH), 0);
-	}
+	return tu_mount_count_under(mount_prefix);
 }
 
 /* Short pause of a polling loop that waits for a state with a deadline. */
@@ -169,7 +117,7 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 
-	umount_under(f->tmp);
+	tu_umount_under(f->tmp);
 	assert_int_equal(count_mounts(), 0);
 	mount_prefix = NULL;
 	close(f->notify_fd);
@@ -301,7 +249,7 @@ static void test_daemon_lifecycle(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_int_equal(count_mounts(), n0 + 2);
 
-	umount_under(f->tmp);
+	tu_umount_under(f->tmp);
 	assert_int_equal(count_mounts(), n0);
 }
 
@@ -438,7 +386,7 @@ static void test_hook_prepare(void **state)
 	_cleanup_free_ char *msg = tu_read(f->tmp, "hook.log");
 	assert_non_null(strstr(msg, "not a safe directory name"));
 
-	umount_under(f->tmp);
+	tu_umount_under(f->tmp);
 	assert_int_equal(count_mounts(), n0);
 }
 

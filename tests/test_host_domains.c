@@ -37,25 +37,10 @@ struct fx {
 
 static const char *mount_prefix; /* the current test's directory */
 
-static void unescape_octal(char *s);
-
-/* Mounts under the test's directory, from /proc/self/mountinfo: immune to whatever else
- * appears in or leaves the namespace meanwhile. */
 static int count_mounts(void)
 {
-	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[4096], mp[4096];
-	int n = 0;
-
-	assert_non_null(f);
 	assert_non_null(mount_prefix);
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
-			continue;
-		unescape_octal(mp);
-		n += startswith(mp, mount_prefix);
-	}
-	return n;
+	return tu_mount_count_under(mount_prefix);
 }
 
 static int count_fds(void)
@@ -68,45 +53,6 @@ static int count_fds(void)
 		n++;
 	closedir(dir);
 	return n;
-}
-
-/* mountinfo writes space, tab, newline and backslash as \\ooo. */
-static void unescape_octal(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++, o++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-			s[3] >= '0' && s[3] <= '7') {
-			*o = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 3;
-		} else {
-			*o = *s;
-		}
-	}
-	*o = '\0';
-}
-
-/* Unmount everything mounted under prefix, deepest (last mounted) first. */
-static void umount_under(const char *prefix)
-{
-	for (int round = 0; round < 4096; round++) {
-		_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
-		char line[4096], found[4096] = "";
-
-		assert_non_null(f);
-		while (fgets(line, sizeof(line), f)) {
-			char mp[4096];
-			if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
-				continue;
-			unescape_octal(mp);
-			if (startswith(mp, prefix))
-				snprintf(found, sizeof(found), "%s", mp);
-		}
-		if (!found[0])
-			return;
-		assert_int_equal(umount2(found, MNT_DETACH), 0);
-	}
 }
 
 /* Diagnostics for a mount count that does not add up. */
@@ -265,7 +211,7 @@ static int teardown(void **state)
 	accounting_free(f->acct);
 	host_config_free(&f->cfg);
 	libvirt_loop_flush();
-	umount_under(f->tmp);
+	tu_umount_under(f->tmp);
 	assert_int_equal(count_mounts(), 0);
 	mount_prefix = NULL;
 	tu_rm_rf(f->tmp);

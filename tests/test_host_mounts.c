@@ -23,42 +23,12 @@ struct fx {
 	struct mounts *m;
 };
 
-/* mountinfo writes space, tab, newline and backslash as \\ooo. */
-static void unescape_octal(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++, o++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-			s[3] >= '0' && s[3] <= '7') {
-			*o = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 3;
-		} else {
-			*o = *s;
-		}
-	}
-	*o = '\0';
-}
-
 static const char *mount_prefix; /* the current test's directory */
 
-/* Mounts under the test's directory, from /proc/self/mountinfo: immune to whatever else
- * appears in or leaves the namespace meanwhile. */
 static int count_mounts(void)
 {
-	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[4096], mp[4096];
-	int n = 0;
-
-	assert_non_null(f);
 	assert_non_null(mount_prefix);
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
-			continue;
-		unescape_octal(mp);
-		n += startswith(mp, mount_prefix);
-	}
-	return n;
+	return tu_mount_count_under(mount_prefix);
 }
 
 /* The entries of dir, sorted, joined by ","; "." and ".." left out. */

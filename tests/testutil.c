@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -246,4 +247,57 @@ int tu_metric(const char *exposition, const char *series, double *ret)
 			line++;
 	}
 	return -ENOENT;
+}
+
+/* mountinfo writes space, tab, newline and backslash as \ooo. */
+static void unescape_octal(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++, o++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+			s[3] >= '0' && s[3] <= '7') {
+			*o = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*o = *s;
+		}
+	}
+	*o = '\0';
+}
+
+/* The mount point of the last mountinfo entry under prefix into found; how many there are. */
+static int mounts_under(const char *prefix, char *found, size_t size)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], mp[4096];
+	int n = 0;
+
+	assert_non_null(f);
+	if (found)
+		found[0] = '\0';
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+			continue;
+		unescape_octal(mp);
+		if (!startswith(mp, prefix))
+			continue;
+		n++;
+		if (found)
+			snprintf(found, size, "%s", mp);
+	}
+	return n;
+}
+
+int tu_mount_count_under(const char *prefix)
+{
+	return mounts_under(prefix, NULL, 0);
+}
+
+void tu_umount_under(const char *prefix)
+{
+	char found[4096];
+
+	for (int round = 0; round < 8192 && mounts_under(prefix, found, sizeof(found)) > 0; round++)
+		assert_int_equal(umount2(found, MNT_DETACH), 0);
 }

@@ -43,3 +43,9 @@ int tu_http_get(uint16_t port, const char *path, char **ret_body);
 /* The value of the first sample line "name{labels} value" whose name-and-labels part equals
  * series exactly (e.g. "powerd_power_watts{zone=\"package-0\"}"); -ENOENT if absent. */
 int tu_metric(const char *exposition, const char *series, double *ret);
+
+/* Mounts whose mount point lies under prefix, from /proc/self/mountinfo (octal escapes of
+ * spaces and the like decoded). */
+int tu_mount_count_under(const char *prefix);
+/* Unmount (MNT_DETACH) every mount under prefix, the last mounted first. */
+void tu_umount_under(const char *prefix);
