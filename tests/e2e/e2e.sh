@@ -57,6 +57,7 @@ chmod 755 "$W"
 SHARE=$W/share
 DOM9P=powerd-e2e-9p
 DOMVFS=powerd-e2e-vfs
+DOMSD=powerd-e2e-systemd
 PIDS=() # daemons we started, killed by pid at exit
 N_OK=0 N_FAIL=0 FAILED=()
 HOST_PID='' LIBVIRTD_PID='' LAST_PID=''
@@ -421,6 +422,7 @@ wait_guest() { # name
 		tail -30 "$serial"
 		return 1
 	fi
+	wait_for 30 grep -aq '^WRITE-TEST' "$serial"
 	check "$name: guest cannot write into its share ($(grep -a -m1 '^WRITE-TEST' "$serial" | tr -d '\r'))" \
 		grep -aqE '^WRITE-TEST: (EROFS|denied)' "$serial"
 	check "$name: the probe file did not reach the host tree" test ! -e "$SHARE/$name/e2e-write-probe"
@@ -646,11 +648,133 @@ step_prometheus() {
 	stop_pid "$pid"
 }
 
+# 7. A systemd guest: a cached debootstrap'd Debian (minbase, systemd-sysv, udev, kmod) as a 9p
+# root, where the project's own units, enabled with systemctl, bring powerd-guest up at boot.
+build_systemd_root() {
+	local root=$CACHE/bookworm-systemd mirror
+	if [ ! -x "$root/lib/systemd/systemd" ]; then
+		command -v debootstrap >/dev/null || return 77
+		mirror=${POWERD_E2E_MIRROR:-$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null)}
+		mirror=${mirror:-http://deb.debian.org/debian}
+		log "debootstrap bookworm (once; cached in $root)"
+		rm -rf "$root.tmp"
+		if ! timeout 400 debootstrap --variant=minbase --include=systemd-sysv,udev,kmod \
+			bookworm "$root.tmp" "$mirror" >"$W/debootstrap.log" 2>&1; then
+			tail -5 "$W/debootstrap.log"
+			rm -rf "$root.tmp"
+			return 1
+		fi
+		mv "$root.tmp" "$root"
+	fi
+	local r=$W/sysroot lib
+	cp -a "$root" "$r" || return 1
+	cp "$GUEST_BIN" "$r/usr/sbin/powerd-guest"
+	for lib in $(ldd "$GUEST_BIN" 2>/dev/null | awk '/=> \// { print $3 }'); do
+		[ -e "$r$lib" ] || cp -L "$lib" "$r$lib"
+	done
+	cp "$SOURCE/units/powerd-guest.service" "$SOURCE/units/var-scaphandre.mount" "$r/etc/systemd/system/"
+	install -m 755 "$HERE/systemd-report.sh" "$r/usr/local/sbin/powerd-e2e-report"
+	cat >"$r/etc/systemd/system/powerd-e2e-report.service" <<-'EOF'
+	[Unit]
+	Description=powerd e2e: report powerd-guest's state on the serial console
+	After=multi-user.target powerd-guest.service
+	[Service]
+	Type=oneshot
+	ExecStart=/usr/local/sbin/powerd-e2e-report
+	[Install]
+	WantedBy=multi-user.target
+	EOF
+	: >"$r/etc/fstab"
+	echo powerd-e2e >"$r/etc/hostname"
+	systemctl --root="$r" enable powerd-guest.service var-scaphandre.mount \
+		powerd-e2e-report.service >"$W/systemctl-enable.log" 2>&1 || return 1
+	systemctl --root="$r" mask serial-getty@ttyS0.service getty@tty1.service >/dev/null 2>&1
+	# its initramfs: busybox, the modules, and an /init that mounts the 9p root
+	local i=$W/initramfs-systemd
+	mkdir -p "$i"/{bin,lib/modules,proc,sys,dev,newroot}
+	cp /bin/busybox "$i/bin/busybox"
+	cp "$(dirname "$KERNEL")"/modules/*.ko "$i/lib/modules/"
+	cp "$HERE/systemd-init.sh" "$i/init" && chmod 755 "$i/init"
+	(cd "$i" && find . | cpio -o -H newc --quiet | gzip -1) >"$W/initrd-systemd.gz"
+}
+
+systemd_domain_xml() { # name
+	local name=$1 uuid
+	uuid=$(echo "$name" | md5sum | sed -E 's/(.{8})(.{4})(.{4})(.{4})(.{12}).*/\1-\2-\3-\4-\5/')
+	cat <<-EOF
+	<domain type='qemu'>
+	  <name>$name</name>
+	  <uuid>$uuid</uuid>
+	  <memory unit='MiB'>512</memory>
+	  <vcpu>1</vcpu>
+	  <os>
+	    <type arch='x86_64' machine='pc'>hvm</type>
+	    <kernel>$KERNEL</kernel>
+	    <initrd>$W/initrd-systemd.gz</initrd>
+	    <cmdline>console=ttyS0 rw quiet loglevel=3 panic=-1</cmdline>
+	  </os>
+	  <features><acpi/></features>
+	  <on_poweroff>destroy</on_poweroff>
+	  <devices>
+	    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+	    <filesystem type='mount' accessmode='passthrough'><source dir='$W/sysroot'/><target dir='rootfs'/></filesystem>
+	    <filesystem type='mount' accessmode='passthrough'><source dir='$SHARE/$name'/><target dir='scaphandre'/><readonly/></filesystem>
+	    <serial type='file'><source path='$W/$name.serial' append='on'/><target port='0'/></serial>
+	    <video><model type='none'/></video>
+	    <memballoon model='none'/>
+	  </devices>
+	</domain>
+	EOF
+}
+
+step_systemd_guest() {
+	local name=$DOMSD serial=$W/$DOMSD.serial rc=0 t
+	log "systemd guest"
+	build_systemd_root || rc=$?
+	if [ $rc = 77 ]; then
+		log "SKIP systemd guest: debootstrap is not installed"
+		return 0
+	elif [ $rc != 0 ]; then
+		not_ok "systemd guest: build its root (debootstrap, units)"
+		return 1
+	fi
+	systemd_domain_xml "$name" >"$W/$name.xml"
+	virsh_ define "$W/$name.xml" >/dev/null || { not_ok "$name: virsh define"; return 1; }
+	: >"$serial"
+	t=$(date +%s.%N)
+	if ! virsh_ start "$name" >"$W/$name.start.log" 2>&1; then
+		not_ok "$name: virsh start ($(tr '\n' ' ' <"$W/$name.start.log"))"
+		return 1
+	fi
+	if ! wait_for 240 grep -aqE '^=== (SYSTEMD-REPORT-DONE|ROOT-MOUNT-FAILED) ===' "$serial" ||
+		! grep -aq '^=== SYSTEMD-REPORT ' "$serial"; then
+		not_ok "$name: systemd reached multi-user.target and reported within 240s"
+		tail -20 "$serial" | tr -d '\r'
+		return 1
+	fi
+	SYSTEMD_REPORT_S=$(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+	local rep
+	rep=$(tr -d '\r' <"$serial" | sed -n '/^=== SYSTEMD-REPORT /,/^=== SYSTEMD-REPORT-DONE/p')
+	ok "$name: multi-user.target reached, report on the console ${SYSTEMD_REPORT_S}s after virsh start ($(echo "$rep" | head -1))"
+	check "$name: systemctl is-enabled powerd-guest: enabled" grep -q '^IS-ENABLED enabled' <<<"$rep"
+	check "$name: powerd-guest.service active at boot ($(grep '^SHOW SubState' <<<"$rep"))" \
+		grep -q '^IS-ACTIVE active' <<<"$rep"
+	check "$name: var-scaphandre.mount mounted the share read-only ($(grep '^MOUNT' <<<"$rep"))" \
+		grep -qE '^MOUNT 9p +ro' <<<"$rep"
+	check "$name: systemd's watchdog is armed ($(grep '^SHOW WatchdogUSec' <<<"$rep"))" \
+		grep -qE '^SHOW WatchdogUSec=[1-9]' <<<"$rep"
+	check "$name: powerd-guest serves powerd_energy_joules_total{zone=package-0} ($(grep -m1 '^powerd_energy_joules_total{zone="package-0"}' <<<"$rep"))" \
+		grep -q '^powerd_energy_joules_total{zone="package-0"}' <<<"$rep"
+	check "$name: powerd_source_up 1" grep -q '^powerd_source_up 1' <<<"$rep"
+	wait_for 30 sh -c "! virsh -q -c qemu:///system list --name | grep -qx $name"
+	virsh_ undefine "$name" >/dev/null 2>&1
+}
+
 summary() {
 	local total
 	total=$(elapsed)
 	echo "# timings: libvirtd ${LIBVIRTD_START_S:-?}s to answer; $DOM9P first scrape ${BOOT_powerd_e2e_9p:-?}s after start;" \
-		"$DOMVFS ${BOOT_powerd_e2e_vfs:-?}s; whole test ${total}s"
+		"$DOMVFS ${BOOT_powerd_e2e_vfs:-?}s; systemd guest report ${SYSTEMD_REPORT_S:-?}s; whole test ${total}s"
 	if [ $N_FAIL -eq 0 ]; then
 		echo "# summary: PASS, $N_OK assertions ok"
 	else
@@ -662,7 +786,7 @@ summary() {
 dump_logs() {
 	[ $N_FAIL -eq 0 ] && return 0
 	local f
-	for f in powerd-host.log hook.log libvirtd.out $DOM9P.serial $DOMVFS.serial; do
+	for f in powerd-host.log hook.log libvirtd.out $DOM9P.serial $DOMVFS.serial $DOMSD.serial; do
 		[ -s "$W/$f" ] || continue
 		echo "# ---- last lines of $f"
 		tail -25 "$W/$f" | tr -d '\r' | sed 's/^/#   /'
@@ -696,6 +820,7 @@ main() {
 	assert_monotonic $DOM9P
 	virsh -q -c qemu:///system dominfo $DOMVFS >/dev/null 2>&1 && fault_lifecycle $DOMVFS
 	fault_lifecycle $DOM9P
+	[ "${POWERD_E2E_SYSTEMD:-1}" = 1 ] && step_systemd_guest
 }
 
 main
