@@ -3,6 +3,7 @@
 #include "hostd/daemon.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 
 #include <event2/event.h>
@@ -185,12 +186,27 @@ static void daemon_free(struct daemon *d)
 		event_base_free(d->base);
 }
 
+/* Each domain keeps about five files open (its tree's directories, its CPU-time file), so a
+ * hypervisor with a few hundred domains outgrows the usual soft limit of 1024: take the hard one
+ * (systemd's default is 524288). The loop is epoll-based, so high fd numbers cost nothing. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("cannot raise the open files limit: %s", strerror(errno));
+	}
+}
+
 static int daemon_setup(struct daemon *d)
 {
 	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
 	struct event_config *ec;
 	int r;
 
+	raise_fd_limit();
 	/* Timers on CLOCK_MONOTONIC whatever the wall clock does. */
 	ec = event_config_new();
 	if (!ec)
