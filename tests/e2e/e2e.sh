@@ -816,8 +816,13 @@ main() {
 	step_prometheus
 	fault_kill_host
 	fault_restart_libvirtd
-	assert_guest_matches_tree $DOM9P
-	assert_monotonic $DOM9P
+	# the same checks over the whole run, the faults included
+	local d
+	for d in $DOM9P $DOMVFS; do
+		[ -s "$W/$d.serial" ] || continue
+		assert_guest_matches_tree "$d"
+		assert_monotonic "$d"
+	done
 	virsh -q -c qemu:///system dominfo $DOMVFS >/dev/null 2>&1 && fault_lifecycle $DOMVFS
 	fault_lifecycle $DOM9P
 	[ "${POWERD_E2E_SYSTEMD:-1}" = 1 ] && step_systemd_guest
