@@ -3,6 +3,7 @@
 #include "guestd/source.h"
 
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "common/util.h"
 
@@ -88,6 +89,10 @@ static int source_open(struct source *s)
 	char err[256] = "";
 	int r = powercap_tree_open(s->root, &s->tree, err, sizeof(err));
 
+	if (r >= 0 && s->tree->n_zones == 0) {
+		powercap_tree_free(s->tree);
+		r = -ENODATA;
+	}
 	if (r == -ENOENT)
 		snprintf(s->problem, sizeof(s->problem), "%s: missing", s->root);
 	else if (r == -ENODATA)
@@ -153,11 +158,24 @@ static int zones_read(struct source *s, uint64_t *raw)
 	return 0;
 }
 
+static bool is_same_root(const struct source *s)
+{
+	struct stat path_st, fd_st;
+
+	if (stat(s->root, &path_st) < 0 || fstat(s->tree->root_fd, &fd_st) < 0)
+		return false;
+	return path_st.st_dev == fd_st.st_dev && path_st.st_ino == fd_st.st_ino;
+}
+
 static int source_read(struct source *s, uint64_t now_ns, uint64_t guest_interval_ms,
 	uint64_t *raw)
 {
 	int r;
 
+	if (s->tree && !is_same_root(s)) {
+		/* Unmounted, replaced or moved away: what the fds still reach is not the source. */
+		source_close(s);
+	}
 	if (!s->tree) {
 		r = source_open(s);
 		if (r < 0)

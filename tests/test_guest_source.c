@@ -1,0 +1,256 @@
+/* The guest's source on fixture trees with a synthetic clock: heartbeat freshness within three
+ * intervals, a missing or garbage tree logged as down and picked up again, totals that never go
+ * back across wraps, resets and re-openings; and the exposition rendered from it. */
+#include "tests/testutil.h"
+
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "common/powercap.h"
+#include "guestd/exporter.h"
+#include "guestd/guest_config.h"
+#include "guestd/source.h"
+
+#define MS (NSEC_PER_MSEC)
+
+static char *dir;
+
+static int setup(void **state)
+{
+	dir = tu_mkdtemp("test_guest_source");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	tu_rm_rf(dir);
+	free(dir);
+	return 0;
+}
+
+static void write_heartbeat(const char *root, uint64_t seq, uint64_t interval_ms, bool estimated)
+{
+	struct heartbeat hb = { .seq = seq, .interval_ms = interval_ms, .time_ms = 1,
+		.is_estimated = estimated };
+	char buf[256];
+
+	heartbeat_format(&hb, buf, sizeof(buf));
+	tu_write(root, POWERCAP_HEARTBEAT_FILE, buf);
+}
+
+/* content into root/<path formatted from the rest>. */
+#define PUT(root, content, ...)                                  \
+	do {                                                     \
+		char rel_[256];                                  \
+		snprintf(rel_, sizeof(rel_), __VA_ARGS__);       \
+		tu_write(root, rel_, content);                   \
+	} while (0)
+
+/* Two packages with a core subzone each: a 2-socket bare-metal layout. */
+static char *make_tree(const char *name, bool with_heartbeat)
+{
+	char *root = xasprintf("%s/%s", dir, name);
+	char buf[32];
+
+	for (int p = 0; p < 2; p++) {
+		snprintf(buf, sizeof(buf), "package-%d\n", p);
+		PUT(root, buf, "intel-rapl:%d/name", p);
+		snprintf(buf, sizeof(buf), "%d\n", 1000 * (p + 1));
+		PUT(root, buf, "intel-rapl:%d/energy_uj", p);
+		PUT(root, "1000000000\n", "intel-rapl:%d/max_energy_range_uj", p);
+		PUT(root, "core\n", "intel-rapl:%d/intel-rapl:%d:0/name", p, p);
+		PUT(root, "0\n", "intel-rapl:%d/intel-rapl:%d:0/energy_uj", p, p);
+		PUT(root, "1000000000\n", "intel-rapl:%d/intel-rapl:%d:0/max_energy_range_uj", p, p);
+	}
+	if (with_heartbeat)
+		write_heartbeat(root, 1, 1000, false);
+	return root;
+}
+
+static void set_energy(const char *root, int package, const char *value)
+{
+	_cleanup_free_ char *rel = xasprintf("intel-rapl:%d/energy_uj", package);
+
+	tu_write(root, rel, value);
+}
+
+static const struct source_zone *zone(const struct source *s, const char *id)
+{
+	for (size_t i = 0; i < s->n_zones; i++)
+		if (streq(s->zones[i].id, id))
+			return &s->zones[i];
+	fail_msg("no zone %s", id);
+	return NULL;
+}
+
+static void test_heartbeat_freshness(void **state)
+{
+	_cleanup_free_ char *root = make_tree("hb", true);
+	struct source *s = source_new(root);
+	uint64_t t = 1000 * MS, seq = 1;
+
+	/* Guest 100 ms, host 1 s: a stopped host is judged on the host's interval. */
+	assert_int_equal(source_stale_after_ms(100, 1000), 2000);
+	assert_int_equal(source_stale_after_ms(2000, 1000), 4000);
+
+	assert_int_equal(source_sample(s, t, 2000), 0);
+	assert_true(s->is_up && s->has_heartbeat);
+	assert_int_equal(s->host_interval_ms, 1000);
+	/* The host ticks each second, the guest samples each 2 s. */
+	for (int i = 0; i < 5; i++) {
+		seq += 2;
+		write_heartbeat(root, seq, 1000, false);
+		t += 2000 * MS;
+		assert_int_equal(source_sample(s, t, 2000), 0);
+	}
+	/* The host stops right after a guest sample: down by the third sample after. */
+	int samples = 0;
+	while (s->is_up && samples < 10) {
+		t += 2000 * MS;
+		source_sample(s, t, 2000);
+		samples++;
+	}
+	assert_true(samples <= 3);
+	assert_non_null(strstr(s->problem, "heartbeat"));
+	/* Moving again: fresh at once. */
+	write_heartbeat(root, seq + 1, 1000, true);
+	t += 2000 * MS;
+	assert_int_equal(source_sample(s, t, 2000), 0);
+	assert_true(s->is_up);
+	assert_true(s->is_estimated);
+	source_free(s);
+}
+
+static void test_no_heartbeat_is_fresh(void **state)
+{
+	_cleanup_free_ char *root = make_tree("sysfs", false);
+	struct source *s = source_new(root);
+
+	for (uint64_t t = 1; t < 100; t++)
+		assert_int_equal(source_sample(s, t * 10000 * MS, 100), 0);
+	assert_false(s->has_heartbeat);
+	source_free(s);
+}
+
+static void test_counters(void **state)
+{
+	_cleanup_free_ char *root = make_tree("counters", false);
+	struct source *s = source_new(root);
+	uint64_t t = MS;
+
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(s->n_zones, 4);
+	assert_int_equal(source_total_uj(s), 0);
+
+	set_energy(root, 0, "2001000\n"); /* +2 J in 1 s on package 0 */
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(zone(s, "intel-rapl:0")->counter.total_uj, 2000000);
+	assert_int_equal(s->package_delta_uj, 2000000);
+	assert_true(zone(s, "intel-rapl:0")->power_w > 1.999 &&
+		zone(s, "intel-rapl:0")->power_w < 2.001);
+
+	/* Wrap: from the top of the range to the bottom. */
+	set_energy(root, 0, "999000000\n");
+	t += 1000 * MS;
+	source_sample(s, t, 1000);
+	uint64_t before = zone(s, "intel-rapl:0")->counter.total_uj;
+	set_energy(root, 0, "1000000\n");
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	uint64_t d = zone(s, "intel-rapl:0")->counter.total_uj - before;
+	assert_true(d >= 2000000 && d <= 2000001);
+
+	/* Garbage: down, nothing counted, then up again from where it was. */
+	before = zone(s, "intel-rapl:0")->counter.total_uj;
+	set_energy(root, 0, "12abc\n");
+	t += 1000 * MS;
+	assert_true(source_sample(s, t, 1000) < 0);
+	assert_false(s->is_up);
+	assert_non_null(strstr(s->problem, "intel-rapl:0/energy_uj"));
+	set_energy(root, 0, "1500000\n");
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(zone(s, "intel-rapl:0")->counter.total_uj, before + 500000);
+
+	/* The tree disappears (unmounted) and comes back: totals go on. */
+	_cleanup_free_ char *moved = xasprintf("%s/counters.gone", dir);
+	assert_int_equal(rename(root, moved), 0);
+	t += 1000 * MS;
+	assert_true(source_sample(s, t, 1000) < 0);
+	assert_non_null(strstr(s->problem, "missing"));
+	assert_int_equal(zone(s, "intel-rapl:0")->counter.total_uj, before + 500000);
+	assert_int_equal(rename(moved, root), 0);
+	set_energy(root, 0, "1600000\n");
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(zone(s, "intel-rapl:0")->counter.total_uj, before + 600000);
+
+	/* An empty directory has no zones. */
+	_cleanup_free_ char *empty = xasprintf("%s/empty", dir);
+	assert_int_equal(mkdir(empty, 0755), 0);
+	source_set_root(s, empty);
+	t += 1000 * MS;
+	assert_true(source_sample(s, t, 1000) < 0);
+	assert_non_null(strstr(s->problem, "no powercap zones"));
+	assert_int_equal(zone(s, "intel-rapl:0")->counter.total_uj, before + 600000);
+	source_free(s);
+}
+
+static void test_render(void **state)
+{
+	_cleanup_free_ char *root = make_tree("render", false);
+	struct source *s = source_new(root);
+	struct strbuf b = { 0 };
+	double v;
+
+	source_sample(s, MS, 1000);
+	set_energy(root, 0, "3001000\n");
+	set_energy(root, 1, "1002000\n");
+	tu_write(root, "intel-rapl:1/intel-rapl:1:0/energy_uj", "500000\n");
+	source_sample(s, 1001 * MS, 1000);
+
+	exporter_render(&b, &(struct exporter_view){ .source = s, .attribution = GUEST_ATTR_NONE,
+		.metric_names = GUEST_NAMES_NATIVE, .interval_ns = s->interval_ns,
+		.version = "1.2.3" });
+	assert_int_equal(tu_metric(b.buf, "powerd_energy_joules_total{zone=\"package-0\"}", &v), 0);
+	assert_true(v == 3.0);
+	assert_int_equal(tu_metric(b.buf, "powerd_energy_joules_total{zone=\"package-1\"}", &v), 0);
+	assert_true(v == 1.0);
+	/* Both sockets' "core" subzones are one series (zone = the name file). */
+	assert_int_equal(tu_metric(b.buf, "powerd_energy_joules_total{zone=\"core\"}", &v), 0);
+	assert_true(v == 0.5);
+	assert_non_null(strstr(b.buf, "# TYPE powerd_energy_joules_total counter\n"));
+	assert_non_null(strstr(b.buf, "# TYPE powerd_power_watts gauge\n"));
+	assert_int_equal(tu_metric(b.buf, "powerd_build_info{version=\"1.2.3\"}", &v), 0);
+	assert_int_equal(tu_metric(b.buf, "powerd_source_up", &v), 0);
+	assert_true(v == 1);
+	assert_null(strstr(b.buf, "scaph_"));
+
+	strbuf_reset(&b);
+	exporter_render(&b, &(struct exporter_view){ .source = s, .attribution = GUEST_ATTR_NONE,
+		.metric_names = GUEST_NAMES_SCAPHANDRE, .interval_ns = s->interval_ns,
+		.version = "1.2.3" });
+	assert_int_equal(tu_metric(b.buf, "scaph_host_energy_microjoules", &v), 0);
+	assert_true(v == 4000000);
+	assert_int_equal(tu_metric(b.buf, "scaph_host_power_microwatts", &v), 0);
+	assert_true(v > 3999000 && v < 4001000);
+	assert_int_equal(tu_metric(b.buf, "scaph_socket_power_microwatts{socket_id=\"1\"}", &v), 0);
+	assert_int_equal(tu_metric(b.buf,
+		"scaph_domain_power_microwatts{domain_name=\"core\",socket_id=\"1\"}", &v), 0);
+	assert_true(v > 499000 && v < 501000);
+	assert_null(strstr(b.buf, "powerd_energy_joules_total"));
+	strbuf_done(&b);
+	source_free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_heartbeat_freshness),
+		cmocka_unit_test(test_no_heartbeat_is_fresh),
+		cmocka_unit_test(test_counters),
+		cmocka_unit_test(test_render),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
