@@ -733,6 +733,9 @@ static void test_reload(void **state)
 	assert_false(isnan(metric(
 		"scaph_domain_power_microwatts{domain_name=\"core\",socket_id=\"0\"}")));
 	assert_true(isnan(metric(PKG)));
+	/* Processes under Scaphandre's name and labels; no exe link in the fixture: exe is comm. */
+	assert_true(metric("scaph_process_power_consumption_microwatts{pid=\"100\",exe=\"busy\","
+		"cmdline=\"\"}") >= 0);
 
 	if (!have("curl") || !have("promtool"))
 		return;
@@ -775,6 +778,22 @@ static void test_once(void **state)
 	assert_int_equal(tu_metric(out, UP, &v), 0);
 	assert_int_equal(v, 1);
 	assert_int_equal(tu_metric(out, PKG, &v), 0);
+
+	/* Attribution over services, on a fixture cgroup v2 tree. */
+	_cleanup_free_ char *cg = xasprintf("%s/cg2", dir);
+	tu_write(cg, "cgroup.controllers", "cpu\n");
+	tu_write(cg, "system.slice/web.service/cpu.stat", "usage_usec 100\n");
+	tu_writef(dir, "once.yaml", "source: %s\ninterval: 100ms\nattribution: units\n"
+		"proc_root: %s\ncgroup_root: %s\n", tree, proc, cg);
+	unlink(out_path);
+	status = tu_wait(tu_spawn(argv, NULL, out_path), 10000);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	_cleanup_free_ char *out_units = tu_read(dir, "once.out");
+	assert_int_equal(tu_metric(out_units,
+		"powerd_unit_energy_joules_total{unit=\"web.service\"}", &v), 0);
+	assert_int_equal(tu_metric(out_units, "powerd_unit_power_watts{unit=\"web.service\"}", &v),
+		0);
 
 	tu_writef(dir, "once.yaml", "source: %s/nowhere\ninterval: 100ms\nattribution: none\n",
 		dir);
