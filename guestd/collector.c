@@ -55,7 +55,7 @@ void collector_reconfigure(struct collector *c, const struct guest_config *cfg)
 
 static void attribute(struct collector *c)
 {
-	struct cpu_samples samples = { 0 };
+	struct cpu_samples samples = {0};
 	uint64_t busy_ns;
 	int r;
 
@@ -66,8 +66,8 @@ static void attribute(struct collector *c)
 		if (c->attribution == GUEST_ATTR_UNITS)
 			r = cpuacct_units(c->cgroup_root, &samples);
 		else
-			r = cpuacct_processes(c->proc_root,
-				c->metric_names == GUEST_NAMES_SCAPHANDRE, &samples);
+			r = cpuacct_processes(
+				c->proc_root, c->metric_names == GUEST_NAMES_SCAPHANDRE, &samples);
 	}
 	if (r < 0) {
 		if (!c->attribution_failed)
@@ -108,14 +108,15 @@ int collector_tick(struct collector *c, uint64_t now_ns)
 	log_transition(c);
 	attribute(c);
 	strbuf_reset(&c->exposition);
-	exporter_render(&c->exposition, &(struct exporter_view){
-		.source = c->source,
-		.ledger = c->attribution == GUEST_ATTR_NONE ? NULL : &c->ledger,
-		.attribution = c->attribution,
-		.metric_names = c->metric_names,
-		.interval_ns = c->source->interval_ns,
-		.version = POWERD_VERSION,
-	});
+	exporter_render(&c->exposition,
+		&(struct exporter_view){
+			.source = c->source,
+			.ledger = c->attribution == GUEST_ATTR_NONE ? NULL : &c->ledger,
+			.attribution = c->attribution,
+			.metric_names = c->metric_names,
+			.interval_ns = c->source->interval_ns,
+			.version = POWERD_VERSION,
+		});
 	return r;
 }
 

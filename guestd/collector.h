@@ -19,9 +19,9 @@ struct collector {
 	char *proc_root;
 	char *cgroup_root;
 	struct strbuf exposition; /* rendered by the last tick */
-	bool was_up;              /* for logging transitions only */
+	bool was_up;		  /* for logging transitions only */
 	bool has_logged_state;
-	bool attribution_failed;  /* logged once until it works again */
+	bool attribution_failed; /* logged once until it works again */
 };
 
 struct collector *collector_new(const struct guest_config *cfg);

@@ -36,13 +36,13 @@ void cpu_samples_free(struct cpu_samples *s)
 		free(s->v[i].cmdline);
 	}
 	free(s->v);
-	*s = (struct cpu_samples){ 0 };
+	*s = (struct cpu_samples){0};
 }
 
 static struct cpu_sample *samples_add(struct cpu_samples *s)
 {
 	s->v = xreallocarray(s->v, s->n + 1, sizeof(*s->v));
-	s->v[s->n] = (struct cpu_sample){ 0 };
+	s->v[s->n] = (struct cpu_sample){0};
 	return &s->v[s->n++];
 }
 
@@ -53,8 +53,9 @@ static int sample_cmp(const void *a, const void *b)
 
 int cpuacct_parse_stat(const char *buf, uint64_t *ret_ns)
 {
-	/* user nice system idle iowait irq softirq steal [guest guest_nice, already in user/nice] */
-	uint64_t v[8] = { 0 };
+	/* user nice system idle iowait irq softirq steal [guest guest_nice, already in user/nice]
+	 */
+	uint64_t v[8] = {0};
 	const char *p;
 	int n;
 
@@ -178,7 +179,7 @@ int cpuacct_units(const char *cgroup_root, struct cpu_samples *ret)
 		[CGROUP_LAYOUT_V1_SPLIT] = "cpuacct/system.slice",
 	};
 	enum cgroup_layout layout = cpuacct_cgroup_layout(cgroup_root);
-	struct cpu_samples s = { 0 };
+	struct cpu_samples s = {0};
 
 	if (layout == CGROUP_LAYOUT_NONE)
 		return -ENOENT;
@@ -198,8 +199,8 @@ int cpuacct_units(const char *cgroup_root, struct cpu_samples *ret)
 
 		if (len <= 8 || !streq(de->d_name + len - 8, ".service"))
 			continue;
-		_cleanup_close_ int ufd = openat(dfd, de->d_name,
-			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		_cleanup_close_ int ufd =
+			openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (ufd < 0)
 			continue;
 		r = layout == CGROUP_LAYOUT_V2 ? read_v2_usage(ufd, &ns) : read_v1_usage(ufd, &ns);
@@ -230,8 +231,8 @@ static int parse_pid_stat(char *buf, char **ret_comm, uint64_t *ret_ticks, uint6
 		return -EINVAL;
 	*close_paren = '\0';
 	/* fields[0] is field 3 (state); utime is 14, stime 15, starttime 22. */
-	for (char *p = close_paren + 2, *save = NULL, *tok; n < ARRAY_SIZE(fields) &&
-		(tok = strtok_r(p, " \n", &save)); p = NULL)
+	for (char *p = close_paren + 2, *save = NULL, *tok;
+		n < ARRAY_SIZE(fields) && (tok = strtok_r(p, " \n", &save)); p = NULL)
 		fields[n++] = tok;
 	if (n < 20)
 		return -EINVAL;
@@ -288,7 +289,7 @@ static bool is_pid_name(const char *s)
 
 int cpuacct_processes(const char *proc_root, bool with_details, struct cpu_samples *ret)
 {
-	struct cpu_samples s = { 0 };
+	struct cpu_samples s = {0};
 	int dfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (dfd < 0)
@@ -305,8 +306,8 @@ int cpuacct_processes(const char *proc_root, bool with_details, struct cpu_sampl
 
 		if (!is_pid_name(de->d_name) || strlen(de->d_name) > 10)
 			continue;
-		_cleanup_close_ int pfd = openat(dfd, de->d_name,
-			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		_cleanup_close_ int pfd =
+			openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (pfd < 0)
 			continue;
 		if (read_small(pfd, "stat", buf, sizeof(buf)) < 0)
@@ -315,8 +316,8 @@ int cpuacct_processes(const char *proc_root, bool with_details, struct cpu_sampl
 			continue;
 		struct cpu_sample *c = samples_add(&s);
 		/* Zero-padded so that key order is numeric pid order. */
-		c->key = xasprintf("%010llu:%llu", strtoull(de->d_name, NULL, 10),
-			(unsigned long long)start);
+		c->key = xasprintf(
+			"%010llu:%llu", strtoull(de->d_name, NULL, 10), (unsigned long long)start);
 		c->pid = xstrdup(de->d_name);
 		c->comm = xstrdup(comm);
 		c->cpu_ns = ticks_to_ns(ticks);

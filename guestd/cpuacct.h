@@ -10,8 +10,8 @@
  * process's "pid:starttime" so a reused pid is a new process); labels are for the exposition. */
 struct cpu_sample {
 	char *key;
-	char *unit;    /* units: "sshd.service" */
-	char *pid;     /* processes: "1234" */
+	char *unit; /* units: "sshd.service" */
+	char *pid;  /* processes: "1234" */
 	char *comm;
 	char *exe;     /* basename of the executable, "" when unreadable (scaphandre mode only) */
 	char *cmdline; /* arguments joined by spaces (scaphandre mode only) */
@@ -32,8 +32,8 @@ int cpuacct_parse_stat(const char *buf, uint64_t *ret_ns);
 
 enum cgroup_layout {
 	CGROUP_LAYOUT_NONE,
-	CGROUP_LAYOUT_V2,       /* <root>/system.slice/X.service/cpu.stat usage_usec */
-	CGROUP_LAYOUT_V1,       /* <root>/cpu,cpuacct/system.slice/X.service/cpuacct.usage */
+	CGROUP_LAYOUT_V2,	/* <root>/system.slice/X.service/cpu.stat usage_usec */
+	CGROUP_LAYOUT_V1,	/* <root>/cpu,cpuacct/system.slice/X.service/cpuacct.usage */
 	CGROUP_LAYOUT_V1_SPLIT, /* <root>/cpuacct/system.slice/X.service/cpuacct.usage */
 };
 

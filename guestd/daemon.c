@@ -28,7 +28,8 @@ static void daemon_publish(struct daemon *d)
 {
 	char status[320];
 
-	http_server_set_metrics(d->http, d->collector->exposition.buf, d->collector->exposition.len);
+	http_server_set_metrics(
+		d->http, d->collector->exposition.buf, d->collector->exposition.len);
 	collector_status(d->collector, status, sizeof(status));
 	notify_status("%s", status);
 }
@@ -72,7 +73,8 @@ static int http_open(struct daemon *d, const char *listen, struct http_server **
 	return r;
 }
 
-/* Serve on listen instead. On failure the old address is kept (d->http NULL if even that failed). */
+/* Serve on listen instead. On failure the old address is kept (d->http NULL if even that failed).
+ */
 static int daemon_rebind(struct daemon *d, const char *listen)
 {
 	struct http_server *http = NULL;
@@ -84,8 +86,11 @@ static int daemon_rebind(struct daemon *d, const char *listen)
 	d->http = NULL;
 	if (http_open(d, listen, &http) == 0)
 		goto done;
-	if (http_open(d, d->cfg.listen, &http) == 0)
+	if (http_open(d, d->cfg.listen, &http) == 0) {
 		d->http = http;
+		http_server_set_metrics(
+			http, d->collector->exposition.buf, d->collector->exposition.len);
+	}
 	return -EADDRNOTAVAIL;
 done:
 	http_server_free(d->http);
@@ -148,7 +153,7 @@ int daemon_new(struct guest_config *cfg, const char *config_path, struct daemon 
 		return -ENOMEM;
 	}
 	d->cfg = *cfg;
-	*cfg = (struct guest_config){ 0 };
+	*cfg = (struct guest_config){0};
 	d->config_path = config_path ? xstrdup(config_path) : NULL;
 	d->collector = collector_new(&d->cfg);
 	r = http_open(d, d->cfg.listen, &d->http);
@@ -184,8 +189,8 @@ int daemon_run(struct daemon *d)
 
 	/* The first sample is the baseline of every counter: take it before saying READY. */
 	collector_tick(d->collector, now_monotonic_ns());
-	http_server_set_metrics(d->http, d->collector->exposition.buf,
-		d->collector->exposition.len);
+	http_server_set_metrics(
+		d->http, d->collector->exposition.buf, d->collector->exposition.len);
 	timer_arm(d);
 	collector_status(d->collector, status, sizeof(status));
 	log_info("listening on %s, sampling %s every %llu ms",

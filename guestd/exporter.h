@@ -14,9 +14,9 @@
 struct exporter_view {
 	const struct source *source;
 	const struct ledger *ledger; /* NULL: attribution none */
-	int attribution;             /* enum guest_attribution */
-	int metric_names;            /* enum guest_metric_names */
-	uint64_t interval_ns;        /* of the last sample, for power */
+	int attribution;	     /* enum guest_attribution */
+	int metric_names;	     /* enum guest_metric_names */
+	uint64_t interval_ns;	     /* of the last sample, for power */
 	const char *version;
 };
 

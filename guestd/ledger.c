@@ -22,11 +22,11 @@ void ledger_free(struct ledger *l)
 	for (size_t i = 0; i < l->n; i++)
 		entry_done(&l->v[i]);
 	free(l->v);
-	*l = (struct ledger){ 0 };
+	*l = (struct ledger){0};
 }
 
-void ledger_update(struct ledger *l, uint64_t energy_uj, uint64_t busy_ns,
-	struct cpu_samples *samples)
+void ledger_update(
+	struct ledger *l, uint64_t energy_uj, uint64_t busy_ns, struct cpu_samples *samples)
 {
 	size_t n = samples->n;
 	struct ledger_entry *next = xcalloc(n ? n : 1, sizeof(*next));
@@ -50,7 +50,8 @@ void ledger_update(struct ledger *l, uint64_t energy_uj, uint64_t busy_ns,
 			struct ledger_entry *old = &l->v[j++];
 
 			/* A counter that went back (a cgroup recreated) counts from zero. */
-			cpu_ns[i] = s->cpu_ns >= old->s.cpu_ns ? s->cpu_ns - old->s.cpu_ns : s->cpu_ns;
+			cpu_ns[i] =
+				s->cpu_ns >= old->s.cpu_ns ? s->cpu_ns - old->s.cpu_ns : s->cpu_ns;
 			frac[i] = old->frac;
 			next[i].total_uj = old->total_uj;
 			entry_done(old);
@@ -76,7 +77,7 @@ void ledger_update(struct ledger *l, uint64_t energy_uj, uint64_t busy_ns,
 	l->has_baseline = true;
 	/* The strings now belong to the ledger. */
 	free(samples->v);
-	*samples = (struct cpu_samples){ 0 };
+	*samples = (struct cpu_samples){0};
 	free(cpu_ns);
 	free(frac);
 	free(got);

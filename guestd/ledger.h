@@ -1,5 +1,6 @@
 /* The guest's energy split over its consumers (services or processes) by their share of busy CPU
- * time, accumulated into monotonic per-consumer totals (DESIGN.md §2). Pure: fed samples, no I/O. */
+ * time, accumulated into monotonic per-consumer totals (DESIGN.md §2). Pure: fed samples, no I/O.
+ */
 #pragma once
 
 #include <stdbool.h>
@@ -10,7 +11,7 @@
 
 struct ledger_entry {
 	struct cpu_sample s; /* labels and the last cumulative CPU time; owned */
-	uint64_t frac;        /* carried remainder, see attribution_split() */
+	uint64_t frac;	     /* carried remainder, see attribution_split() */
 	uint64_t total_uj;
 	uint64_t interval_uj; /* energy of the last interval */
 };
@@ -27,7 +28,7 @@ void ledger_free(struct ledger *l);
  * cumulative busy CPU time now, samples the consumers now (sorted by key, taken over: the caller's
  * struct is emptied). Consumers absent from samples are dropped. A consumer first seen after the
  * first call started since the previous one, so all its CPU time falls in this interval. */
-void ledger_update(struct ledger *l, uint64_t energy_uj, uint64_t busy_ns,
-	struct cpu_samples *samples);
+void ledger_update(
+	struct ledger *l, uint64_t energy_uj, uint64_t busy_ns, struct cpu_samples *samples);
 /* Σ of every entry's total (≤ the VM energy fed in since they appeared). */
 uint64_t ledger_sum_uj(const struct ledger *l);

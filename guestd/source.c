@@ -73,7 +73,7 @@ static void zones_attach(struct source *s)
 				continue;
 			s->zones = xreallocarray(s->zones, s->n_zones + 1, sizeof(*s->zones));
 			z = &s->zones[s->n_zones++];
-			*z = (struct source_zone){ 0 };
+			*z = (struct source_zone){0};
 			snprintf(z->id, sizeof(z->id), "%s", pz->id);
 		}
 		/* The name may change with a new tree (a host with other hardware). */
@@ -131,11 +131,12 @@ static int heartbeat_check(struct source *s, uint64_t now_ns, uint64_t guest_int
 	s->has_heartbeat = true;
 	s->host_interval_ms = hb.interval_ms;
 	s->is_estimated = hb.is_estimated;
-	uint64_t stale_ns = source_stale_after_ms(guest_interval_ms, hb.interval_ms) * NSEC_PER_MSEC;
+	uint64_t stale_ns =
+		source_stale_after_ms(guest_interval_ms, hb.interval_ms) * NSEC_PER_MSEC;
 	if (now_ns - s->hb_changed_ns >= stale_ns) {
 		snprintf(s->problem, sizeof(s->problem),
-			"%s: host daemon stopped (heartbeat seq %llu unchanged for %llu ms)", s->root,
-			(unsigned long long)hb.seq,
+			"%s: host daemon stopped (heartbeat seq %llu unchanged for %llu ms)",
+			s->root, (unsigned long long)hb.seq,
 			(unsigned long long)((now_ns - s->hb_changed_ns) / NSEC_PER_MSEC));
 		return -ESTALE;
 	}
@@ -167,8 +168,7 @@ static bool is_same_root(const struct source *s)
 	return path_st.st_dev == fd_st.st_dev && path_st.st_ino == fd_st.st_ino;
 }
 
-static int source_read(struct source *s, uint64_t now_ns, uint64_t guest_interval_ms,
-	uint64_t *raw)
+static int source_read(struct source *s, uint64_t now_ns, uint64_t guest_interval_ms, uint64_t *raw)
 {
 	int r;
 

@@ -17,7 +17,7 @@ struct source_zone {
 	bool is_present; /* in the tree as last opened */
 	struct energy_counter counter;
 	uint64_t interval_uj; /* energy of the last interval */
-	double power_w;       /* average over the last interval */
+	double power_w;	      /* average over the last interval */
 };
 
 struct source {
@@ -36,9 +36,9 @@ struct source {
 	uint64_t host_interval_ms;
 
 	uint64_t last_sample_ns;
-	uint64_t interval_ns;       /* time between the last two samples */
-	uint64_t package_delta_uj;  /* the VM's energy in the last interval: Σ packages */
-	char problem[256];          /* why it is down, for logs and STATUS */
+	uint64_t interval_ns;	   /* time between the last two samples */
+	uint64_t package_delta_uj; /* the VM's energy in the last interval: Σ packages */
+	char problem[256];	   /* why it is down, for logs and STATUS */
 };
 
 struct source *source_new(const char *root);

@@ -91,7 +91,7 @@ static void test_units_v2(void **state)
 {
 	_cleanup_free_ char *proc = subdir("v2proc");
 	_cleanup_free_ char *cg = subdir("v2cg");
-	struct ledger l = { 0 };
+	struct ledger l = {0};
 	uint64_t busy_usec_per_tick = tick_ns / 1000;
 
 	tu_write(cg, "cgroup.controllers", "cpu io memory pids\n");
@@ -159,7 +159,7 @@ static void test_units_v1(void **state)
 	_cleanup_free_ char *proc = subdir("v1proc");
 	_cleanup_free_ char *cg = subdir("v1cg");
 	_cleanup_free_ char *cg2 = subdir("v1splitcg");
-	struct ledger l = { 0 };
+	struct ledger l = {0};
 
 	write_proc_stat(proc, 100, 100, 0);
 	tu_write(cg, "cpu,cpuacct/system.slice/cpuacct.usage", "999999\n");
@@ -196,7 +196,8 @@ static void write_pid(const char *proc, int pid, const char *comm, uint64_t utim
 	_cleanup_free_ char *rel = xasprintf("%d/stat", pid);
 
 	/* Fields 3.. of proc_pid_stat(5); starttime (22) is 4242. */
-	tu_writef(proc, rel, "%d (%s) S 1 %d %d 0 -1 4194560 100 0 0 0 %llu %llu 0 0 20 0 1 0 "
+	tu_writef(proc, rel,
+		"%d (%s) S 1 %d %d 0 -1 4194560 100 0 0 0 %llu %llu 0 0 20 0 1 0 "
 		"4242 1000000 100 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n",
 		pid, comm, pid, pid, (unsigned long long)utime, (unsigned long long)stime);
 }
@@ -213,7 +214,7 @@ static void write_raw(const char *d, const char *rel, const char *content, size_
 static void test_processes(void **state)
 {
 	_cleanup_free_ char *proc = subdir("proc");
-	struct ledger l = { 0 };
+	struct ledger l = {0};
 	struct cpu_samples s;
 	uint64_t busy;
 
@@ -253,7 +254,8 @@ static void test_processes(void **state)
 
 	/* pid 300 exits; its pid is reused by another process (other starttime): a new consumer,
 	 * not the old one's totals. */
-	tu_writef(proc, "300/stat", "300 (other) S 1 1 1 0 -1 0 0 0 0 0 1 1 0 0 20 0 1 0 "
+	tu_writef(proc, "300/stat",
+		"300 (other) S 1 1 1 0 -1 0 0 0 0 0 1 1 0 0 20 0 1 0 "
 		"9999 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
 	write_proc_stat(proc, 1042, 0, 0);
 	assert_int_equal(cpuacct_processes(proc, false, &s), 0);

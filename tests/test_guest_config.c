@@ -22,8 +22,8 @@ static int teardown(void **state)
 	return 0;
 }
 
-static int load_text(const char *name, const char *text, struct guest_config *c, char *err,
-	size_t err_size)
+static int load_text(
+	const char *name, const char *text, struct guest_config *c, char *err, size_t err_size)
 {
 	_cleanup_free_ char *path = xasprintf("%s/%s", dir, name);
 
@@ -63,8 +63,8 @@ static void test_shipped_file_is_defaults(void **state)
 	struct guest_config c;
 	char err[512] = "";
 
-	assert_int_equal(guest_config_load(POWERD_SOURCE_DIR "/conf/guest.yaml", &c, err,
-		sizeof(err)), 0);
+	assert_int_equal(
+		guest_config_load(POWERD_SOURCE_DIR "/conf/guest.yaml", &c, err, sizeof(err)), 0);
 	assert_defaults(&c);
 	guest_config_free(&c);
 }
@@ -75,14 +75,16 @@ static void test_every_key(void **state)
 	char err[512] = "";
 
 	assert_int_equal(load_text("all.yaml",
-		"source: /sys/class/powercap\n"
-		"interval: 250ms\n"
-		"listen: 127.0.0.1:9999\n"
-		"metric_names: scaphandre\n"
-		"attribution: processes\n"
-		"proc_root: /tmp/proc\n"
-		"cgroup_root: /tmp/cgroup\n"
-		"log_level: debug\n", &c, err, sizeof(err)), 0);
+				 "source: /sys/class/powercap\n"
+				 "interval: 250ms\n"
+				 "listen: 127.0.0.1:9999\n"
+				 "metric_names: scaphandre\n"
+				 "attribution: processes\n"
+				 "proc_root: /tmp/proc\n"
+				 "cgroup_root: /tmp/cgroup\n"
+				 "log_level: debug\n",
+				 &c, err, sizeof(err)),
+		0);
 	assert_string_equal(c.source, "/sys/class/powercap");
 	assert_int_equal(c.interval_ms, 250);
 	assert_string_equal(c.listen, "127.0.0.1:9999");
@@ -98,8 +100,11 @@ static void test_every_key(void **state)
 	assert_int_equal(copy.interval_ms, 250);
 	guest_config_free(&copy);
 
-	assert_int_equal(load_text("few.yaml", "attribution: none\nlog_level: warning\n"
-		"interval: 1h\n", &c, err, sizeof(err)), 0);
+	assert_int_equal(load_text("few.yaml",
+				 "attribution: none\nlog_level: warning\n"
+				 "interval: 1h\n",
+				 &c, err, sizeof(err)),
+		0);
 	assert_int_equal(c.attribution, GUEST_ATTR_NONE);
 	assert_int_equal(guest_config_log_level(&c), LOG_WARNING);
 	assert_int_equal(c.interval_ms, 3600 * 1000);
@@ -150,8 +155,8 @@ static void test_missing_given_file(void **state)
 static int run_check(const char *config, char **ret_log)
 {
 	_cleanup_free_ char *log = xasprintf("%s/check.log", dir);
-	char *argv[] = { (char *)POWERD_GUEST_BIN, (char *)"-c", (char *)config,
-		(char *)"--check-config", NULL };
+	char *argv[] = {(char *)POWERD_GUEST_BIN, (char *)"-c", (char *)config,
+		(char *)"--check-config", NULL};
 
 	unlink(log);
 	pid_t pid = tu_spawn(argv, NULL, log);
@@ -188,8 +193,8 @@ static void test_binary_check_config(void **state)
 static void test_binary_cli(void **state)
 {
 	_cleanup_free_ char *log_path = xasprintf("%s/cli.log", dir);
-	char *version[] = { (char *)POWERD_GUEST_BIN, (char *)"--version", NULL };
-	char *bogus[] = { (char *)POWERD_GUEST_BIN, (char *)"--bogus", NULL };
+	char *version[] = {(char *)POWERD_GUEST_BIN, (char *)"--version", NULL};
+	char *bogus[] = {(char *)POWERD_GUEST_BIN, (char *)"--bogus", NULL};
 	int status;
 
 	status = tu_wait(tu_spawn(version, NULL, log_path), 10000);

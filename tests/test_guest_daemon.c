@@ -53,7 +53,7 @@ static uint64_t now_ms(void)
 
 static void pause_ms(long ms)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
 	nanosleep(&ts, NULL);
 }
@@ -95,8 +95,8 @@ static void sim_write_energy_locked(const char *root)
 
 static void sim_write_heartbeat_locked(const char *root)
 {
-	struct heartbeat hb = { .seq = sim.seq, .interval_ms = INTERVAL_MS,
-		.time_ms = now_realtime_ms() };
+	struct heartbeat hb = {
+		.seq = sim.seq, .interval_ms = INTERVAL_MS, .time_ms = now_realtime_ms()};
 	char buf[256];
 
 	heartbeat_format(&hb, buf, sizeof(buf));
@@ -105,8 +105,10 @@ static void sim_write_heartbeat_locked(const char *root)
 
 static void pid_stat(char *buf, size_t size, int pid, const char *comm, uint64_t ticks)
 {
-	snprintf(buf, size, "%d (%s) S 1 %d %d 0 -1 0 0 0 0 0 %llu 0 0 0 20 0 1 0 500 0 0 0 0 0 "
-		"0 0 0 0 0 0 0 0 0 0 0 0 0 0\n", pid, comm, pid, pid, (unsigned long long)ticks);
+	snprintf(buf, size,
+		"%d (%s) S 1 %d %d 0 -1 0 0 0 0 0 %llu 0 0 0 20 0 1 0 500 0 0 0 0 0 "
+		"0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+		pid, comm, pid, pid, (unsigned long long)ticks);
 }
 
 static void sim_write_cpu_locked(void)
@@ -198,7 +200,7 @@ static bool notify_stop;
 static void *notify_main(void *arg)
 {
 	for (;;) {
-		struct pollfd pfd = { .fd = notify_fd, .events = POLLIN };
+		struct pollfd pfd = {.fd = notify_fd, .events = POLLIN};
 		char buf[4096];
 
 		pthread_mutex_lock(&notes_lock);
@@ -303,7 +305,8 @@ static void write_config(const char *extra)
 {
 	_cleanup_free_ char *cg = xasprintf("%s/cgroup", dir);
 
-	tu_writef(dir, "guest.yaml", "source: %s\ninterval: %dms\nlisten: 127.0.0.1:%u\n"
+	tu_writef(dir, "guest.yaml",
+		"source: %s\ninterval: %dms\nlisten: 127.0.0.1:%u\n"
 		"attribution: processes\nproc_root: %s\ncgroup_root: %s\nlog_level: info\n%s",
 		tree, INTERVAL_MS, port, proc, cg, extra);
 }
@@ -334,7 +337,7 @@ static int group_setup(void **state)
 	sim_write_cpu_locked();
 	assert_int_equal(pthread_create(&sim.thread, NULL, sim_main, NULL), 0);
 
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", notify_path);
 	notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	assert_true(notify_fd >= 0);
@@ -348,9 +351,9 @@ static int group_setup(void **state)
 
 	port = tu_free_port();
 	write_config("");
-	char *argv[] = { (char *)POWERD_GUEST_BIN, (char *)"-c", config, NULL };
+	char *argv[] = {(char *)POWERD_GUEST_BIN, (char *)"-c", config, NULL};
 	char *env_notify = xasprintf("NOTIFY_SOCKET=%s", notify_path);
-	char *env[] = { env_notify, (char *)"WATCHDOG_USEC=400000", NULL };
+	char *env[] = {env_notify, (char *)"WATCHDOG_USEC=400000", NULL};
 	daemon_pid = tu_spawn(argv, env, log_path);
 	free(env_notify);
 	return 0;
@@ -451,12 +454,17 @@ static void test_power_and_processes(void **state)
 	char *body = NULL;
 	double e100, e200, w100;
 	assert_int_equal(tu_http_get(port, "/metrics", &body), 200);
-	assert_int_equal(tu_metric(body,
-		"powerd_process_energy_joules_total{pid=\"100\",comm=\"busy\"}", &e100), 0);
-	assert_int_equal(tu_metric(body,
-		"powerd_process_energy_joules_total{pid=\"200\",comm=\"light one\"}", &e200), 0);
-	assert_int_equal(tu_metric(body,
-		"powerd_process_power_watts{pid=\"100\",comm=\"busy\"}", &w100), 0);
+	assert_int_equal(
+		tu_metric(body, "powerd_process_energy_joules_total{pid=\"100\",comm=\"busy\"}",
+			&e100),
+		0);
+	assert_int_equal(
+		tu_metric(body,
+			"powerd_process_energy_joules_total{pid=\"200\",comm=\"light one\"}",
+			&e200),
+		0);
+	assert_int_equal(
+		tu_metric(body, "powerd_process_power_watts{pid=\"100\",comm=\"busy\"}", &w100), 0);
 	free(body);
 	print_message("processes: %.3f J and %.3f J of %.3f J\n", e100, e200,
 		(double)(pkg - 15000001) / 1e6);
@@ -556,8 +564,9 @@ static void test_garbage(void **state)
 
 static int connect_nb(void)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
-		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+		.sin_port = htons(port),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	assert_true(fd >= 0);
@@ -659,7 +668,7 @@ static void test_http_abuse(void **state)
 static int sh(const char *cmd, char **ret_out)
 {
 	_cleanup_free_ char *out = xasprintf("%s/sh.out", dir);
-	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)cmd, NULL };
+	char *argv[] = {(char *)"/bin/sh", (char *)"-c", (char *)cmd, NULL};
 
 	unlink(out);
 	int status = tu_wait(tu_spawn(argv, NULL, out), 30000);
@@ -687,7 +696,8 @@ static void test_curl_and_promtool(void **state)
 	if (!have("curl") || !have("promtool"))
 		skip();
 	_cleanup_free_ char *cmd = xasprintf("curl -sSf --compressed -o %s/native.prom "
-		"http://127.0.0.1:%u/metrics", dir, port);
+					     "http://127.0.0.1:%u/metrics",
+		dir, port);
 	assert_int_equal(sh(cmd, &out), 0);
 	free(out);
 	_cleanup_free_ char *body = tu_read(dir, "native.prom");
@@ -730,18 +740,38 @@ static void test_reload(void **state)
 	wait_metric("scaph_host_energy_microjoules", 1, 1e12, 3000);
 	assert_false(isnan(metric("scaph_host_power_microwatts")));
 	assert_false(isnan(metric("scaph_socket_power_microwatts{socket_id=\"0\"}")));
-	assert_false(isnan(metric(
-		"scaph_domain_power_microwatts{domain_name=\"core\",socket_id=\"0\"}")));
+	assert_false(isnan(
+		metric("scaph_domain_power_microwatts{domain_name=\"core\",socket_id=\"0\"}")));
 	assert_true(isnan(metric(PKG)));
 	/* Processes under Scaphandre's name and labels; no exe link in the fixture: exe is comm. */
 	assert_true(metric("scaph_process_power_consumption_microwatts{pid=\"100\",exe=\"busy\","
-		"cmdline=\"\"}") >= 0);
+			   "cmdline=\"\"}") >= 0);
+
+	/* An address that cannot be bound keeps the running configuration and address. */
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sa_len = sizeof(sa);
+	_cleanup_close_ int busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(busy, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(busy, 1), 0);
+	assert_int_equal(getsockname(busy, (struct sockaddr *)&sa, &sa_len), 0);
+	uint16_t good_port = port;
+	port = ntohs(sa.sin_port);
+	write_config("metric_names: native\n");
+	port = good_port;
+	mark = notes_len();
+	assert_int_equal(kill(daemon_pid, SIGHUP), 0);
+	assert_true(notify_wait("READY=1", mark, 3000));
+	_cleanup_free_ char *log3 = tu_read(dir, "daemon.log");
+	assert_non_null(strstr(log3, "cannot listen on"));
+	wait_metric("scaph_host_energy_microjoules", 1, 1e12, 3000);
+	write_config("metric_names: scaphandre\n");
 
 	if (!have("curl") || !have("promtool"))
 		return;
-	_cleanup_free_ char *cmd = xasprintf("curl -sSf -o %s/scaph.prom "
-		"http://127.0.0.1:%u/metrics && promtool check metrics < %s/scaph.prom", dir,
-		port, dir);
+	_cleanup_free_ char *cmd =
+		xasprintf("curl -sSf -o %s/scaph.prom "
+			  "http://127.0.0.1:%u/metrics && promtool check metrics < %s/scaph.prom",
+			dir, port, dir);
 	int r = sh(cmd, &out);
 	/* Scaphandre's own names break two lint rules (µ units, counters without _total): that
 	 * is the point of the mode, anything else is a real problem. */
@@ -767,7 +797,7 @@ static void test_once(void **state)
 {
 	_cleanup_free_ char *cfg = xasprintf("%s/once.yaml", dir);
 	_cleanup_free_ char *out_path = xasprintf("%s/once.out", dir);
-	char *argv[] = { (char *)POWERD_GUEST_BIN, (char *)"-c", cfg, (char *)"--once", NULL };
+	char *argv[] = {(char *)POWERD_GUEST_BIN, (char *)"-c", cfg, (char *)"--once", NULL};
 	double v;
 
 	tu_writef(dir, "once.yaml", "source: %s\ninterval: 100ms\nattribution: none\n", tree);
@@ -783,20 +813,23 @@ static void test_once(void **state)
 	_cleanup_free_ char *cg = xasprintf("%s/cg2", dir);
 	tu_write(cg, "cgroup.controllers", "cpu\n");
 	tu_write(cg, "system.slice/web.service/cpu.stat", "usage_usec 100\n");
-	tu_writef(dir, "once.yaml", "source: %s\ninterval: 100ms\nattribution: units\n"
-		"proc_root: %s\ncgroup_root: %s\n", tree, proc, cg);
+	tu_writef(dir, "once.yaml",
+		"source: %s\ninterval: 100ms\nattribution: units\n"
+		"proc_root: %s\ncgroup_root: %s\n",
+		tree, proc, cg);
 	unlink(out_path);
 	status = tu_wait(tu_spawn(argv, NULL, out_path), 10000);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 	_cleanup_free_ char *out_units = tu_read(dir, "once.out");
-	assert_int_equal(tu_metric(out_units,
-		"powerd_unit_energy_joules_total{unit=\"web.service\"}", &v), 0);
-	assert_int_equal(tu_metric(out_units, "powerd_unit_power_watts{unit=\"web.service\"}", &v),
+	assert_int_equal(
+		tu_metric(out_units, "powerd_unit_energy_joules_total{unit=\"web.service\"}", &v),
 		0);
+	assert_int_equal(
+		tu_metric(out_units, "powerd_unit_power_watts{unit=\"web.service\"}", &v), 0);
 
-	tu_writef(dir, "once.yaml", "source: %s/nowhere\ninterval: 100ms\nattribution: none\n",
-		dir);
+	tu_writef(
+		dir, "once.yaml", "source: %s/nowhere\ninterval: 100ms\nattribution: none\n", dir);
 	unlink(out_path);
 	status = tu_wait(tu_spawn(argv, NULL, out_path), 10000);
 	assert_true(WIFEXITED(status));

@@ -30,8 +30,8 @@ static int teardown(void **state)
 
 static void write_heartbeat(const char *root, uint64_t seq, uint64_t interval_ms, bool estimated)
 {
-	struct heartbeat hb = { .seq = seq, .interval_ms = interval_ms, .time_ms = 1,
-		.is_estimated = estimated };
+	struct heartbeat hb = {
+		.seq = seq, .interval_ms = interval_ms, .time_ms = 1, .is_estimated = estimated};
 	char buf[256];
 
 	heartbeat_format(&hb, buf, sizeof(buf));
@@ -39,11 +39,11 @@ static void write_heartbeat(const char *root, uint64_t seq, uint64_t interval_ms
 }
 
 /* content into root/<path formatted from the rest>. */
-#define PUT(root, content, ...)                                  \
-	do {                                                     \
-		char rel_[256];                                  \
-		snprintf(rel_, sizeof(rel_), __VA_ARGS__);       \
-		tu_write(root, rel_, content);                   \
+#define PUT(root, content, ...)                                                                    \
+	do {                                                                                       \
+		char rel_[256];                                                                    \
+		snprintf(rel_, sizeof(rel_), __VA_ARGS__);                                         \
+		tu_write(root, rel_, content);                                                     \
 	} while (0)
 
 /* Two packages with a core subzone each: a 2-socket bare-metal layout. */
@@ -60,7 +60,8 @@ static char *make_tree(const char *name, bool with_heartbeat)
 		PUT(root, "1000000000\n", "intel-rapl:%d/max_energy_range_uj", p);
 		PUT(root, "core\n", "intel-rapl:%d/intel-rapl:%d:0/name", p, p);
 		PUT(root, "0\n", "intel-rapl:%d/intel-rapl:%d:0/energy_uj", p, p);
-		PUT(root, "1000000000\n", "intel-rapl:%d/intel-rapl:%d:0/max_energy_range_uj", p, p);
+		PUT(root, "1000000000\n", "intel-rapl:%d/intel-rapl:%d:0/max_energy_range_uj", p,
+			p);
 	}
 	if (with_heartbeat)
 		write_heartbeat(root, 1, 1000, false);
@@ -148,7 +149,7 @@ static void test_counters(void **state)
 	assert_int_equal(zone(s, "intel-rapl:0")->counter.total_uj, 2000000);
 	assert_int_equal(s->package_delta_uj, 2000000);
 	assert_true(zone(s, "intel-rapl:0")->power_w > 1.999 &&
-		zone(s, "intel-rapl:0")->power_w < 2.001);
+		    zone(s, "intel-rapl:0")->power_w < 2.001);
 
 	/* Wrap: from the top of the range to the bottom. */
 	set_energy(root, 0, "999000000\n");
@@ -201,7 +202,7 @@ static void test_render(void **state)
 {
 	_cleanup_free_ char *root = make_tree("render", false);
 	struct source *s = source_new(root);
-	struct strbuf b = { 0 };
+	struct strbuf b = {0};
 	double v;
 
 	source_sample(s, MS, 1000);
@@ -210,9 +211,11 @@ static void test_render(void **state)
 	tu_write(root, "intel-rapl:1/intel-rapl:1:0/energy_uj", "500000\n");
 	source_sample(s, 1001 * MS, 1000);
 
-	exporter_render(&b, &(struct exporter_view){ .source = s, .attribution = GUEST_ATTR_NONE,
-		.metric_names = GUEST_NAMES_NATIVE, .interval_ns = s->interval_ns,
-		.version = "1.2.3" });
+	exporter_render(&b, &(struct exporter_view){.source = s,
+				    .attribution = GUEST_ATTR_NONE,
+				    .metric_names = GUEST_NAMES_NATIVE,
+				    .interval_ns = s->interval_ns,
+				    .version = "1.2.3"});
 	assert_int_equal(tu_metric(b.buf, "powerd_energy_joules_total{zone=\"package-0\"}", &v), 0);
 	assert_true(v == 3.0);
 	assert_int_equal(tu_metric(b.buf, "powerd_energy_joules_total{zone=\"package-1\"}", &v), 0);
@@ -228,16 +231,20 @@ static void test_render(void **state)
 	assert_null(strstr(b.buf, "scaph_"));
 
 	strbuf_reset(&b);
-	exporter_render(&b, &(struct exporter_view){ .source = s, .attribution = GUEST_ATTR_NONE,
-		.metric_names = GUEST_NAMES_SCAPHANDRE, .interval_ns = s->interval_ns,
-		.version = "1.2.3" });
+	exporter_render(&b, &(struct exporter_view){.source = s,
+				    .attribution = GUEST_ATTR_NONE,
+				    .metric_names = GUEST_NAMES_SCAPHANDRE,
+				    .interval_ns = s->interval_ns,
+				    .version = "1.2.3"});
 	assert_int_equal(tu_metric(b.buf, "scaph_host_energy_microjoules", &v), 0);
 	assert_true(v == 4000000);
 	assert_int_equal(tu_metric(b.buf, "scaph_host_power_microwatts", &v), 0);
 	assert_true(v > 3999000 && v < 4001000);
 	assert_int_equal(tu_metric(b.buf, "scaph_socket_power_microwatts{socket_id=\"1\"}", &v), 0);
-	assert_int_equal(tu_metric(b.buf,
-		"scaph_domain_power_microwatts{domain_name=\"core\",socket_id=\"1\"}", &v), 0);
+	assert_int_equal(
+		tu_metric(b.buf,
+			"scaph_domain_power_microwatts{domain_name=\"core\",socket_id=\"1\"}", &v),
+		0);
 	assert_true(v > 499000 && v < 501000);
 	assert_null(strstr(b.buf, "powerd_energy_joules_total"));
 	strbuf_done(&b);
