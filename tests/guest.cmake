@@ -8,3 +8,33 @@ foreach(t test_guest_config test_guest_attribution)
 		set_tests_properties(${t} PROPERTIES LABELS "unit;guest")
 	endif()
 endforeach()
+
+# The guest's unit tests under valgrind, and powerd-guest --once on a bare-metal-like fixture tree
+# (no heartbeat, so the run does not depend on timing under valgrind). Label "valgrind".
+find_program(VALGRIND_PROGRAM valgrind)
+if(VALGRIND_PROGRAM AND NOT POWERD_SANITIZE)
+	foreach(name test_guest_config test_guest_attribution test_guest_source)
+		if(TARGET ${name})
+			add_test(NAME ${name}_valgrind COMMAND ${VALGRIND_PROGRAM} -q --error-exitcode=1
+				--leak-check=full --errors-for-leak-kinds=definite,indirect
+				$<TARGET_FILE:${name}>)
+			set_tests_properties(${name}_valgrind PROPERTIES LABELS "valgrind;guest"
+				TIMEOUT 600)
+		endif()
+	endforeach()
+	add_test(NAME test_guest_once_valgrind COMMAND /bin/sh -c [=[
+set -e
+d=$(mktemp -d)
+trap 'rm -rf "$d"' EXIT
+mkdir -p "$d/tree/intel-rapl:0/intel-rapl:0:0"
+echo package-0 > "$d/tree/intel-rapl:0/name"
+echo 1000 > "$d/tree/intel-rapl:0/energy_uj"
+echo 262143328850 > "$d/tree/intel-rapl:0/max_energy_range_uj"
+echo core > "$d/tree/intel-rapl:0/intel-rapl:0:0/name"
+echo 10 > "$d/tree/intel-rapl:0/intel-rapl:0:0/energy_uj"
+printf 'source: %s/tree\ninterval: 100ms\nattribution: processes\nmetric_names: scaphandre\n' "$d" > "$d/g.yaml"
+"$1" -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect "$2" -c "$d/g.yaml" --once > "$d/out"
+grep -q '^powerd_source_up 1$' "$d/out"
+]=] sh ${VALGRIND_PROGRAM} $<TARGET_FILE:powerd-guest>)
+	set_tests_properties(test_guest_once_valgrind PROPERTIES LABELS "valgrind;guest" TIMEOUT 300)
+endif()
