@@ -764,7 +764,26 @@ static void test_reload(void **state)
 	_cleanup_free_ char *log3 = tu_read(dir, "daemon.log");
 	assert_non_null(strstr(log3, "cannot listen on"));
 	wait_metric("scaph_host_energy_microjoules", 1, 1e12, 3000);
+
+	/* Another source re-opens: a missing one is down, the old one back continues its totals. */
+	double total = metric("scaph_host_energy_microjoules");
+	_cleanup_free_ char *cg = xasprintf("%s/cgroup", dir);
+	tu_writef(dir, "guest.yaml",
+		"source: %s/elsewhere\ninterval: %dms\nlisten: 127.0.0.1:%u\n"
+		"attribution: processes\nproc_root: %s\ncgroup_root: %s\nmetric_names: "
+		"scaphandre\n",
+		dir, INTERVAL_MS, port, proc, cg);
+	mark = notes_len();
+	assert_int_equal(kill(daemon_pid, SIGHUP), 0);
+	assert_true(notify_wait("READY=1", mark, 3000));
+	wait_metric(UP, 0, 0, 3000);
+	assert_true(notify_wait("elsewhere: missing", mark, 3000));
 	write_config("metric_names: scaphandre\n");
+	mark = notes_len();
+	assert_int_equal(kill(daemon_pid, SIGHUP), 0);
+	assert_true(notify_wait("READY=1", mark, 3000));
+	wait_metric(UP, 1, 1, 3000);
+	assert_true(metric("scaph_host_energy_microjoules") >= total);
 
 	if (!have("curl") || !have("promtool"))
 		return;
