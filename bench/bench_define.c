@@ -48,13 +48,14 @@ struct define_bench {
 
 static int prepare_tree(struct define_bench *b, const char *name)
 {
-	static const struct heartbeat hb = { .seq = 1, .interval_ms = 1000 };
+	static const struct heartbeat hb = {.seq = 1, .interval_ms = 1000};
 	static const uint64_t zero[FIXTURE_ZONES];
-	char path[512];
 
 	if (mkdirat(b->f->trees_fd, name, 0755) < 0)
 		return -errno;
 	if (b->has_mount) {
+		char path[512];
+
 		snprintf(path, sizeof(path), "%s/trees/%s", b->f->root, name);
 		if (mount("powerd-bench", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 			    "size=5m,mode=0755") < 0)
@@ -189,10 +190,9 @@ static int run_domains(struct event_base *base, size_t count)
 
 int main(int argc, char **argv)
 {
-	struct define_bench b = { .has_mount = true };
+	struct define_bench b = {.has_mount = true};
 	bool use_domains = false;
 	size_t count = 200;
-	char path[512];
 
 	for (int i = 1; i < argc; i++) {
 		if (streq(argv[i], "--no-mount"))
@@ -258,6 +258,8 @@ int main(int argc, char **argv)
 		tree_free(b.trees[i]);
 	if (b.has_mount)
 		for (size_t i = 0; i < b.n_trees; i++) {
+			char path[512];
+
 			snprintf(path, sizeof(path), "%s/trees/bench%zu", b.f->root, i);
 			umount2(path, MNT_DETACH);
 		}

@@ -2,8 +2,9 @@
  * pread of /proc/stat and of each host zone's energy_uj; per domain, one pread of its cpu.stat
  * (kept open) and one atomic replace (openat O_CREAT|O_EXCL, write, close, renameat) of each of
  * its energy files, in zone directories kept open. --heartbeat adds the heartbeat file powerd
- * also replaces per domain, to tell the two costs apart.
- *   bench_floor N [--heartbeat] [RUNS] */
+ * also replaces per domain, to tell the two costs apart; --reads-only leaves every write out
+ * (the CPU-time reads alone, to set against a /proc scan's).
+ *   bench_floor N [--heartbeat|--reads-only] [RUNS] */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -33,6 +34,7 @@ struct floor {
 	uint64_t last_busy;
 	uint64_t seq;
 	bool has_heartbeat;
+	bool is_reads_only;
 };
 
 static uint64_t pread_u64(int fd, const char *key)
@@ -55,7 +57,7 @@ static uint64_t read_busy(int fd)
 {
 	char buf[8192];
 	ssize_t len = pread(fd, buf, sizeof(buf) - 1, 0);
-	unsigned long long v[10] = { 0 };
+	unsigned long long v[10] = {0};
 
 	if (len < 0)
 		bench_die("pread /proc/stat", errno);
@@ -86,6 +88,11 @@ static int floor_tick(void *arg)
 		uint64_t du = usec - d->last_usec;
 
 		d->last_usec = usec;
+		if (fl->is_reads_only) {
+			for (size_t z = 0; z < FIXTURE_ZONES; z++)
+				d->energy_uj[z] += busy_delta ? delta_uj[z] * du / busy_delta : 0;
+			continue;
+		}
 		for (size_t z = 0; z < FIXTURE_ZONES; z++) {
 			char text[32];
 
@@ -120,20 +127,22 @@ static int open_dir_at(int dirfd, const char *path)
 
 int main(int argc, char **argv)
 {
-	struct floor fl = { 0 };
+	struct floor fl = {0};
 	struct bench_result res;
 	size_t n;
 	unsigned runs = 5;
 	char path[512];
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: bench_floor N [--heartbeat] [RUNS]\n");
+		fprintf(stderr, "usage: bench_floor N [--heartbeat|--reads-only] [RUNS]\n");
 		return 2;
 	}
 	n = strtoul(argv[1], NULL, 10);
 	for (int i = 2; i < argc; i++) {
 		if (streq(argv[i], "--heartbeat"))
 			fl.has_heartbeat = true;
+		else if (streq(argv[i], "--reads-only"))
+			fl.is_reads_only = true;
 		else
 			runs = (unsigned)strtoul(argv[i], NULL, 10);
 	}
@@ -170,7 +179,10 @@ int main(int argc, char **argv)
 	}
 
 	bench_measure(fl.f, floor_tick, &fl, runs, 0, &res);
-	bench_print(fl.has_heartbeat ? "floor_hb" : "floor", n, &res);
+	bench_print(fl.is_reads_only   ? "floor_reads"
+		    : fl.has_heartbeat ? "floor_hb"
+				       : "floor",
+		n, &res);
 
 	for (size_t i = 0; i < n; i++) {
 		close(fl.doms[i].cpu_fd);

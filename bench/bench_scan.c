@@ -4,7 +4,8 @@
  * "qemu-system-x86_64", comm "qemu-system-x86", "-name guest=vm<i>"), beside OTHERS more
  * sleepers and whatever else the machine runs. Scaphandre also reads the stat of every process
  * it lists; this reads only the qemu ones', so it is a lower bound of that approach.
- *   bench_scan N [OTHERS [RUNS]] */
+ * --reads-only leaves the writes out: the cost of finding the domains' CPU time alone.
+ *   bench_scan N [--reads-only] [OTHERS [RUNS]] */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +41,7 @@ struct scan {
 	uint64_t last_busy;
 	size_t n_seen_procs;
 	size_t n_seen_qemu;
+	bool is_reads_only;
 };
 
 /* A stand-in process: say it is ready, then sleep until killed (or orphaned). */
@@ -49,7 +51,8 @@ static int sleeper(bool is_qemu)
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (is_qemu)
-		prctl(PR_SET_NAME, "qemu-system-x86"); /* what the kernel shows for qemu: 15 chars */
+		prctl(PR_SET_NAME,
+			"qemu-system-x86"); /* what the kernel shows for qemu: 15 chars */
 	if (getppid() == 1)
 		_exit(0);
 	if (write(READY_FD, &c, 1) != 1)
@@ -69,7 +72,7 @@ static pid_t spawn(const char *self, int ready_fd, const char *argv0, size_t i)
 	if (pid < 0)
 		bench_die("fork", errno);
 	if (pid == 0) {
-		char *argv[] = { (char *)argv0, "-name", guest, "-S", NULL };
+		char *argv[] = {(char *)argv0, "-name", guest, "-S", NULL};
 
 		if (ready_fd == READY_FD ? fcntl(READY_FD, F_SETFD, 0) < 0
 					 : dup2(ready_fd, READY_FD) < 0)
@@ -80,8 +83,7 @@ static pid_t spawn(const char *self, int ready_fd, const char *argv0, size_t i)
 	return pid;
 }
 
-static ssize_t read_at_proc(int proc_fd, const char *pid, const char *file, char *buf,
-	size_t size)
+static ssize_t read_at_proc(int proc_fd, const char *pid, const char *file, char *buf, size_t size)
 {
 	char path[300];
 
@@ -100,7 +102,7 @@ static uint64_t read_busy(int fd)
 {
 	char buf[8192];
 	ssize_t len = pread(fd, buf, sizeof(buf) - 1, 0);
-	unsigned long long v[8] = { 0 };
+	unsigned long long v[8] = {0};
 
 	if (len < 0)
 		bench_die("pread /proc/stat", errno);
@@ -166,7 +168,7 @@ static int scan_tick(void *arg)
 		struct scan_domain *d = &s->doms[i];
 		uint64_t ticks = utime + stime, dt = ticks - d->last_ticks;
 		d->last_ticks = ticks;
-		for (size_t z = 0; z < FIXTURE_ZONES; z++) {
+		for (size_t z = 0; z < FIXTURE_ZONES && !s->is_reads_only; z++) {
 			char text[32];
 
 			d->energy_uj[z] += busy_delta ? delta_uj[z] * dt / busy_delta : 0;
@@ -185,7 +187,7 @@ static int scan_tick(void *arg)
 int main(int argc, char **argv)
 {
 	const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
-	struct scan s = { 0 };
+	struct scan s = {0};
 	struct bench_result res;
 	size_t n, others = 200;
 	unsigned runs = 5;
@@ -195,10 +197,15 @@ int main(int argc, char **argv)
 	if (streq(base, QEMU_ARGV0) || streq(base, OTHER_ARGV0))
 		return sleeper(streq(base, QEMU_ARGV0));
 	if (argc < 2) {
-		fprintf(stderr, "usage: bench_scan N [OTHERS [RUNS]]\n");
+		fprintf(stderr, "usage: bench_scan N [--reads-only] [OTHERS [RUNS]]\n");
 		return 2;
 	}
 	n = strtoul(argv[1], NULL, 10);
+	if (argc > 2 && streq(argv[2], "--reads-only")) {
+		s.is_reads_only = true;
+		argv++;
+		argc--;
+	}
 	if (argc > 2)
 		others = strtoul(argv[2], NULL, 10);
 	if (argc > 3)
@@ -247,8 +254,8 @@ int main(int argc, char **argv)
 		for (size_t z = 0; z < FIXTURE_ZONES; z++) {
 			if (mkdirat(tree_fd, fixture_zone_dirs[z], 0755) < 0)
 				bench_die(fixture_zone_dirs[z], errno);
-			s.doms[i].zone_fds[z] = openat(tree_fd, fixture_zone_dirs[z],
-				O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+			s.doms[i].zone_fds[z] = openat(
+				tree_fd, fixture_zone_dirs[z], O_DIRECTORY | O_RDONLY | O_CLOEXEC);
 			if (s.doms[i].zone_fds[z] < 0)
 				bench_die(fixture_zone_dirs[z], errno);
 		}
@@ -259,7 +266,7 @@ int main(int argc, char **argv)
 	if (s.n_seen_qemu != n)
 		fprintf(stderr, "bench_scan: found %zu of %zu qemu stand-ins\n", s.n_seen_qemu, n);
 	printf("procs=%zu ", s.n_seen_procs);
-	bench_print("scan", n, &res);
+	bench_print(s.is_reads_only ? "scan_reads" : "scan", n, &res);
 
 	for (size_t i = 0; i < total; i++)
 		kill(pids[i], SIGKILL);

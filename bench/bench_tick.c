@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bench/harness.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "hostd/accounting.h"
 #include "hostd/host_config.h"
@@ -45,6 +46,7 @@ int main(int argc, char **argv)
 	if (argc > 2)
 		runs = (unsigned)strtoul(argv[2], NULL, 10);
 	bench_raise_nofile();
+	log_set_max_level(LOG_WARNING);
 	fixture_new(n, &f);
 
 	host_config_init(&cfg);

@@ -15,7 +15,7 @@
 
 #include "common/util.h"
 
-const char *const fixture_zone_names[FIXTURE_ZONES] = { "package-0", "core", "dram" };
+const char *const fixture_zone_names[FIXTURE_ZONES] = {"package-0", "core", "dram"};
 const char *const fixture_zone_dirs[FIXTURE_ZONES] = {
 	"intel-rapl:0",
 	"intel-rapl:0/intel-rapl:0:0",
@@ -153,7 +153,8 @@ int fixture_new(size_t n, struct fixture **ret)
 		char text[64];
 		snprintf(text, sizeof(text), "%s\n", fixture_zone_names[z]);
 		xwrite_file_at(root_fd, path, text);
-		snprintf(path, sizeof(path), "powercap/%s/max_energy_range_uj", fixture_zone_dirs[z]);
+		snprintf(path, sizeof(path), "powercap/%s/max_energy_range_uj",
+			fixture_zone_dirs[z]);
 		snprintf(text, sizeof(text), "%" PRIu64 "\n", FIXTURE_MAX_RANGE_UJ);
 		xwrite_file_at(root_fd, path, text);
 		snprintf(path, sizeof(path), "powercap/%s/energy_uj", fixture_zone_dirs[z]);

@@ -52,7 +52,7 @@ unsigned bench_ticks_for(size_t n, unsigned min);
 #define BENCH_RUNS_MAX 15
 struct bench_result {
 	unsigned runs;
-	unsigned ticks; /* a run */
+	unsigned ticks;	    /* a run */
 	double us_per_tick; /* CPU (user + system) of one tick, median of the runs */
 };
 /* Two warm-up ticks, then runs × ticks ticks, each after fixture_advance (not timed).
