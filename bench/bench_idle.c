@@ -1,7 +1,8 @@
 /* CPU accounting of another process, finer than /proc/<pid>/stat's clock ticks.
  *   bench_idle cpu PID
- *       "stat_ns=… sched_ns=… rss_kib=… hwm_kib=…": utime+stime (10 ms ticks, threads that
- *       exited included) and Σ of /proc/PID/task/<tid>/schedstat run time (ns, live threads)
+ *       "stat_ns=… sched_ns=… wait_ns=… rss_kib=… hwm_kib=…": utime+stime (10 ms ticks,
+ *       threads that exited included), Σ of /proc/PID/task/<tid>/schedstat run time and
+ *       run-queue wait (ns, live threads)
  *   bench_idle run WARM_S MEASURE_S -- CMD ARGS…
  *       start CMD, let it settle WARM_S, measure its CPU over MEASURE_S (schedstat), SIGTERM it;
  *       prints "cpu_ns=… measure_s=… cpu_s_per_hour=… rss_kib=…" */
@@ -23,6 +24,7 @@
 struct proc_cpu {
 	uint64_t stat_ns;
 	uint64_t sched_ns;
+	uint64_t wait_ns; /* runnable but waiting for a CPU */
 	unsigned long rss_kib;
 	unsigned long hwm_kib;
 };
@@ -62,13 +64,16 @@ static int proc_cpu_read(pid_t pid, struct proc_cpu *ret)
 		return -errno;
 	for (struct dirent *de; (de = readdir(dir));) {
 		char tpath[512];
-		unsigned long long run_ns;
+		unsigned long long run_ns, wait_ns;
 
 		if (de->d_name[0] == '.')
 			continue;
 		snprintf(tpath, sizeof(tpath), "%s/%s/schedstat", path, de->d_name);
-		if (read_small(tpath, buf, sizeof(buf)) == 0 && sscanf(buf, "%llu", &run_ns) == 1)
+		if (read_small(tpath, buf, sizeof(buf)) == 0 &&
+			sscanf(buf, "%llu %llu", &run_ns, &wait_ns) == 2) {
 			ret->sched_ns += run_ns;
+			ret->wait_ns += wait_ns;
+		}
 	}
 	closedir(dir);
 
@@ -134,8 +139,9 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench_idle: pid %s: %s\n", argv[2], strerror(-r));
 			return 1;
 		}
-		printf("stat_ns=%" PRIu64 " sched_ns=%" PRIu64 " rss_kib=%lu hwm_kib=%lu\n",
-			c.stat_ns, c.sched_ns, c.rss_kib, c.hwm_kib);
+		printf("stat_ns=%" PRIu64 " sched_ns=%" PRIu64 " wait_ns=%" PRIu64
+		       " rss_kib=%lu hwm_kib=%lu\n",
+			c.stat_ns, c.sched_ns, c.wait_ns, c.rss_kib, c.hwm_kib);
 		return 0;
 	}
 	if (argc >= 6 && streq(argv[1], "run") && streq(argv[4], "--"))

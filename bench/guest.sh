@@ -50,6 +50,16 @@ ln -s intel-rapl:0/intel-rapl:0:1 "$root/intel-rapl:0:1"
 
 # Sets $port to a free loopback port from $1 on, never one handed out before (servers started
 # side by side have not bound theirs yet).
+# A guest's cgroup v2 tree for attribution: units, 40 services (a Debian server VM has 20 to 40).
+cg=$work/cgroup
+mkdir -p "$cg"
+echo "cpu io memory pids" >"$cg/cgroup.controllers"
+for ((i = 0; i < 40; i++)); do
+	mkdir -p "$cg/system.slice/svc$i.service"
+	printf 'usage_usec %d\nuser_usec %d\nsystem_usec %d\n' $((i * 1000 + 5)) $((i * 600)) \
+		$((i * 400 + 5)) >"$cg/system.slice/svc$i.service/cpu.stat"
+done
+
 used_ports=""
 free_port() {
 	local p
@@ -71,6 +81,7 @@ source: $root
 interval: ${4:-2s}
 listen: "127.0.0.1:$2"
 attribution: $3
+cgroup_root: $cg
 log_level: warning
 EOF
 }
@@ -114,17 +125,24 @@ load() { # label pid port
 	p99=$(to_us "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
 	errors=$(awk '/Non-2xx|Socket errors/ { printf "%s;", $0 }' <<<"$out" | tr ' ' '_')
 	cpu_ns=$(($(field "$after" stat_ns) - $(field "$before" stat_ns)))
-	# the same 100 connections, paced: latency when the server is not saturated
+	# the same 100 connections, paced: latency when the server is not saturated; the server's
+	# run-queue wait meanwhile says how long it was ready but had no CPU
+	local pbefore pafter
+	pbefore=$("$probe" cpu "$pid")
 	# shellcheck disable=SC2086
 	paced=$(PACE_MS=$pace_ms wrk $paced_args --latency -s "$here/paced.lua" \
 		"http://127.0.0.1:$port/metrics")
+	pafter=$("$probe" cpu "$pid")
 	echo "bench=scrape n=$label requests=$reqs rps=$rps p50_us=$p50 p99_us=$p99" \
 		"cpu_us_per_scrape=$(awk -v c="$cpu_ns" -v r="$reqs" 'BEGIN { printf "%.2f", c / 1e3 / r }')" \
 		"rss_kib=$(field "$after" rss_kib) hwm_kib=$(field "$after" hwm_kib) bytes=$bytes" \
 		"errors=${errors:-none}" \
 		"paced_rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$paced")" \
 		"paced_p50_us=$(to_us "$(awk '$1 == "50%" { print $2 }' <<<"$paced")")" \
-		"paced_p99_us=$(to_us "$(awk '$1 == "99%" { print $2 }' <<<"$paced")")"
+		"paced_p99_us=$(to_us "$(awk '$1 == "99%" { print $2 }' <<<"$paced")")" \
+		"paced_requests=$(awk '/requests in/ { print $1 }' <<<"$paced")" \
+		"paced_wait_ms=$((($(field "$pafter" wait_ns) - $(field "$pbefore" wait_ns)) / 1000000))" \
+		"paced_run_ms=$((($(field "$pafter" sched_ns) - $(field "$pbefore" sched_ns)) / 1000000))"
 }
 
 scrape() {
