@@ -202,6 +202,14 @@ static void zones_update(struct source *s, const uint64_t *raw, uint64_t dt_ns)
 		if (!z)
 			continue;
 		z->interval_uj = energy_counter_update(&z->counter, raw[i], max, NULL);
+		/* The served total is the tree's own counter, as node_exporter or Scaphandre reading
+		 * the same share would report it, not the energy since this daemon started: it
+		 * starts at the first value ever read and goes on by unwrapped deltas from there
+		 * (so also across guest restarts, host restarts and trees that come back). */
+		if (!z->has_base) {
+			z->counter.total_uj = raw[i];
+			z->has_base = true;
+		}
 		if (dt_ns > 0)
 			z->power_w = (double)z->interval_uj * 1e3 / (double)dt_ns;
 		if (z->is_package)

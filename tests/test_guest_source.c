@@ -141,12 +141,13 @@ static void test_counters(void **state)
 
 	assert_int_equal(source_sample(s, t, 1000), 0);
 	assert_int_equal(s->n_zones, 4);
-	assert_int_equal(source_total_uj(s), 0);
+	/* Served totals are the tree's own counters (1000 + 2000 µJ), not energy since start. */
+	assert_int_equal(source_total_uj(s), 3000);
 
 	set_energy(root, 0, "2001000\n"); /* +2 J in 1 s on package 0 */
 	t += 1000 * MS;
 	assert_int_equal(source_sample(s, t, 1000), 0);
-	assert_int_equal(zone(s, "intel-rapl:0")->counter.total_uj, 2000000);
+	assert_int_equal(zone(s, "intel-rapl:0")->counter.total_uj, 2001000);
 	assert_int_equal(s->package_delta_uj, 2000000);
 	assert_true(zone(s, "intel-rapl:0")->power_w > 1.999 &&
 		    zone(s, "intel-rapl:0")->power_w < 2.001);
@@ -217,9 +218,9 @@ static void test_render(void **state)
 				    .interval_ns = s->interval_ns,
 				    .version = "1.2.3"});
 	assert_int_equal(tu_metric(b.buf, "powerd_energy_joules_total{zone=\"package-0\"}", &v), 0);
-	assert_true(v == 3.0);
+	assert_true(v == 3.001);
 	assert_int_equal(tu_metric(b.buf, "powerd_energy_joules_total{zone=\"package-1\"}", &v), 0);
-	assert_true(v == 1.0);
+	assert_true(v == 1.002);
 	/* Both sockets' "core" subzones are one series (zone = the name file). */
 	assert_int_equal(tu_metric(b.buf, "powerd_energy_joules_total{zone=\"core\"}", &v), 0);
 	assert_true(v == 0.5);
@@ -237,7 +238,7 @@ static void test_render(void **state)
 				    .interval_ns = s->interval_ns,
 				    .version = "1.2.3"});
 	assert_int_equal(tu_metric(b.buf, "scaph_host_energy_microjoules", &v), 0);
-	assert_true(v == 4000000);
+	assert_true(v == 4003000);
 	assert_int_equal(tu_metric(b.buf, "scaph_host_power_microwatts", &v), 0);
 	assert_true(v > 3999000 && v < 4001000);
 	assert_int_equal(tu_metric(b.buf, "scaph_socket_power_microwatts{socket_id=\"1\"}", &v), 0);
