@@ -39,7 +39,7 @@ struct source {
 	uint64_t last_sample_ns;
 	uint64_t interval_ns;	   /* time between the last two samples */
 	uint64_t package_delta_uj; /* the VM's energy in the last interval: Σ packages */
-	char problem[256];	   /* why it is down, for logs and STATUS */
+	char problem[512];	   /* why it is down, for logs and STATUS */
 };
 
 struct source *source_new(const char *root);
