@@ -72,7 +72,7 @@ char *xasprintf(const char *fmt, ...)
 	return p;
 }
 
-static int parse_u64_span(const char *s, size_t len, uint64_t *ret)
+int parse_u64_span(const char *s, size_t len, uint64_t *ret)
 {
 	uint64_t v = 0;
 
@@ -203,6 +203,29 @@ int pread_all(int fd, char *buf, size_t size, size_t *ret_len)
 		len += (size_t)n;
 		if (len == size)
 			return -EFBIG;
+	}
+	buf[len] = '\0';
+	if (ret_len)
+		*ret_len = len;
+	return 0;
+}
+
+int pread_head(int fd, char *buf, size_t size, size_t *ret_len)
+{
+	size_t len = 0;
+
+	if (size == 0)
+		return -EINVAL;
+	while (len < size - 1 && !memchr(buf, '\n', len)) {
+		ssize_t n = pread(fd, buf + len, size - 1 - len, (off_t)len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
 	}
 	buf[len] = '\0';
 	if (ret_len)

@@ -83,6 +83,8 @@ static inline bool startswith(const char *s, const char *prefix)
 /* Strict unsigned decimal: digits only (no sign, space, or trailing garbage), no overflow.
  * -EINVAL for anything else, -ERANGE on overflow. */
 int parse_u64(const char *s, uint64_t *ret);
+/* The same over the len bytes at s (which need no NUL). */
+int parse_u64_span(const char *s, size_t len, uint64_t *ret);
 /* The same over a buffer that is the whole content of a sysfs-like file: exactly one value,
  * optionally followed by a single '\n'. Empty, truncated ("12\n3") or padded content is -EINVAL. */
 int parse_u64_content(const char *buf, size_t len, uint64_t *ret);
@@ -98,6 +100,10 @@ int parse_double(const char *s, double *ret);
 int read_file_at(int dirfd, const char *name, char *buf, size_t size, size_t *ret_len);
 /* pread from offset 0 into buf (size-1 bytes at most), NUL-terminated. */
 int pread_all(int fd, char *buf, size_t size, size_t *ret_len);
+/* The head of a long file whose first line is all that matters (/proc/stat on a big host): pread
+ * from offset 0 until a '\n' has arrived, EOF, or size-1 bytes; NUL-terminated. Never -EFBIG,
+ * and no further pread once the line is in (each one makes the kernel generate the file again). */
+int pread_head(int fd, char *buf, size_t size, size_t *ret_len);
 /* Write the whole buffer, retrying short writes and EINTR. */
 int write_all(int fd, const void *buf, size_t len);
 

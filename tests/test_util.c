@@ -1,6 +1,8 @@
 /* Strict parsing helpers of common/util.c. */
 #include "tests/testutil.h"
 
+#include <fcntl.h>
+
 static void test_parse_u64(void **state)
 {
 	uint64_t v;
@@ -29,6 +31,47 @@ static void test_parse_content(void **state)
 	assert_int_equal(parse_u64_content("12\n3", 4, &v), -EINVAL);
 	assert_int_equal(parse_u64_content("12\n\n", 4, &v), -EINVAL);
 	assert_int_equal(parse_u64_content("1 2\n", 4, &v), -EINVAL);
+}
+
+static void test_parse_span(void **state)
+{
+	uint64_t v;
+
+	assert_int_equal(parse_u64_span("123456", 3, &v), 0);
+	assert_int_equal(v, 123);
+	assert_int_equal(parse_u64_span("18446744073709551615x", 20, &v), 0);
+	assert_true(v == UINT64_MAX);
+	assert_int_equal(parse_u64_span("18446744073709551616", 20, &v), -ERANGE);
+	assert_int_equal(parse_u64_span("1", 0, &v), -EINVAL);
+	assert_int_equal(parse_u64_span("1\0", 2, &v), -EINVAL);
+	assert_int_equal(parse_u64_span("1 ", 2, &v), -EINVAL);
+}
+
+/* The head of a file: stops at the first line or the buffer's end, never -EFBIG. */
+static void test_pread_head(void **state)
+{
+	_cleanup_free_ char *dir = tu_mkdtemp("powerd-util");
+	_cleanup_free_ char *path = xasprintf("%s/f", dir);
+	char buf[8];
+	size_t len;
+
+	tu_write(dir, "f", "");
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pread_head(fd, buf, sizeof(buf), &len), 0);
+	assert_int_equal(len, 0);
+	assert_string_equal(buf, "");
+	tu_write(dir, "f", "ab\ncd\n");
+	assert_int_equal(pread_head(fd, buf, sizeof(buf), &len), 0);
+	assert_int_equal(len, 6);
+	assert_string_equal(buf, "ab\ncd\n");
+	tu_write(dir, "f", "0123456789\n");
+	assert_int_equal(pread_head(fd, buf, sizeof(buf), &len), 0);
+	assert_int_equal(len, sizeof(buf) - 1);
+	assert_string_equal(buf, "0123456");
+	assert_int_equal(pread_head(fd, buf, 0, &len), -EINVAL);
+	assert_int_equal(pread_head(-1, buf, sizeof(buf), &len), -EBADF);
+	tu_rm_rf(dir);
 }
 
 static void test_parse_duration(void **state)
@@ -69,6 +112,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_u64),
 		cmocka_unit_test(test_parse_content),
+		cmocka_unit_test(test_parse_span),
+		cmocka_unit_test(test_pread_head),
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_size),
 	};
