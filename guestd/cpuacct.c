@@ -7,21 +7,11 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "common/procstat.h"
 #include "common/util.h"
 
 #define PROC_STAT_MAX 8192
 #define CMDLINE_MAX 1024
-
-static uint64_t ticks_to_ns(uint64_t ticks)
-{
-	static long hz;
-
-	if (hz <= 0)
-		hz = sysconf(_SC_CLK_TCK);
-	if (hz <= 0)
-		hz = 100;
-	return ticks * (NSEC_PER_SEC / (uint64_t)hz);
-}
 
 void cpu_samples_free(struct cpu_samples *s)
 {
@@ -53,51 +43,28 @@ static int sample_cmp(const void *a, const void *b)
 
 int cpuacct_parse_stat(const char *buf, uint64_t *ret_ns)
 {
-	/* user nice system idle iowait irq softirq steal [guest guest_nice, already in user/nice]
-	 */
-	uint64_t v[8] = {0};
-	const char *p;
-	int n;
+	struct cpu_times t;
+	int r = procstat_parse_cpu(buf, strlen(buf), &t);
 
-	if (!startswith(buf, "cpu "))
-		return -EINVAL;
-	p = buf + 4;
-	for (n = 0; n < 8; n++) {
-		char *end;
-
-		while (*p == ' ')
-			p++;
-		if (*p < '0' || *p > '9')
-			break;
-		errno = 0;
-		v[n] = strtoull(p, &end, 10);
-		if (errno)
-			return -ERANGE;
-		p = end;
-	}
-	if (n < 4)
-		return -EINVAL;
-	/* idle (3) and iowait (4) are not busy; steal (7) is time the vCPU did not run at all. */
-	*ret_ns = ticks_to_ns(v[0] + v[1] + v[2] + v[5] + v[6]);
+	if (r < 0)
+		return r;
+	/* steal is time the vCPU did not run at all */
+	*ret_ns = cpu_times_busy_ns(&t) - t.steal_ns;
 	return 0;
 }
 
 int cpuacct_busy_ns(const char *proc_root, uint64_t *ret_ns)
 {
 	_cleanup_free_ char *path = xasprintf("%s/stat", proc_root);
+	_cleanup_close_ int fd =
+		open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
 	char buf[PROC_STAT_MAX];
 	size_t len;
-	int r = read_file_at(AT_FDCWD, path, buf, sizeof(buf), &len);
 
+	if (fd < 0)
+		return -errno;
 	/* /proc/stat is longer than the buffer on large machines: only its first line matters. */
-	if (r == -EFBIG) {
-		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return -errno;
-		r = pread_all(fd, buf, sizeof(buf), &len);
-		if (r == -EFBIG)
-			r = 0;
-	}
+	int r = pread_head(fd, buf, sizeof(buf), &len);
 	if (r < 0)
 		return r;
 	return cpuacct_parse_stat(buf, ret_ns);
@@ -126,38 +93,15 @@ enum cgroup_layout cpuacct_cgroup_layout(const char *cgroup_root)
 	return CGROUP_LAYOUT_NONE;
 }
 
-static int read_small(int dirfd, const char *name, char *buf, size_t size)
-{
-	size_t len;
-
-	return read_file_at(dirfd, name, buf, size, &len);
-}
-
-/* "usage_usec N" of a cgroup v2 cpu.stat. */
 static int read_v2_usage(int dirfd, uint64_t *ret_ns)
 {
 	char buf[1024];
-	int r = read_small(dirfd, "cpu.stat", buf, sizeof(buf));
+	size_t len;
+	int r = read_file_at(dirfd, "cpu.stat", buf, sizeof(buf), &len);
 
 	if (r < 0)
 		return r;
-	for (char *line = buf; line && *line;) {
-		char *nl = strchr(line, '\n');
-
-		if (nl)
-			*nl = '\0';
-		if (startswith(line, "usage_usec ")) {
-			uint64_t us;
-
-			r = parse_u64(line + 11, &us);
-			if (r < 0)
-				return r;
-			*ret_ns = us * 1000;
-			return 0;
-		}
-		line = nl ? nl + 1 : NULL;
-	}
-	return -EINVAL;
+	return procstat_parse_cgroup_usage(buf, len, ret_ns);
 }
 
 static int read_v1_usage(int dirfd, uint64_t *ret_ns)
@@ -218,33 +162,6 @@ int cpuacct_units(const char *cgroup_root, struct cpu_samples *ret)
 	return 0;
 }
 
-/* "pid (comm) S ppid ..." where comm may hold spaces and parentheses: it ends at the last ')'. */
-static int parse_pid_stat(char *buf, char **ret_comm, uint64_t *ret_ticks, uint64_t *ret_start)
-{
-	char *open = strchr(buf, '(');
-	char *close_paren = strrchr(buf, ')');
-	char *fields[20];
-	size_t n = 0;
-	uint64_t utime, stime, start;
-
-	if (!open || !close_paren || close_paren < open || close_paren[1] != ' ')
-		return -EINVAL;
-	*close_paren = '\0';
-	/* fields[0] is field 3 (state); utime is 14, stime 15, starttime 22. */
-	for (char *p = close_paren + 2, *save = NULL, *tok;
-		n < ARRAY_SIZE(fields) && (tok = strtok_r(p, " \n", &save)); p = NULL)
-		fields[n++] = tok;
-	if (n < 20)
-		return -EINVAL;
-	if (parse_u64(fields[11], &utime) < 0 || parse_u64(fields[12], &stime) < 0 ||
-		parse_u64(fields[19], &start) < 0)
-		return -EINVAL;
-	*ret_comm = open + 1;
-	*ret_ticks = utime + stime;
-	*ret_start = start;
-	return 0;
-}
-
 static char *read_exe_name(int pfd)
 {
 	char target[4096];
@@ -301,8 +218,8 @@ int cpuacct_processes(const char *proc_root, bool with_details, struct cpu_sampl
 	}
 	for (struct dirent *de; (de = readdir(d));) {
 		char buf[1024];
-		char *comm;
-		uint64_t ticks, start;
+		size_t len;
+		struct pid_stat st;
 
 		if (!is_pid_name(de->d_name) || strlen(de->d_name) > 10)
 			continue;
@@ -310,17 +227,17 @@ int cpuacct_processes(const char *proc_root, bool with_details, struct cpu_sampl
 			openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (pfd < 0)
 			continue;
-		if (read_small(pfd, "stat", buf, sizeof(buf)) < 0)
+		if (read_file_at(pfd, "stat", buf, sizeof(buf), &len) < 0)
 			continue;
-		if (parse_pid_stat(buf, &comm, &ticks, &start) < 0)
+		if (procstat_parse_pid(buf, len, &st) < 0)
 			continue;
 		struct cpu_sample *c = samples_add(&s);
 		/* Zero-padded so that key order is numeric pid order. */
-		c->key = xasprintf(
-			"%010llu:%llu", strtoull(de->d_name, NULL, 10), (unsigned long long)start);
+		c->key = xasprintf("%010llu:%llu", strtoull(de->d_name, NULL, 10),
+			(unsigned long long)st.start_ticks);
 		c->pid = xstrdup(de->d_name);
-		c->comm = xstrdup(comm);
-		c->cpu_ns = ticks_to_ns(ticks);
+		c->comm = xstrndup(st.comm, st.comm_len);
+		c->cpu_ns = procstat_ticks_to_ns(st.cpu_ticks);
 		if (with_details) {
 			c->exe = read_exe_name(pfd);
 			c->cmdline = read_cmdline(pfd);

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 
 #include "common/log.h"
+#include "common/procstat.h"
 #include "common/util.h"
 
 #define CGROUP_FILE_MAX 8192
@@ -17,33 +18,14 @@ struct cpu_source {
 	enum cpu_kind kind;
 	int fd;
 	char *path;
-	uint64_t ns_per_tick;
 	char buf[READ_BUF];
 };
 
 struct host_cpu {
 	int fd;
 	char *path;
-	uint64_t ns_per_tick;
 	char buf[READ_BUF];
 };
-
-static uint64_t ns_per_tick(void)
-{
-	long hz = sysconf(_SC_CLK_TCK);
-	return hz > 0 ? NSEC_PER_SEC / (uint64_t)hz : NSEC_PER_SEC / 100;
-}
-
-static int parse_span(const char *s, size_t len, uint64_t *ret)
-{
-	char num[24];
-
-	if (len == 0 || len >= sizeof(num))
-		return -EINVAL;
-	memcpy(num, s, len);
-	num[len] = '\0';
-	return parse_u64(num, ret);
-}
 
 /* Strip one trailing "/<leaf>" component in place. */
 static void strip_leaf(char *path, const char *leaf)
@@ -87,76 +69,25 @@ static bool has_controller(const char *list, size_t len, const char *want)
 	return false;
 }
 
-static int parse_cgroup2_usage(const char *buf, uint64_t *ret_ns)
-{
-	static const char key[] = "usage_usec ";
-
-	for (const char *line = buf; *line;) {
-		const char *end = strchr(line, '\n');
-		size_t len = end ? (size_t)(end - line) : strlen(line);
-		if (len > sizeof(key) - 1 && strncmp(line, key, sizeof(key) - 1) == 0) {
-			uint64_t usec;
-			int r = parse_span(line + sizeof(key) - 1, len - (sizeof(key) - 1), &usec);
-			if (r < 0)
-				return r;
-			if (usec > UINT64_MAX / 1000)
-				return -ERANGE;
-			*ret_ns = usec * 1000;
-			return 0;
-		}
-		if (!end)
-			break;
-		line = end + 1;
-	}
-	return -EINVAL;
-}
-
-/* /proc/<pid>/stat: comm (field 2) may hold spaces and parens, so fields are counted from
- * the last ')'. utime and stime are fields 14 and 15. */
-static int parse_proc_stat(const char *buf, uint64_t ns_tick, uint64_t *ret_ns)
-{
-	const char *p = strrchr(buf, ')');
-	uint64_t utime = 0, stime = 0;
-	int field = 2;
-
-	if (!p)
-		return -EINVAL;
-	p++;
-	while (field < 15) {
-		if (*p != ' ')
-			return -EINVAL;
-		p++;
-		field++;
-		const char *start = p;
-		while (*p && *p != ' ' && *p != '\n')
-			p++;
-		if (field == 14 || field == 15) {
-			int r = parse_span(
-				start, (size_t)(p - start), field == 14 ? &utime : &stime);
-			if (r < 0)
-				return r;
-		} else if (p == start) {
-			return -EINVAL;
-		}
-	}
-	*ret_ns = (utime + stime) * ns_tick;
-	return 0;
-}
-
 int cpu_source_read(struct cpu_source *s, uint64_t *ret_ns)
 {
 	size_t len;
+	struct pid_stat st;
 	int r = pread_all(s->fd, s->buf, sizeof(s->buf), &len);
 
 	if (r < 0)
 		return r;
 	switch (s->kind) {
 	case CPU_CGROUP2:
-		return parse_cgroup2_usage(s->buf, ret_ns);
+		return procstat_parse_cgroup_usage(s->buf, len, ret_ns);
 	case CPU_CGROUP1:
 		return parse_u64_content(s->buf, len, ret_ns);
 	case CPU_PROC_STAT:
-		return parse_proc_stat(s->buf, s->ns_per_tick, ret_ns);
+		r = procstat_parse_pid(s->buf, len, &st);
+		if (r < 0)
+			return r;
+		*ret_ns = procstat_ticks_to_ns(st.cpu_ticks);
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -235,7 +166,6 @@ int cpu_source_open(
 		return -EINVAL;
 	}
 	s->fd = -1;
-	s->ns_per_tick = ns_per_tick();
 	if (read_file_at(AT_FDCWD, cgpath, cgfile, CGROUP_FILE_MAX, &len) == 0 &&
 		open_cgroup(s, cgroup_root, cgfile) == 0) {
 		*ret = s;
@@ -271,7 +201,6 @@ int host_cpu_open(const char *proc_root, struct host_cpu **ret)
 	uint64_t busy, all;
 
 	h->path = xasprintf("%s/stat", proc_root);
-	h->ns_per_tick = ns_per_tick();
 	h->fd = open(h->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	int r = h->fd < 0 ? -errno : host_cpu_read(h, &busy, &all);
 	if (r < 0) {
@@ -285,50 +214,21 @@ int host_cpu_open(const char *proc_root, struct host_cpu **ret)
 
 int host_cpu_read(struct host_cpu *h, uint64_t *ret_busy_ns, uint64_t *ret_all_ns)
 {
-	size_t len = 0;
-
+	struct cpu_times t;
+	size_t len;
 	/* /proc/stat is long on big hosts (intr line): only its first line is needed */
-	while (len < sizeof(h->buf) - 1 && !memchr(h->buf, '\n', len)) {
-		ssize_t n = pread(h->fd, h->buf + len, sizeof(h->buf) - 1 - len, (off_t)len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	h->buf[len] = '\0';
-	char *nl = memchr(h->buf, '\n', len);
-	if (!nl || strncmp(h->buf, "cpu ", 4) != 0)
-		return -EINVAL;
-	*nl = '\0';
+	int r = pread_head(h->fd, h->buf, sizeof(h->buf), &len);
 
-	/* user nice system idle iowait irq softirq steal [guest guest_nice] */
-	uint64_t v[10] = {0};
-	size_t n = 0;
-	const char *p = h->buf + 4;
-	while (*p == ' ')
-		p++;
-	while (*p && n < ARRAY_SIZE(v)) {
-		const char *start = p;
-		while (*p && *p != ' ')
-			p++;
-		int r = parse_span(start, (size_t)(p - start), &v[n++]);
-		if (r < 0)
-			return r;
-		if (*p == ' ')
-			p++;
-	}
-	if (*p || n < 8)
+	if (r < 0)
+		return r;
+	r = procstat_parse_cpu(h->buf, len, &t);
+	if (r < 0)
+		return r;
+	/* all needs iowait to steal: a line from before 2.6.11 lacks some */
+	if (t.n_fields < 8)
 		return -EINVAL;
-	/* guest and guest_nice are already in user and nice */
-	uint64_t all = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
-	uint64_t idle = v[3] + v[4];
-	/* ns totals wrap modulo 2^64 after years on big hosts; callers use differences */
-	*ret_all_ns = all * h->ns_per_tick;
-	*ret_busy_ns = (all - idle) * h->ns_per_tick;
+	*ret_all_ns = cpu_times_all_ns(&t);
+	*ret_busy_ns = cpu_times_busy_ns(&t);
 	return 0;
 }
 
