@@ -78,30 +78,32 @@ uint64_t notify_watchdog_usec(const struct notify *n)
 	return n ? n->watchdog_usec : 0;
 }
 
+/* prefix, then STATUS= with the caller's text; nothing is formatted without a socket. */
+static _printf_(2, 0) void notify_send_status(const char *prefix, const char *fmt, va_list ap)
+{
+	if (!getenv("NOTIFY_SOCKET"))
+		return;
+	_cleanup_free_ char *status = status_vformat(fmt, ap);
+	_cleanup_free_ char *msg = xasprintf("%sSTATUS=%s", prefix, status);
+	notify_send(msg);
+}
+
 void notify_ready(const char *status_fmt, ...)
 {
 	va_list ap;
 
-	if (!getenv("NOTIFY_SOCKET"))
-		return;
 	va_start(ap, status_fmt);
-	_cleanup_free_ char *status = status_vformat(status_fmt, ap);
+	notify_send_status("READY=1\n", status_fmt, ap);
 	va_end(ap);
-	_cleanup_free_ char *msg = xasprintf("READY=1\nSTATUS=%s", status);
-	notify_send(msg);
 }
 
 void notify_status(const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!getenv("NOTIFY_SOCKET"))
-		return;
 	va_start(ap, fmt);
-	_cleanup_free_ char *status = status_vformat(fmt, ap);
+	notify_send_status("", fmt, ap);
 	va_end(ap);
-	_cleanup_free_ char *msg = xasprintf("STATUS=%s", status);
-	notify_send(msg);
 }
 
 void notify_reloading(void)
