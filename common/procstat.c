@@ -31,17 +31,24 @@ int procstat_parse_cpu(const char *buf, size_t len, struct cpu_times *ret)
 	const char *p = buf + 4;
 	while (p < nl && *p == ' ')
 		p++;
-	while (p < nl && n < ARRAY_SIZE(v)) {
+	/* Fields the kernel may append in the future (it added steal, guest and guest_nice over
+	 * the years) must still be numbers, but are not used: a kernel update must not stop the
+	 * accounting. */
+	while (p < nl) {
 		const char *start = p;
+		uint64_t field;
 		while (p < nl && *p != ' ')
 			p++;
-		int r = parse_field(start, (size_t)(p - start), &v[n++]);
+		int r = parse_field(start, (size_t)(p - start), &field);
 		if (r < 0)
 			return r;
+		if (n < ARRAY_SIZE(v))
+			v[n] = field;
+		n++;
 		if (p < nl)
 			p++;
 	}
-	if (p < nl || n < 4)
+	if (n < 4)
 		return -EINVAL;
 	*ret = (struct cpu_times){
 		.user_ns = procstat_ticks_to_ns(v[0]),

@@ -10,7 +10,7 @@
  * them in user and nice. Fields a short line lacks are 0. */
 struct cpu_times {
 	uint64_t user_ns, nice_ns, system_ns, idle_ns, iowait_ns, irq_ns, softirq_ns, steal_ns;
-	size_t n_fields; /* on the line: 4 (2.4 kernels) to 10 (since 2.6.33) */
+	size_t n_fields; /* on the line: 4 (2.4 kernels), 10 (since 2.6.33), more if appended */
 };
 
 /* The first line of buf (len bytes, the head of /proc/stat) must be "cpu", spaces, 4 to 10

@@ -67,7 +67,7 @@ static void test_cpu_line_bad(void **state)
 		"cpu\n",
 		"cpu \n",
 		"cpu  1 2 3\n",			  /* too few */
-		"cpu  1 2 3 4 5 6 7 8 9 10 11\n", /* too many */
+		"cpu  1 2 3 4 5 6 7 8 9 10 x\n", /* an appended field must still be a number */
 		"cpu  1 2 3 4 5 6 7 8",		  /* truncated: no end of line */
 		"cpu0 1 2 3 4 5 6 7 8\n",	  /* a single CPU's line */
 		"intr 1 2 3 4\ncpu  1 2 3 4\n",	  /* not the first line */
