@@ -69,7 +69,8 @@ static void zones_attach(struct source *s)
 		struct source_zone *z = zone_find(s, pz->id);
 
 		if (!z) {
-			if (s->n_zones >= POWERCAP_ZONES_MAX)
+			/* A tree has up to POWERCAP_ZONES_MAX packages and as many subzones. */
+			if (s->n_zones >= 2 * POWERCAP_ZONES_MAX)
 				continue;
 			s->zones = xreallocarray(s->zones, s->n_zones + 1, sizeof(*s->zones));
 			z = &s->zones[s->n_zones++];
@@ -143,9 +144,12 @@ static int heartbeat_check(struct source *s, uint64_t now_ns, uint64_t guest_int
 	return 0;
 }
 
-/* Read every zone first, then update: a sample is used whole or not at all. */
-static int zones_read(struct source *s, uint64_t *raw)
+/* Read every zone first, then update: a sample is used whole or not at all. *raw gets one value
+ * per zone of the tree (caller frees). */
+static int zones_read(struct source *s, uint64_t **ret_raw)
 {
+	uint64_t *raw = *ret_raw = xreallocarray(*ret_raw, MAX(s->tree->n_zones, 1), sizeof(*raw));
+
 	for (size_t i = 0; i < s->tree->n_zones; i++) {
 		const struct powercap_zone *pz = &s->tree->zones[i];
 		int r = powercap_zone_read(s->tree, pz, &raw[i]);
@@ -168,7 +172,8 @@ static bool is_same_root(const struct source *s)
 	return path_st.st_dev == fd_st.st_dev && path_st.st_ino == fd_st.st_ino;
 }
 
-static int source_read(struct source *s, uint64_t now_ns, uint64_t guest_interval_ms, uint64_t *raw)
+static int source_read(
+	struct source *s, uint64_t now_ns, uint64_t guest_interval_ms, uint64_t **raw)
 {
 	int r;
 
@@ -219,19 +224,19 @@ static void zones_update(struct source *s, const uint64_t *raw, uint64_t dt_ns)
 
 int source_sample(struct source *s, uint64_t now_ns, uint64_t guest_interval_ms)
 {
-	uint64_t raw[POWERCAP_ZONES_MAX];
+	_cleanup_free_ uint64_t *raw = NULL;
 	uint64_t dt_ns = s->has_sampled ? now_ns - s->last_sample_ns : 0;
 	int r;
 
 	s->last_sample_ns = now_ns;
 	s->interval_ns = dt_ns;
 	s->has_sampled = true;
-	r = source_read(s, now_ns, guest_interval_ms, raw);
+	r = source_read(s, now_ns, guest_interval_ms, &raw);
 	if (r < 0 && r != -ESTALE && s->tree) {
 		/* The tree may have been replaced under the fds we hold (unmounted and mounted
 		 * again, or rewritten): try once with a fresh open before calling it down. */
 		source_close(s);
-		r = source_read(s, now_ns, guest_interval_ms, raw);
+		r = source_read(s, now_ns, guest_interval_ms, &raw);
 	}
 	if (r < 0) {
 		if (r != -ESTALE)

@@ -252,6 +252,36 @@ static void test_render(void **state)
 	source_free(s);
 }
 
+/* 200 packages with a subzone each: the tree holds 400 zones, more than POWERCAP_ZONES_MAX per
+ * list, and every one is read each tick (this overflowed a 256-entry stack array). */
+static void test_many_zones(void **state)
+{
+	_cleanup_free_ char *root = xasprintf("%s/many", dir);
+	char buf[32];
+
+	for (int p = 0; p < 200; p++) {
+		snprintf(buf, sizeof(buf), "package-%d\n", p);
+		PUT(root, buf, "intel-rapl:%d/name", p);
+		PUT(root, "1000\n", "intel-rapl:%d/energy_uj", p);
+		PUT(root, "1000000000\n", "intel-rapl:%d/max_energy_range_uj", p);
+		PUT(root, "core\n", "intel-rapl:%d/intel-rapl:%d:0/name", p, p);
+		PUT(root, "500\n", "intel-rapl:%d/intel-rapl:%d:0/energy_uj", p, p);
+		PUT(root, "1000000000\n", "intel-rapl:%d/intel-rapl:%d:0/max_energy_range_uj", p,
+			p);
+	}
+	struct source *s = source_new(root);
+
+	assert_int_equal(source_sample(s, 1000 * MS, 1000), 0);
+	for (int p = 0; p < 200; p++) {
+		snprintf(buf, sizeof(buf), "%d\n", 2000 + p);
+		PUT(root, buf, "intel-rapl:%d/energy_uj", p);
+	}
+	assert_int_equal(source_sample(s, 2000 * MS, 1000), 0);
+	assert_true(s->is_up);
+	assert_int_equal(source_total_uj(s), 200 * 1000 + 200 * 1000 + 199 * 200 / 2);
+	source_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -259,6 +289,7 @@ int main(void)
 		cmocka_unit_test(test_no_heartbeat_is_fresh),
 		cmocka_unit_test(test_counters),
 		cmocka_unit_test(test_render),
+		cmocka_unit_test(test_many_zones),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
