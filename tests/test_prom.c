@@ -212,6 +212,36 @@ static void test_promtool(void **state)
 	strbuf_done(&b);
 }
 
+/* Label values are UTF-8 for Prometheus, which rejects a whole scrape over one invalid value: a
+ * comm the kernel cut to 15 bytes inside a character, or any bytes a process chose. Each invalid
+ * byte becomes U+FFFD; valid text is kept. */
+static void test_escape_invalid_utf8(void **state)
+{
+	struct strbuf b = { 0 };
+
+	prom_escape_label_value(&b, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x8b");
+	assert_string_equal(b.buf, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x8b");
+	strbuf_reset(&b);
+	prom_escape_label_value(&b, "caf\xc3");
+	assert_string_equal(b.buf, "caf\xef\xbf\xbd");
+	strbuf_reset(&b);
+	/* stray continuation, overlong '/', surrogate, above U+10FFFF, 0xff */
+	prom_escape_label_value(&b, "\x80|\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80|\xff\"");
+	assert_string_equal(b.buf, "\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd|"
+				   "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd|"
+				   "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd|"
+				   "\xef\xbf\xbd\\\"");
+	strbuf_reset(&b);
+
+	prom_family(&b, "powerd_process_power_watts", PROM_GAUGE, "Power per process.");
+	const char *labels[] = { "pid", "1", "comm", "donn\xc3\xa9" "es-expor\xc3", NULL };
+	prom_sample(&b, "powerd_process_power_watts", labels, 1);
+	int r = promtool_check(b.buf);
+	if (r != -ENOENT && r != 0)
+		fail_msg("promtool rejected:\n%s", b.buf);
+	strbuf_done(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -220,6 +250,7 @@ int main(void)
 		cmocka_unit_test(test_integers_plain),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_promtool),
+		cmocka_unit_test(test_escape_invalid_utf8),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
