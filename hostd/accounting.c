@@ -220,6 +220,8 @@ static uint64_t domain_cpu_delta(struct accounting *a, struct acct_domain *d)
 				d->cpu ? " from " : "", d->cpu ? cpu_source_path(d->cpu) : "",
 				strerror(-r));
 		d->is_cpu_failing = true;
+		/* the next good read is a baseline: its delta would span the whole streak */
+		d->has_last_cpu = false;
 		return 0;
 	}
 	if (d->is_cpu_failing)

@@ -666,11 +666,44 @@ static void test_thousand_domains(void **state)
 		assert_int_equal(umount2(mnt, MNT_DETACH), 0);
 }
 
+/* CPU time unreadable for several ticks: the first good read is a new baseline, not the CPU
+ * time of the whole streak squeezed into one interval of host busy time. */
+static void test_cpu_failure_streak(void **state)
+{
+	struct fx *f = *state;
+	struct accounting *a;
+	uint64_t seed = 11;
+
+	assert_int_equal(accounting_new(&f->cfg, &a), 0);
+	add_domains(f, a);
+	assert_int_equal(accounting_tick(a), 0);
+	run_ticks(f, a, 3, &seed);
+
+	_cleanup_free_ char *cs = xasprintf("%s/cpu.stat", dom_cgroup(1));
+	uint64_t pd[2][N_ZONE] = {{500000, 1000, 1000}, {500000, 1000, 1000}};
+	uint64_t dus[N_DOM] = {1000, 0, 3000, 0, 4000};
+	for (int k = 0; k < 5; k++) {
+		/* vm1 keeps running (400 ms a tick) but its file cannot be read */
+		f->dom_usec[1] += 400000;
+		advance(f, pd, 100, dus, true);
+		tu_write(f->cg, cs, "garbage\n");
+		assert_int_equal(accounting_tick(a), 0);
+		check_trees(f, a);
+	}
+	/* readable again: a baseline for vm1, 0 this tick */
+	advance(f, pd, 100, dus, true);
+	assert_int_equal(accounting_tick(a), 0);
+	check_trees(f, a);
+	run_ticks(f, a, 3, &seed);
+	accounting_free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_split_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_readd_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cpu_failure_streak, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_estimate, NULL, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
