@@ -164,6 +164,25 @@ void accounting_remove_domain(struct accounting *a, struct acct_domain *d)
 	domain_free(d);
 }
 
+int accounting_domain_set_tree(struct accounting *a, struct acct_domain *d, int tree_dirfd)
+{
+	struct tree *t = NULL;
+	int r;
+
+	r = tree_open(tree_dirfd, a->zone_names, a->n_zones, &t);
+	if (r == 0)
+		r = tree_write(t, d->total_uj, NULL);
+	if (r < 0) {
+		tree_free(t);
+		log_warn("domain %s: cannot lay out its tree: %s", d->name, strerror(-r));
+		a->errors[ERR_TREE]++;
+		return r;
+	}
+	tree_free(d->tree);
+	d->tree = t;
+	return 0;
+}
+
 int accounting_domain_set_pid(struct accounting *a, struct acct_domain *d, pid_t pid)
 {
 	cpu_source_free(d->cpu);

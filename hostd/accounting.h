@@ -26,6 +26,9 @@ void accounting_set_config(struct accounting *a, const struct host_config *cfg);
 int accounting_add_domain(struct accounting *a, const char *name, int tree_dirfd,
 	struct acct_domain **ret);
 void accounting_remove_domain(struct accounting *a, struct acct_domain *d);
+/* The domain's tree moves to tree_dirfd (duplicated): its counters go on from their current
+ * values, whatever the new directory held. */
+int accounting_domain_set_tree(struct accounting *a, struct acct_domain *d, int tree_dirfd);
 /* The domain runs as pid (its qemu process): resolve its cgroup and keep its CPU-time file open.
  * pid 0: not running (no CPU time, energy stays). */
 int accounting_domain_set_pid(struct accounting *a, struct acct_domain *d, pid_t pid);

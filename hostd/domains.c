@@ -109,6 +109,23 @@ static int read_cpu_libvirt(void *arg, uint64_t *ret_ns)
 	return 0;
 }
 
+/* A share written in place (a plain export a running qemu held): try for the read-only tmpfs
+ * again, mounted now if qemu is gone, adopted if the hook mounted it before a restart. */
+static void domain_reshare(struct domains *d, struct domain *dm, bool is_running)
+{
+	enum mount_state ms;
+	int r, fd;
+
+	if (dm->mount != MOUNT_IN_PLACE)
+		return;
+	r = mounts_prepare(d->mounts, dm->name, is_running, &fd, &ms);
+	if (r < 0)
+		return;
+	if (ms != MOUNT_IN_PLACE && accounting_domain_set_tree(d->acct, dm->acct, fd) == 0)
+		dm->mount = ms;
+	close(fd);
+}
+
 static void domain_set_running(struct domains *d, struct domain *dm, bool is_running)
 {
 	bool was_running = dm->is_running;
@@ -119,14 +136,20 @@ static void domain_set_running(struct domains *d, struct domain *dm, bool is_run
 		dm->pid = 0;
 		dm->is_paused = false;
 		dm->has_cpu_reader = false;
-		if (was_running)
+		if (was_running) {
 			accounting_domain_set_pid(d->acct, dm->acct, 0);
+			if (dm->is_persistent)
+				domain_reshare(d, dm, false);
+		}
 		return;
 	}
 	/* Re-resolving what did not change would cost the domain one interval's CPU delta. */
 	if (d->is_qemu && read_qemu_pid(dm->name, &pid) == 0) {
 		if (was_running && pid == dm->pid)
 			return;
+		/* restarted while we were not listening */
+		if (was_running)
+			domain_reshare(d, dm, true);
 		if (accounting_domain_set_pid(d->acct, dm->acct, pid) == 0) {
 			dm->pid = pid;
 			dm->has_cpu_reader = false;

@@ -475,6 +475,56 @@ static void test_thousand_domains_no_leak(void **state)
 	assert_int_equal(access(one, F_OK), -1);
 }
 
+/* A domain found running with a plain export directory is written in place; once it stops,
+ * its next start gets the read-only tmpfs (README), and its counters go on from where they were. */
+static void test_in_place_next_start(void **state)
+{
+	struct fx *f = *state;
+	struct domain_view v;
+
+	virDomainPtr dom = define("ip1");
+	assert_int_equal(virDomainCreate(dom), 0);
+	_cleanup_free_ char *exp = xasprintf("%s/ip1", f->share);
+	assert_int_equal(mkdir(exp, 0755), 0);
+	domains_start(f->d);
+	int n0 = count_mounts();
+	assert_int_equal(domains_lookup(f->d, "ip1", &v), 0);
+	assert_true(v.is_running);
+	assert_int_equal(v.mount, MOUNT_IN_PLACE);
+	assert_int_equal(accounting_tick(f->acct), 0);
+	f->raw_uj += 5000000;
+	write_counter(f);
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	nanosleep(&ts, NULL); /* elapsed time is the input here, not a synchronisation */
+	assert_int_equal(accounting_tick(f->acct), 0);
+	_cleanup_free_ char *e0 = tu_read(f->share, "ip1/intel-rapl:0/energy_uj");
+	assert_non_null(e0);
+	uint64_t before = strtoull(e0, NULL, 10);
+	assert_true(before > 0);
+
+	/* qemu is gone: the share can be mounted now, before the next start */
+	assert_int_equal(virDomainDestroy(dom), 0);
+	assert_true(run_until(is_stopped, f, "ip1", 5000));
+	assert_int_equal(domains_lookup(f->d, "ip1", &v), 0);
+	assert_int_equal(v.mount, MOUNT_TMPFS);
+	assert_int_equal(count_mounts(), n0 + 2);
+	_cleanup_free_ char *e1 = tu_read(f->share, "ip1/intel-rapl:0/energy_uj");
+	assert_non_null(e1);
+	assert_int_equal(strtoull(e1, NULL, 10), before);
+	assert_int_equal(virDomainCreate(dom), 0);
+	assert_true(run_until(is_running, f, "ip1", 5000));
+	assert_int_equal(accounting_tick(f->acct), 0);
+	_cleanup_free_ char *e2 = tu_read(f->share, "ip1/intel-rapl:0/energy_uj");
+	assert_non_null(e2);
+	assert_true(strtoull(e2, NULL, 10) >= before);
+
+	assert_int_equal(virDomainDestroy(dom), 0);
+	assert_int_equal(virDomainUndefine(dom), 0);
+	virDomainFree(dom);
+	assert_true(run_until(is_gone, f, "ip1", 5000));
+	assert_int_equal(count_mounts(), n0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -483,6 +533,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lifecycle_transient, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_include_exclude, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconnect_reconciles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_in_place_next_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_retries, setup_bad_uri, teardown),
 		cmocka_unit_test_setup_teardown(test_thousand_domains_no_leak, setup, teardown),
 	};
