@@ -8,7 +8,12 @@
  * calls exactly once when it frees the connection. (A pass-through filter bufferevent with a
  * free_context callback would be simpler, but 2.1.12's filter refuses BEV_CTRL_SET_FD, so evhttp
  * drops every such connection at once: tested.) At the limit the listeners are disabled, so that
- * further clients wait in the kernel's accept queue, and enabled again when a connection ends. */
+ * further clients wait in the kernel's accept queue, and enabled again when a connection ends.
+ *
+ * evhttp's timeout counts from a connection's last byte, so a client that trickles a byte now and
+ * then would hold one of the max_connections for ever: each connection also has a deadline,
+ * idle_timeout_s after it was accepted or its last request arrived, when it is closed whatever
+ * it is doing. */
 #include "common/http.h"
 
 #include <arpa/inet.h>
@@ -43,6 +48,13 @@ struct http_blob {
 	size_t gz_len;
 };
 
+/* An accepted connection, from post_accept until evhttp frees it (its close callback). */
+struct http_conn {
+	struct http_server *server;
+	struct evhttp_connection *evcon;
+	struct event *deadline;
+};
+
 struct http_server {
 	struct evhttp *http;
 	struct evconnlistener **listeners; /* owned by http once bound */
@@ -56,6 +68,8 @@ struct http_server {
 	struct bufferevent **pending;
 	size_t n_pending;
 	struct event *post_accept;
+	struct http_conn **conns;
+	size_t n_conns;
 	struct http_blob *metrics;
 	char *index_html;
 	uint16_t port;
@@ -198,13 +212,24 @@ static void serve_metrics(struct http_server *s, struct evhttp_request *req)
 	}
 }
 
+static void conn_arm_deadline(struct http_conn *c)
+{
+	struct timeval tv = { .tv_sec = (time_t)c->server->limits.idle_timeout_s };
+
+	event_add(c->deadline, &tv);
+}
+
 static void request_cb(struct evhttp_request *req, void *arg)
 {
 	struct http_server *s = arg;
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 
+	for (size_t i = 0; i < s->n_conns; i++)
+		if (s->conns[i]->evcon == evcon)
+			conn_arm_deadline(s->conns[i]);
 	if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
 		reply_text(req, 405, "Method Not Allowed", "method not allowed\n");
@@ -240,7 +265,26 @@ static void conn_ended(struct http_server *s)
  * which an incoming one always is until then (evhttp_free() included). */
 static void conn_close_cb(struct evhttp_connection *evcon, void *arg)
 {
-	conn_ended(arg);
+	struct http_conn *c = arg;
+	struct http_server *s = c->server;
+
+	for (size_t i = 0; i < s->n_conns; i++) {
+		if (s->conns[i] == c) {
+			s->conns[i] = s->conns[--s->n_conns];
+			break;
+		}
+	}
+	event_free(c->deadline);
+	free(c);
+	conn_ended(s);
+}
+
+/* The connection outlived its deadline: evhttp_connection_free() calls conn_close_cb. */
+static void conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+
+	evhttp_connection_free(c->evcon);
 }
 
 /* Called by evhttp for each accepted connection, before the connection object exists. */
@@ -251,6 +295,11 @@ static struct bufferevent *conn_new_cb(struct event_base *base, void *arg)
 
 	if (!bev)
 		return NULL; /* evhttp makes its own, which goes uncounted */
+	/* While evhttp writes an answer it has no read callback but keeps reading: a client that
+	 * pipelines requests and never reads would have us buffer all it sends. At this mark any
+	 * request is either whole in the buffer or already refused as too large. */
+	bufferevent_setwatermark(bev, EV_READ, 0,
+		s->limits.max_header_bytes + s->limits.max_body_bytes + 1);
 	bufferevent_incref(bev);
 	s->pending = xreallocarray(s->pending, s->n_pending + 1, sizeof(*s->pending));
 	s->pending[s->n_pending++] = bev;
@@ -274,10 +323,21 @@ static void post_accept_cb(evutil_socket_t fd, short what, void *arg)
 		void *cbarg = NULL;
 
 		bufferevent_getcb(bev, NULL, NULL, NULL, &cbarg);
-		if (cbarg && evhttp_connection_get_bufferevent(cbarg) == bev)
-			evhttp_connection_set_closecb(cbarg, conn_close_cb, s);
-		else
+		if (cbarg && evhttp_connection_get_bufferevent(cbarg) == bev) {
+			struct http_conn *c = xcalloc(1, sizeof(*c));
+
+			c->server = s;
+			c->evcon = cbarg;
+			c->deadline = evtimer_new(bufferevent_get_base(bev), conn_deadline_cb, c);
+			if (!c->deadline)
+				abort();
+			s->conns = xreallocarray(s->conns, s->n_conns + 1, sizeof(*s->conns));
+			s->conns[s->n_conns++] = c;
+			conn_arm_deadline(c);
+			evhttp_connection_set_closecb(cbarg, conn_close_cb, c);
+		} else {
 			conn_ended(s);
+		}
 		bufferevent_decref(bev);
 	}
 	s->n_pending = 0;
@@ -547,6 +607,7 @@ void http_server_free(struct http_server *s)
 	for (size_t i = 0; i < s->n_pending; i++)
 		bufferevent_decref(s->pending[i]);
 	free(s->pending);
+	free(s->conns);
 	if (s->post_accept)
 		event_free(s->post_accept);
 	blob_unref(s->metrics);

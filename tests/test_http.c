@@ -608,6 +608,117 @@ static void test_idle_timeout(void **state)
 	srv_stop(s);
 }
 
+/* A client that trickles its request a byte at a time, each byte well within the idle timeout,
+ * must not hold its connection (one of max_connections) for ever: it gets idle_timeout_s from
+ * the start of the request, not from its last byte. */
+static void test_slowloris(void **state)
+{
+	struct http_limits limits = HTTP_LIMITS_DEFAULT;
+	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa"
+				  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+
+	limits.idle_timeout_s = 1;
+	struct srv *s = srv_start(&limits, "t");
+	srv_set_metrics(s, "s 1\n");
+	int fd = connect_nb(s->port);
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	uint64_t start = now_ms();
+	bool is_closed = false;
+
+	for (size_t i = 0; i < sizeof(req) - 1 && !is_closed; i++) {
+		if (send(fd, &req[i], 1, MSG_NOSIGNAL) != 1) {
+			is_closed = true;
+			break;
+		}
+		/* 200 ms between bytes: never idle for the timeout's second. */
+		pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, 200) == 1) {
+			char c;
+			is_closed = read(fd, &c, 1) <= 0;
+		}
+	}
+	uint64_t ms = now_ms() - start;
+	close(fd);
+	print_message("trickling client closed after %llu ms\n", (unsigned long long)ms);
+	assert_true(is_closed);
+	assert_true(ms < 4000);
+	srv_wait_connections(s, 0);
+	assert_serves(s, "s 1\n");
+	srv_stop(s);
+}
+
+/* A client that pipelines requests and never reads the answers: while the server waits to write,
+ * it must stop reading, so that what it holds stays bounded (it read gigabytes into memory). */
+static void test_pipelining_without_reading(void **state)
+{
+	struct http_limits limits = HTTP_LIMITS_DEFAULT;
+	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+	size_t chunk_len = 64 * 1024, sent = 0;
+	char *chunk = xmalloc(chunk_len);
+	size_t big_len = 1024 * 1024;
+	char *big = xmalloc(big_len + 1);
+	int small = 16 * 1024;
+
+	for (size_t i = 0; i + sizeof(req) - 1 <= chunk_len; i += sizeof(req) - 1)
+		memcpy(chunk + i, req, sizeof(req) - 1);
+	chunk_len -= chunk_len % (sizeof(req) - 1);
+	memset(big, 'x', big_len);
+	big[big_len - 1] = '\n';
+	big[big_len] = '\0';
+	limits.idle_timeout_s = 30;
+	struct srv *s = srv_start(&limits, "t");
+	srv_set_metrics(s, big);
+	int fd = connect_nb(s->port);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	/* Until the server takes no more for half a second, or 256 MiB. */
+	while (sent < 256u * 1024 * 1024) {
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		if (poll(&pfd, 1, 500) != 1)
+			break;
+		ssize_t n = send(fd, chunk, chunk_len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EAGAIN)
+			continue;
+		if (n <= 0)
+			break; /* closed by the server: what it took is what counts */
+		sent += (size_t)n;
+	}
+	print_message("the server took %zu bytes of requests it could not answer\n", sent);
+	assert_true(sent < 32u * 1024 * 1024);
+	close(fd);
+	srv_wait_connections(s, 0);
+
+	/* Pipelining itself still works: 50 requests in one write, 50 answers. */
+	srv_set_metrics(s, "p 1\n");
+	fd = connect_nb(s->port);
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	assert_int_equal(send(fd, chunk, 50 * (sizeof(req) - 1), MSG_NOSIGNAL),
+		(ssize_t)(50 * (sizeof(req) - 1)));
+	struct strbuf got = { 0 };
+	unsigned answers = 0;
+	for (uint64_t start = now_ms(); answers < 50 && now_ms() - start < 5000;) {
+		char buf[4096];
+		pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, 1000) != 1)
+			continue;
+		ssize_t n = read(fd, buf, sizeof(buf));
+		assert_true(n > 0);
+		strbuf_add(&got, buf, (size_t)n);
+		answers = 0;
+		for (const char *p = got.buf; (p = strstr(p, "HTTP/1.1 200 OK")); p++)
+			answers++;
+	}
+	assert_int_equal(answers, 50);
+	strbuf_done(&got);
+	close(fd);
+	srv_wait_connections(s, 0);
+	srv_stop(s);
+	free(big);
+	free(chunk);
+}
+
 /* Freeing the server with clients connected closes them and leaks nothing (valgrind). */
 static void test_free_with_clients(void **state)
 {
@@ -771,6 +882,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_parallel),
 		cmocka_unit_test(test_connection_limit),
 		cmocka_unit_test(test_idle_timeout),
+		cmocka_unit_test(test_slowloris),
+		cmocka_unit_test(test_pipelining_without_reading),
 		cmocka_unit_test(test_free_with_clients),
 		cmocka_unit_test(test_listen_addresses),
 		cmocka_unit_test(test_socket_activation),
