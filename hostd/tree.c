@@ -137,6 +137,24 @@ static int replace_u64_at(struct tree *t, int dirfd, const char *name, uint64_t 
 	return replace_at(t, dirfd, name, buf, (size_t)len);
 }
 
+/* replace_at unless dirfd/name already is a 0644 regular file holding content. Opening a tree
+ * that another process writes (the hook's --prepare beside the daemon) must not put back an
+ * energy_uj older than the daemon's, nor clash with its temporaries, which share their names. */
+static int ensure_at(struct tree *t, int dirfd, const char *name, const char *buf, size_t len)
+{
+	char have[POWERCAP_NAME_MAX + 2];
+	struct stat st;
+	size_t hlen;
+
+	_cleanup_close_ int fd =
+		openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		(st.st_mode & 07777) == 0644 && pread_all(fd, have, sizeof(have), &hlen) == 0 &&
+		hlen == len && memcmp(have, buf, len) == 0)
+		return 0;
+	return replace_at(t, dirfd, name, buf, len);
+}
+
 /* The relative top-level link intel-rapl:0:K -> intel-rapl:0/intel-rapl:0:K. */
 static int ensure_link(int top_fd, const char *id)
 {
@@ -236,12 +254,16 @@ static int layout(struct tree *t, const uint64_t *total_uj)
 		uint64_t energy =
 			total_uj ? total_uj[i] % TREE_MAX_ENERGY_RANGE_UJ
 				 : (t->adopted_uj[i] = adopt(t->zone_fd[i], id, t->names[i]));
-		char name_line[POWERCAP_NAME_MAX + 1];
+		char name_line[POWERCAP_NAME_MAX + 1], max_line[32], energy_line[32];
 		int len = snprintf(name_line, sizeof(name_line), "%s\n", t->names[i]);
-		if ((r = replace_at(t, t->zone_fd[i], "name", name_line, (size_t)len)) < 0 ||
-			(r = replace_u64_at(t, t->zone_fd[i], "max_energy_range_uj",
-				 TREE_MAX_ENERGY_RANGE_UJ)) < 0 ||
-			(r = replace_u64_at(t, t->zone_fd[i], "energy_uj", energy)) < 0)
+		int max_len = snprintf(max_line, sizeof(max_line), "%" PRIu64 "\n",
+			TREE_MAX_ENERGY_RANGE_UJ);
+		int energy_len = snprintf(energy_line, sizeof(energy_line), "%" PRIu64 "\n", energy);
+		if ((r = ensure_at(t, t->zone_fd[i], "name", name_line, (size_t)len)) < 0 ||
+			(r = ensure_at(t, t->zone_fd[i], "max_energy_range_uj", max_line,
+				 (size_t)max_len)) < 0 ||
+			(r = ensure_at(t, t->zone_fd[i], "energy_uj", energy_line,
+				 (size_t)energy_len)) < 0)
 			goto fail;
 	}
 	return 0;

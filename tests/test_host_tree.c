@@ -279,6 +279,50 @@ static void test_adopt(void **state)
 	tree_free(t);
 }
 
+static ino_t inode_of(const char *dir, const char *rel)
+{
+	_cleanup_free_ char *path = xasprintf("%s/%s", dir, rel);
+	struct stat st;
+
+	assert_int_equal(lstat(path, &st), 0);
+	return st.st_ino;
+}
+
+/* Opening an intact tree (the hook's --prepare, while the daemon writes the same tree every
+ * tick) replaces nothing: rewriting energy_uj with the value it just read could put back an
+ * older value than the daemon's, and the two writers' temporaries share a name. */
+static void test_reopen_writes_nothing(void **state)
+{
+	static const char *const files[] = {"intel-rapl:0/name", "intel-rapl:0/energy_uj",
+		"intel-rapl:0/max_energy_range_uj", "intel-rapl:0/intel-rapl:0:2/name",
+		"intel-rapl:0/intel-rapl:0:2/energy_uj",
+		"intel-rapl:0/intel-rapl:0:2/max_energy_range_uj"};
+	struct fixture *f = *state;
+	struct tree *t, *t2;
+	uint64_t v[4] = {11, 22, 33, 44};
+	ino_t ino[ARRAY_SIZE(files)];
+
+	assert_int_equal(tree_open(f->dirfd, zone_names, 4, &t), 0);
+	assert_int_equal(tree_write(t, v, NULL), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++)
+		ino[i] = inode_of(f->dir, files[i]);
+	assert_int_equal(tree_open(f->dirfd, zone_names, 4, &t2), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++)
+		assert_true(inode_of(f->dir, files[i]) == ino[i]);
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(tree_adopted_uj(t2, i), v[i]);
+	assert_layout(f->dir, v);
+	tree_free(t2);
+
+	/* a wrong mode is still repaired */
+	_cleanup_free_ char *path = xasprintf("%s/intel-rapl:0/name", f->dir);
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(tree_open(f->dirfd, zone_names, 4, &t2), 0);
+	assert_layout(f->dir, v);
+	tree_free(t2);
+	tree_free(t);
+}
+
 static void test_wrap(void **state)
 {
 	struct fixture *f = *state;
@@ -427,6 +471,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_powercap_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_atomic_replace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen_writes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attacks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repair, setup, teardown),
