@@ -184,7 +184,9 @@ static char *read_cmdline(int pfd)
 		return xstrdup("");
 	/* Longer command lines are cut: a label value has no use for megabytes of arguments. */
 	int r = pread_all(fd, buf, sizeof(buf), &len);
-	if (r < 0 && r != -EFBIG)
+	if (r == -EFBIG)
+		len = sizeof(buf) - 1; /* pread_all filled buf, but says so only by -EFBIG */
+	else if (r < 0)
 		return xstrdup("");
 	while (len > 0 && buf[len - 1] == '\0')
 		len--;

@@ -268,6 +268,27 @@ static void test_processes(void **state)
 	ledger_free(&l);
 }
 
+/* A command line longer than what is kept (a JVM with its class path) is cut, not dropped. */
+static void test_process_long_cmdline(void **state)
+{
+	_cleanup_free_ char *proc = subdir("proc_long");
+	size_t len = 256 * 1024;
+	_cleanup_free_ char *cmdline = xmalloc(len);
+	struct cpu_samples s;
+
+	for (size_t i = 0; i < len; i++)
+		cmdline[i] = i % 16 == 15 ? '\0' : 'a';
+	memcpy(cmdline, "/usr/bin/java\0", 14);
+	write_pid(proc, 7, "java", 1, 1);
+	write_raw(proc, "7/cmdline", cmdline, len);
+	assert_int_equal(cpuacct_processes(proc, true, &s), 0);
+	assert_int_equal(s.n, 1);
+	assert_true(startswith(s.v[0].cmdline, "/usr/bin/java a aaaaaaaaaaaaaaa a"));
+	assert_true(strlen(s.v[0].cmdline) > 512);
+	assert_true(strlen(s.v[0].cmdline) < 4096);
+	cpu_samples_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -275,6 +296,7 @@ int main(void)
 		cmocka_unit_test(test_units_v2),
 		cmocka_unit_test(test_units_v1),
 		cmocka_unit_test(test_processes),
+		cmocka_unit_test(test_process_long_cmdline),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
