@@ -2,7 +2,7 @@
  * <share_dir>/.powerd/<domain> that powerd-host writes, exported as <share_dir>/<domain>, a
  * read-only bind of it, so that neither a 9p nor a virtiofs guest can write or grow it. Existing
  * mounts are adopted, a running domain's export is never mounted over, and every operation holds
- * an flock on <share_dir>/.powerd/lock against other powerd-host processes (the libvirt hook). */
+ * an flock on <share_dir>/.powerd/.lock against other powerd-host processes (the libvirt hook). */
 #pragma once
 
 #include <stdbool.h>
