@@ -195,6 +195,10 @@ static struct domain *domain_track(struct domains *d, virDomainPtr vdom, bool is
 	close(fd);
 	if (r < 0) {
 		log_err("domain %s: cannot set up its tree: %s", name, strerror(-r));
+		/* Untracked, nothing would ever unmount it; the next try (or the hook) mounts
+		 * again. A running qemu may hold it: that one stays. */
+		if (ms == MOUNT_TMPFS && !is_running)
+			mounts_teardown(d->mounts, name);
 		return NULL;
 	}
 	dm = xcalloc(1, sizeof(*dm));

@@ -525,6 +525,25 @@ static void test_in_place_next_start(void **state)
 	assert_int_equal(count_mounts(), n0);
 }
 
+/* A share whose tree cannot be laid out (tmpfs_size too small for it) is not left mounted
+ * behind a domain that is not tracked: nothing would ever unmount it. */
+static void test_untracked_share_not_left(void **state)
+{
+	struct fx *f = *state;
+
+	domains_free(f->d);
+	f->cfg.tmpfs_size = 4096;
+	assert_int_equal(domains_new(base, &f->cfg, f->acct, &f->d), 0);
+	set_strv(&f->cfg.include, "small-*");
+	domains_start(f->d);
+	int n0 = count_mounts();
+	virDomainFree(define("small-1"));
+	assert_int_equal(domains_reconcile(f->d), 0);
+	assert_false(is_tracked(f, "small-1"));
+	assert_int_equal(count_mounts(), n0);
+	undefine("small-1");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -534,6 +553,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_include_exclude, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconnect_reconciles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_in_place_next_start, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_untracked_share_not_left, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_retries, setup_bad_uri, teardown),
 		cmocka_unit_test_setup_teardown(test_thousand_domains_no_leak, setup, teardown),
 	};
