@@ -4,6 +4,9 @@
 #include "common/notify.h"
 
 #include <stdarg.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -16,10 +19,41 @@ struct notify {
 	uint64_t watchdog_usec;
 };
 
-static void notify_send(const char *state)
+/* sd_notify() sends on a blocking socket: while systemd does not read (PID 1 busy), a full
+ * queue would stop the whole event loop, scrapes included, at every tick's STATUS=. A STATUS= or
+ * WATCHDOG=1 that does not fit now is dropped instead: the next one says the same or more.
+ * State changes (READY=1, RELOADING=1, STOPPING=1) must arrive and still wait. Other socket
+ * kinds than a path or an abstract name (vsock, newer systemd) go through sd_notify(). */
+static int notify_send_nonblocking(const char *socket_path, const char *state)
 {
-	int r = sd_notify(0, state);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t len = strlen(socket_path);
 
+	if (len < 2 || len >= sizeof(sa.sun_path))
+		return -EINVAL;
+	memcpy(sa.sun_path, socket_path, len);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&sa,
+		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+		return -errno;
+	return 1;
+}
+
+static void notify_send(const char *state, bool may_drop)
+{
+	const char *socket_path = getenv("NOTIFY_SOCKET");
+	int r;
+
+	if (!socket_path)
+		return;
+	if (may_drop && (socket_path[0] == '/' || socket_path[0] == '@'))
+		r = notify_send_nonblocking(socket_path, state);
+	else
+		r = sd_notify(0, state);
 	if (r < 0)
 		log_debug("sd_notify: %s", strerror(-r));
 }
@@ -39,7 +73,7 @@ static char *status_vformat(const char *fmt, va_list ap)
 
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
-	notify_send("WATCHDOG=1");
+	notify_send("WATCHDOG=1", true);
 }
 
 int notify_new(struct event_base *base, struct notify **ret)
@@ -85,7 +119,7 @@ static _printf_(2, 0) void notify_send_status(const char *prefix, const char *fm
 		return;
 	_cleanup_free_ char *status = status_vformat(fmt, ap);
 	_cleanup_free_ char *msg = xasprintf("%sSTATUS=%s", prefix, status);
-	notify_send(msg);
+	notify_send(msg, prefix[0] == '\0');
 }
 
 void notify_ready(const char *status_fmt, ...)
@@ -118,15 +152,15 @@ void notify_reloading(void)
 	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
 		(unsigned long long)ts.tv_sec * USEC_PER_SEC +
 			(unsigned long long)ts.tv_nsec / 1000);
-	notify_send(msg);
+	notify_send(msg, false);
 }
 
 void notify_reload_done(void)
 {
-	notify_send("READY=1");
+	notify_send("READY=1", false);
 }
 
 void notify_stopping(void)
 {
-	notify_send("STOPPING=1");
+	notify_send("STOPPING=1", false);
 }

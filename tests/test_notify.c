@@ -2,8 +2,10 @@
 #include "tests/testutil.h"
 
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -239,6 +241,34 @@ static void test_no_notify_socket(void **state)
 	event_base_free(base);
 }
 
+/* systemd busy (PID 1 not reading its notification socket): the queue fills after
+ * max_dgram_qlen datagrams, and a STATUS= sent at every tick must then be dropped, not block the
+ * event loop (and with it every scrape) until systemd reads again. */
+static void test_full_socket_does_not_block(void **state)
+{
+	struct fixture *f = *state;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		for (int i = 0; i < 1000; i++)
+			notify_status("tick %d", i);
+		_exit(0);
+	}
+	int status = tu_wait(pid, 5000);
+	if (status == -1) {
+		kill(pid, SIGKILL);
+		tu_wait(pid, 5000);
+		fail_msg("notify blocked on a full notification socket");
+	}
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* What got through is intact. */
+	char *m = recv_msg(f->fd, 1000);
+	assert_non_null(m);
+	assert_string_equal(m, "STATUS=tick 0");
+	free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -247,6 +277,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_watchdog_for_another_pid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_watchdog, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_notify_socket, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_socket_does_not_block, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
