@@ -121,8 +121,12 @@ static void domain_reshare(struct domains *d, struct domain *dm, bool is_running
 	r = mounts_prepare(d->mounts, dm->name, is_running, &fd, &ms);
 	if (r < 0)
 		return;
-	if (ms != MOUNT_IN_PLACE && accounting_domain_set_tree(d->acct, dm->acct, fd) == 0)
-		dm->mount = ms;
+	if (ms != MOUNT_IN_PLACE) {
+		if (accounting_domain_set_tree(d->acct, dm->acct, fd) == 0)
+			dm->mount = ms;
+		else if (!is_running) /* back to the directory the tree is still written in */
+			mounts_teardown(d->mounts, dm->name);
+	}
 	close(fd);
 }
 

@@ -16,6 +16,7 @@
 #include <libvirt/virterror.h>
 
 #include "common/log.h"
+#include "common/powercap.h"
 #include "hostd/accounting.h"
 #include "hostd/domains.h"
 #include "hostd/host_config.h"
@@ -544,6 +545,38 @@ static void test_untracked_share_not_left(void **state)
 	undefine("small-1");
 }
 
+/* The in-place share of a stopped domain whose tmpfs cannot hold the tree stays in place (no
+ * mount hiding the directory its tree is still written in). */
+static void test_in_place_reshare_fails(void **state)
+{
+	struct fx *f = *state;
+	struct domain_view v;
+
+	domains_free(f->d);
+	f->cfg.tmpfs_size = 4096;
+	assert_int_equal(domains_new(base, &f->cfg, f->acct, &f->d), 0);
+	set_strv(&f->cfg.include, "ip2");
+	virDomainPtr dom = define("ip2");
+	assert_int_equal(virDomainCreate(dom), 0);
+	_cleanup_free_ char *exp = xasprintf("%s/ip2", f->share);
+	assert_int_equal(mkdir(exp, 0755), 0);
+	domains_start(f->d);
+	int n0 = count_mounts();
+	assert_int_equal(domains_lookup(f->d, "ip2", &v), 0);
+	assert_int_equal(v.mount, MOUNT_IN_PLACE);
+	assert_int_equal(virDomainDestroy(dom), 0);
+	assert_true(run_until(is_stopped, f, "ip2", 5000));
+	assert_int_equal(domains_lookup(f->d, "ip2", &v), 0);
+	assert_int_equal(v.mount, MOUNT_IN_PLACE);
+	assert_int_equal(count_mounts(), n0);
+	assert_int_equal(accounting_tick(f->acct), 0);
+	_cleanup_free_ char *hb = tu_read(f->share, "ip2/" POWERCAP_HEARTBEAT_FILE);
+	assert_non_null(hb);
+	assert_int_equal(virDomainUndefine(dom), 0);
+	virDomainFree(dom);
+	assert_true(run_until(is_gone, f, "ip2", 5000));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -554,6 +587,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reconnect_reconciles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_in_place_next_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_untracked_share_not_left, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_in_place_reshare_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_retries, setup_bad_uri, teardown),
 		cmocka_unit_test_setup_teardown(test_thousand_domains_no_leak, setup, teardown),
 	};
