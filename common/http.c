@@ -61,6 +61,7 @@ struct http_server {
 	size_t n_listeners;
 	bool is_paused;
 	bool is_freeing;
+	bool is_activated; /* listening on sockets from systemd, which keeps its own copies */
 	struct http_limits limits;
 	unsigned connections;
 	/* Bufferevents handed to evhttp by conn_new_cb whose connection post_accept has not yet
@@ -547,6 +548,7 @@ int http_server_new(struct event_base *base, const char *listen, const struct ht
 		goto fail;
 	}
 	if (n > 0) {
+		s->is_activated = true;
 		r = add_activated_listeners(s, base, n, err, err_size);
 	} else if (!listen || !*listen) {
 		snprintf(err, err_size, "no listen address and no socket from systemd");
@@ -589,6 +591,11 @@ void http_server_set_metrics(struct http_server *s, const char *text, size_t len
 uint16_t http_server_port(const struct http_server *s)
 {
 	return s ? s->port : 0;
+}
+
+bool http_server_is_activated(const struct http_server *s)
+{
+	return s && s->is_activated;
 }
 
 unsigned http_server_connections(const struct http_server *s)

@@ -6,6 +6,7 @@
  *   other paths 404, other methods 405 (with Allow), oversized headers/body 413/400 (evhttp). */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,4 +32,7 @@ void http_server_set_metrics(struct http_server *s, const char *text, size_t len
 /* The port actually bound (for listen ":0" in tests); 0 if unknown. */
 uint16_t http_server_port(const struct http_server *s);
 unsigned http_server_connections(const struct http_server *s);
+/* Serving on sockets systemd passed (socket activation): freeing the server closes them for
+ * good. */
+bool http_server_is_activated(const struct http_server *s);
 void http_server_free(struct http_server *s);

@@ -81,6 +81,10 @@ static int daemon_rebind(struct daemon *d, const char *listen)
 
 	if (http_open(d, listen, &http) == 0)
 		goto done;
+	/* Sockets from systemd could not be had back (systemd still holds their address): keep
+	 * them. */
+	if (http_server_is_activated(d->http))
+		return -EADDRNOTAVAIL;
 	/* The new address may overlap the old one ("[::]:P" and "0.0.0.0:P"): let go first. */
 	http_server_free(d->http);
 	d->http = NULL;

@@ -802,6 +802,69 @@ static void test_reload(void **state)
 	free(out);
 }
 
+/* Socket activation: systemd keeps its own copy of the listening socket. A reload to an address
+ * that cannot be bound must keep serving on systemd's socket (it exited: it had closed that
+ * socket, and the configured address, still held by systemd, could not be bound again). */
+static void test_socket_activation_reload(void **state)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sa_len = sizeof(sa);
+	_cleanup_close_ int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	_cleanup_close_ int busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	_cleanup_free_ char *cfg = xasprintf("%s/act.yaml", dir);
+	_cleanup_free_ char *act_log = xasprintf("%s/act.log", dir);
+
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 16), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sa_len), 0);
+	uint16_t act_port = ntohs(sa.sin_port);
+	sa.sin_port = 0;
+	assert_int_equal(bind(busy, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(busy, 1), 0);
+	sa_len = sizeof(sa);
+	assert_int_equal(getsockname(busy, (struct sockaddr *)&sa, &sa_len), 0);
+	uint16_t busy_port = ntohs(sa.sin_port);
+
+	tu_writef(dir, "act.yaml", "source: %s\ninterval: %dms\nlisten: 127.0.0.1:%u\n"
+		"attribution: none\n", tree, INTERVAL_MS, act_port);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char pid_str[32];
+		int log_fd = open(act_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+		if (log_fd < 0 || dup2(log_fd, STDERR_FILENO) < 0 || dup2(lfd, 3) < 0 ||
+			fcntl(3, F_SETFD, 0) < 0)
+			_exit(127);
+		snprintf(pid_str, sizeof(pid_str), "%d", (int)getpid());
+		setenv("LISTEN_FDS", "1", 1);
+		setenv("LISTEN_PID", pid_str, 1);
+		unsetenv("NOTIFY_SOCKET");
+		execl(POWERD_GUEST_BIN, POWERD_GUEST_BIN, "-c", cfg, (char *)NULL);
+		_exit(127);
+	}
+	int code = 0;
+	for (int i = 0; i < 300 && code != 200; i++) {
+		code = tu_http_get(act_port, "/metrics", NULL);
+		poll(NULL, 0, 10);
+	}
+	assert_int_equal(code, 200);
+
+	tu_writef(dir, "act.yaml", "source: %s\ninterval: %dms\nlisten: 127.0.0.1:%u\n"
+		"attribution: none\n", tree, INTERVAL_MS, busy_port);
+	assert_int_equal(kill(pid, SIGHUP), 0);
+	poll(NULL, 0, 500);
+	int status = tu_wait(pid, 0);
+	if (status != -1) {
+		_cleanup_free_ char *log = tu_read(dir, "act.log");
+		fail_msg("the daemon exited on a reload (status 0x%x):\n%s", status, log);
+	}
+	assert_int_equal(tu_http_get(act_port, "/metrics", NULL), 200);
+	status = tu_stop(pid, 5000);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_sigterm(void **state)
 {
 	size_t mark = notes_len();
@@ -872,6 +935,7 @@ int main(void)
 		cmocka_unit_test(test_http_abuse),
 		cmocka_unit_test(test_curl_and_promtool),
 		cmocka_unit_test(test_reload),
+		cmocka_unit_test(test_socket_activation_reload),
 		cmocka_unit_test(test_sigterm),
 		cmocka_unit_test(test_once),
 	};
