@@ -236,6 +236,15 @@ static int edit_domain(xmlDoc *doc, const struct attach_args *a, const char *sou
 				share_kind_name(have), SHARE_TARGET);
 			return -EEXIST;
 		}
+		/* a source left from an older name or share_dir: qemu would not start once that
+		 * directory is gone (a renamed domain's old share is removed) */
+		xmlNode *src = child_element(share, "source");
+		if (src && attr_is(src, "dir", source_dir))
+			return 0;
+		if (!src)
+			src = new_child(share, "source");
+		set_attr(src, "dir", source_dir);
+		*ret_changed = true;
 		return 0;
 	}
 	if (!devices)

@@ -152,6 +152,29 @@ static void test_attach_9p_idempotent_detach(void **state)
 	assert_string_equal(orig, again);
 }
 
+/* A share whose source is not the domain's export (the domain was renamed, share_dir moved)
+ * would stop the domain from starting once the old directory goes: attach points it at the
+ * right one. */
+static void test_attach_fixes_stale_source(void **state)
+{
+	struct fixture *f = *state;
+
+	define(f, domain_xml);
+	assert_int_equal(ATTACH(f, "attach", DOM), 0);
+	tu_writef(f->dir, "host.yaml", "libvirt_uri: test:///default\nshare_dir: %s/moved\n",
+		f->dir);
+	assert_int_equal(ATTACH(f, "attach", DOM), 0);
+	_cleanup_free_ char *xml = dom_xml(f, DOM);
+	_cleanup_free_ char *source = xasprintf("<source dir='%s/moved/" DOM "'/>", f->dir);
+	assert_non_null(strstr(xml, source));
+	assert_null(strstr(xml, "/share/" DOM));
+	assert_non_null(strstr(xml, "<readonly/>"));
+	/* and then it is idempotent again */
+	assert_int_equal(ATTACH(f, "attach", DOM), 0);
+	_cleanup_free_ char *again = dom_xml(f, DOM);
+	assert_string_equal(xml, again);
+}
+
 static void test_attach_virtiofs(void **state)
 {
 	struct fixture *f = *state;
@@ -270,6 +293,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_attach_9p_idempotent_detach, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attach_virtiofs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attach_fixes_stale_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_virtiofs_keeps_admin_memory_backing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_domain, setup, teardown),
