@@ -80,7 +80,8 @@ static void zones_attach(struct source *s)
 		/* The name may change with a new tree (a host with other hardware). */
 		snprintf(z->name, sizeof(z->name), "%s", pz->name);
 		z->package = pz->package;
-		z->is_package = pz->parent < 0;
+		/* psys, top-level on client CPUs, already includes the packages. */
+		z->is_package = pz->parent < 0 && startswith(pz->name, "package-");
 		z->is_present = true;
 	}
 }

@@ -282,6 +282,32 @@ static void test_many_zones(void **state)
 	source_free(s);
 }
 
+/* Bare metal with a client CPU: psys is a top-level zone of its own that already includes the
+ * package. It is served as a zone, but is not a package: the machine's energy (what is split over
+ * services, and Scaphandre's host total) counts the package once. */
+static void test_psys_is_not_a_package(void **state)
+{
+	_cleanup_free_ char *root = xasprintf("%s/psys", dir);
+
+	PUT(root, "package-0\n", "intel-rapl:0/name");
+	PUT(root, "1000\n", "intel-rapl:0/energy_uj");
+	PUT(root, "1000000000\n", "intel-rapl:0/max_energy_range_uj");
+	PUT(root, "psys\n", "intel-rapl:1/name");
+	PUT(root, "5000\n", "intel-rapl:1/energy_uj");
+	PUT(root, "1000000000\n", "intel-rapl:1/max_energy_range_uj");
+	struct source *s = source_new(root);
+
+	assert_int_equal(source_sample(s, 1000 * MS, 1000), 0);
+	PUT(root, "3000\n", "intel-rapl:0/energy_uj");
+	PUT(root, "9000\n", "intel-rapl:1/energy_uj");
+	assert_int_equal(source_sample(s, 2000 * MS, 1000), 0);
+	assert_int_equal(s->package_delta_uj, 2000);
+	assert_int_equal(source_total_uj(s), 3000);
+	assert_true(zone(s, "intel-rapl:1") != NULL);
+	assert_int_equal(zone(s, "intel-rapl:1")->interval_uj, 4000);
+	source_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -290,6 +316,7 @@ int main(void)
 		cmocka_unit_test(test_counters),
 		cmocka_unit_test(test_render),
 		cmocka_unit_test(test_many_zones),
+		cmocka_unit_test(test_psys_is_not_a_package),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
