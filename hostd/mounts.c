@@ -132,8 +132,8 @@ int mounts_new(const char *share_dir, uint64_t tmpfs_size, struct mounts **ret)
 	/* Beside the private directories, named as no domain can be (a leading dot); older
 	 * versions' "lock" file would stand in the way of a domain named "lock". */
 	(void)unlinkat(m->private_fd, "lock", 0);
-	m->lock_fd = openat(m->private_fd, MOUNTS_LOCK_FILE,
-		O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	m->lock_fd = openat(
+		m->private_fd, MOUNTS_LOCK_FILE, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (m->lock_fd < 0) {
 		r = -errno;
 		log_err("cannot open %s/" MOUNTS_LOCK_FILE ": %s", m->private_dir, strerror(-r));

@@ -148,9 +148,9 @@ static int ensure_at(struct tree *t, int dirfd, const char *name, const char *bu
 
 	_cleanup_close_ int fd =
 		openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
-	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-		(st.st_mode & 07777) == 0644 && pread_all(fd, have, sizeof(have), &hlen) == 0 &&
-		hlen == len && memcmp(have, buf, len) == 0)
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0644 &&
+		pread_all(fd, have, sizeof(have), &hlen) == 0 && hlen == len &&
+		memcmp(have, buf, len) == 0)
 		return 0;
 	return replace_at(t, dirfd, name, buf, len);
 }
@@ -256,9 +256,10 @@ static int layout(struct tree *t, const uint64_t *total_uj)
 				 : (t->adopted_uj[i] = adopt(t->zone_fd[i], id, t->names[i]));
 		char name_line[POWERCAP_NAME_MAX + 1], max_line[32], energy_line[32];
 		int len = snprintf(name_line, sizeof(name_line), "%s\n", t->names[i]);
-		int max_len = snprintf(max_line, sizeof(max_line), "%" PRIu64 "\n",
-			TREE_MAX_ENERGY_RANGE_UJ);
-		int energy_len = snprintf(energy_line, sizeof(energy_line), "%" PRIu64 "\n", energy);
+		int max_len = snprintf(
+			max_line, sizeof(max_line), "%" PRIu64 "\n", TREE_MAX_ENERGY_RANGE_UJ);
+		int energy_len =
+			snprintf(energy_line, sizeof(energy_line), "%" PRIu64 "\n", energy);
 		if ((r = ensure_at(t, t->zone_fd[i], "name", name_line, (size_t)len)) < 0 ||
 			(r = ensure_at(t, t->zone_fd[i], "max_energy_range_uj", max_line,
 				 (size_t)max_len)) < 0 ||

@@ -161,8 +161,8 @@ static void test_attach_fixes_stale_source(void **state)
 
 	define(f, domain_xml);
 	assert_int_equal(ATTACH(f, "attach", DOM), 0);
-	tu_writef(f->dir, "host.yaml", "libvirt_uri: test:///default\nshare_dir: %s/moved\n",
-		f->dir);
+	tu_writef(
+		f->dir, "host.yaml", "libvirt_uri: test:///default\nshare_dir: %s/moved\n", f->dir);
 	assert_int_equal(ATTACH(f, "attach", DOM), 0);
 	_cleanup_free_ char *xml = dom_xml(f, DOM);
 	_cleanup_free_ char *source = xasprintf("<source dir='%s/moved/" DOM "'/>", f->dir);
