@@ -299,8 +299,8 @@ static struct bufferevent *conn_new_cb(struct event_base *base, void *arg)
 	/* While evhttp writes an answer it has no read callback but keeps reading: a client that
 	 * pipelines requests and never reads would have us buffer all it sends. At this mark any
 	 * request is either whole in the buffer or already refused as too large. */
-	bufferevent_setwatermark(bev, EV_READ, 0,
-		s->limits.max_header_bytes + s->limits.max_body_bytes + 1);
+	bufferevent_setwatermark(
+		bev, EV_READ, 0, s->limits.max_header_bytes + s->limits.max_body_bytes + 1);
 	bufferevent_incref(bev);
 	s->pending = xreallocarray(s->pending, s->n_pending + 1, sizeof(*s->pending));
 	s->pending[s->n_pending++] = bev;

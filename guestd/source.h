@@ -24,7 +24,7 @@ struct source_zone {
 struct source {
 	char *root;
 	struct powercap_tree *tree;
-	/* Every zone ever seen (bounded by 2 * POWERCAP_ZONES_MAX), so served totals never go back. */
+	/* Every zone ever seen (at most 2 * POWERCAP_ZONES_MAX), so served totals never go back. */
 	struct source_zone *zones;
 	size_t n_zones;
 

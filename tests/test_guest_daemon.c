@@ -807,7 +807,8 @@ static void test_reload(void **state)
  * socket, and the configured address, still held by systemd, could not be bound again). */
 static void test_socket_activation_reload(void **state)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t sa_len = sizeof(sa);
 	_cleanup_close_ int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	_cleanup_close_ int busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -825,8 +826,10 @@ static void test_socket_activation_reload(void **state)
 	assert_int_equal(getsockname(busy, (struct sockaddr *)&sa, &sa_len), 0);
 	uint16_t busy_port = ntohs(sa.sin_port);
 
-	tu_writef(dir, "act.yaml", "source: %s\ninterval: %dms\nlisten: 127.0.0.1:%u\n"
-		"attribution: none\n", tree, INTERVAL_MS, act_port);
+	tu_writef(dir, "act.yaml",
+		"source: %s\ninterval: %dms\nlisten: 127.0.0.1:%u\n"
+		"attribution: none\n",
+		tree, INTERVAL_MS, act_port);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -850,8 +853,10 @@ static void test_socket_activation_reload(void **state)
 	}
 	assert_int_equal(code, 200);
 
-	tu_writef(dir, "act.yaml", "source: %s\ninterval: %dms\nlisten: 127.0.0.1:%u\n"
-		"attribution: none\n", tree, INTERVAL_MS, busy_port);
+	tu_writef(dir, "act.yaml",
+		"source: %s\ninterval: %dms\nlisten: 127.0.0.1:%u\n"
+		"attribution: none\n",
+		tree, INTERVAL_MS, busy_port);
 	assert_int_equal(kill(pid, SIGHUP), 0);
 	poll(NULL, 0, 500);
 	int status = tu_wait(pid, 0);

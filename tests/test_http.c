@@ -614,8 +614,9 @@ static void test_idle_timeout(void **state)
 static void test_slowloris(void **state)
 {
 	struct http_limits limits = HTTP_LIMITS_DEFAULT;
-	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa"
-				  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+	static const char req[] =
+		"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa"
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
 
 	limits.idle_timeout_s = 1;
 	struct srv *s = srv_start(&limits, "t");

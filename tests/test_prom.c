@@ -234,7 +234,7 @@ static void test_escape_invalid_utf8(void **state)
 	strbuf_reset(&b);
 
 	prom_family(&b, "powerd_process_power_watts", PROM_GAUGE, "Power per process.");
-	const char *labels[] = { "pid", "1", "comm", "donn\xc3\xa9" "es-expor\xc3", NULL };
+	const char *labels[] = { "pid", "1", "comm", "donn\xc3\xa9-export\xc3", NULL };
 	prom_sample(&b, "powerd_process_power_watts", labels, 1);
 	int r = promtool_check(b.buf);
 	if (r != -ENOENT && r != 0)
