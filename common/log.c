@@ -75,6 +75,11 @@ void log_msg(int level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	/* A message quoting hostile input (a config value, a path, a domain name) must stay one
+	 * line: a newline would start a journal entry without a priority. */
+	for (char *p = line; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
 	/* One write per line, so lines from concurrent writers never interleave. */
 	if (log_to_journal)
 		dprintf(STDERR_FILENO, "<%d>%s\n", level, line);
