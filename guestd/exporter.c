@@ -85,7 +85,8 @@ static void render_scaph_zones(struct strbuf *b, const struct source *s)
 		"Power measurement relative to a CPU socket, in microwatts");
 	for (size_t i = 0; i < s->n_zones; i++) {
 		const struct source_zone *z = &s->zones[i];
-		if (!z->is_package)
+		/* Zones of a tree no longer open may share labels with the current tree's. */
+		if (!z->is_package || !z->is_present)
 			continue;
 		snprintf(socket, sizeof(socket), "%u", z->package);
 		const char *labels[] = {"socket_id", socket, NULL};
@@ -95,7 +96,7 @@ static void render_scaph_zones(struct strbuf *b, const struct source *s)
 		"Power measurement relative to a RAPL domain, in microwatts");
 	for (size_t i = 0; i < s->n_zones; i++) {
 		const struct source_zone *z = &s->zones[i];
-		if (z->is_package)
+		if (z->is_package || !z->is_present)
 			continue;
 		snprintf(socket, sizeof(socket), "%u", z->package);
 		const char *labels[] = {"domain_name", z->name, "socket_id", socket, NULL};

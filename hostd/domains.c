@@ -253,6 +253,12 @@ static int lifecycle_cb(virConnectPtr conn, virDomainPtr vdom, int event, int de
 	log_debug("domain %s: lifecycle event %d detail %d", name, event, detail);
 	switch (event) {
 	case VIR_DOMAIN_EVENT_DEFINED:
+		/* virsh domrename: the definition keeps the old share path, which went with the
+		 * old name; only the operator's attach can point it at the new one. */
+		if (detail == VIR_DOMAIN_EVENT_DEFINED_RENAMED)
+			log_warn("domain %s: renamed; its share is now %s/%s: run 'powerd-host "
+				 "attach %s' before starting it",
+				name, d->cfg->share_dir, name, name);
 		if (dm) {
 			dm->is_persistent = true;
 			domain_set_vdom(dm, vdom);

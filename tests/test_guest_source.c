@@ -248,6 +248,24 @@ static void test_render(void **state)
 		0);
 	assert_true(v > 499000 && v < 501000);
 	assert_null(strstr(b.buf, "powerd_energy_joules_total"));
+
+	/* Another tree (here: one without zones): the old tree's zones are not served as gauges,
+	 * where they could repeat the labels of the new tree's zones. */
+	_cleanup_free_ char *empty = xasprintf("%s/render.empty", dir);
+	assert_int_equal(mkdir(empty, 0755), 0);
+	source_set_root(s, empty);
+	assert_true(source_sample(s, 2001 * MS, 1000) < 0);
+	strbuf_reset(&b);
+	exporter_render(&b, &(struct exporter_view){.source = s,
+				    .attribution = GUEST_ATTR_NONE,
+				    .metric_names = GUEST_NAMES_SCAPHANDRE,
+				    .interval_ns = s->interval_ns,
+				    .version = "1.2.3"});
+	assert_null(strstr(b.buf, "scaph_socket_power_microwatts{"));
+	assert_null(strstr(b.buf, "scaph_domain_power_microwatts{"));
+	/* The counter goes on being served: it never goes back. */
+	assert_int_equal(tu_metric(b.buf, "scaph_host_energy_microjoules", &v), 0);
+	assert_true(v == 4003000);
 	strbuf_done(&b);
 	source_free(s);
 }
