@@ -53,26 +53,11 @@ static uint64_t pread_u64(int fd, const char *key)
 	return strtoull(p, NULL, 10);
 }
 
-static uint64_t read_busy(int fd)
-{
-	char buf[8192];
-	ssize_t len = pread(fd, buf, sizeof(buf) - 1, 0);
-	unsigned long long v[10] = {0};
-
-	if (len < 0)
-		bench_die("pread /proc/stat", errno);
-	buf[len] = '\0';
-	if (sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-		    &v[4], &v[5], &v[6], &v[7]) != 8)
-		bench_die("parse /proc/stat", EINVAL);
-	return v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
-}
-
 static int floor_tick(void *arg)
 {
 	struct floor *fl = arg;
 	uint64_t delta_uj[FIXTURE_ZONES];
-	uint64_t busy = read_busy(fl->stat_fd) * 10000; /* USER_HZ ticks to µs */
+	uint64_t busy = bench_read_busy_ticks(fl->stat_fd) * 10000; /* USER_HZ ticks to µs */
 	uint64_t busy_delta = busy - fl->last_busy;
 
 	fl->last_busy = busy;

@@ -98,26 +98,11 @@ static ssize_t read_at_proc(int proc_fd, const char *pid, const char *file, char
 	return len;
 }
 
-static uint64_t read_busy(int fd)
-{
-	char buf[8192];
-	ssize_t len = pread(fd, buf, sizeof(buf) - 1, 0);
-	unsigned long long v[8] = {0};
-
-	if (len < 0)
-		bench_die("pread /proc/stat", errno);
-	buf[len] = '\0';
-	if (sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-		    &v[4], &v[5], &v[6], &v[7]) != 8)
-		bench_die("parse /proc/stat", EINVAL);
-	return v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
-}
-
 static int scan_tick(void *arg)
 {
 	struct scan *s = arg;
 	uint64_t delta_uj[FIXTURE_ZONES];
-	uint64_t busy = read_busy(s->stat_fd);
+	uint64_t busy = bench_read_busy_ticks(s->stat_fd);
 	uint64_t busy_delta = busy - s->last_busy;
 	char buf[4096];
 

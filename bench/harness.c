@@ -400,3 +400,18 @@ void bench_print(const char *bench, size_t n, const struct bench_result *res)
 		res->us_per_tick / (double)(n ? n : 1), bench_maxrss_kib());
 	fflush(stdout);
 }
+
+uint64_t bench_read_busy_ticks(int fd)
+{
+	char buf[8192];
+	ssize_t len = pread(fd, buf, sizeof(buf) - 1, 0);
+	unsigned long long v[8] = {0};
+
+	if (len < 0)
+		bench_die("pread /proc/stat", errno);
+	buf[len] = '\0';
+	if (sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+		    &v[4], &v[5], &v[6], &v[7]) != 8)
+		bench_die("parse /proc/stat", EINVAL);
+	return v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+}

@@ -64,3 +64,7 @@ void bench_print(const char *bench, size_t n, const struct bench_result *res);
 
 /* Exit with a message (benchmarks have no error recovery to do). */
 void bench_die(const char *what, int err) __attribute__((noreturn));
+
+/* The baselines' minimal read of the host's busy time: one pread of /proc/stat, USER_HZ ticks
+ * (user + nice + system + irq + softirq + steal), exiting on any error. */
+uint64_t bench_read_busy_ticks(int fd);
