@@ -48,7 +48,7 @@ struct define_bench {
 
 static int prepare_tree(struct define_bench *b, const char *name)
 {
-	static const struct heartbeat hb = {.seq = 1, .interval_ms = 1000};
+	static const struct heartbeat hb = { .seq = 1, .interval_ms = 1000 };
 	static const uint64_t zero[FIXTURE_ZONES];
 
 	if (mkdirat(b->f->trees_fd, name, 0755) < 0)
@@ -190,7 +190,7 @@ static int run_domains(struct event_base *base, size_t count)
 
 int main(int argc, char **argv)
 {
-	struct define_bench b = {.has_mount = true};
+	struct define_bench b = { .has_mount = true };
 	bool use_domains = false;
 	size_t count = 200;
 

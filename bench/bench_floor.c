@@ -112,7 +112,7 @@ static int open_dir_at(int dirfd, const char *path)
 
 int main(int argc, char **argv)
 {
-	struct floor fl = {0};
+	struct floor fl = { 0 };
 	struct bench_result res;
 	size_t n;
 	unsigned runs = 5;

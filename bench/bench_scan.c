@@ -72,7 +72,7 @@ static pid_t spawn(const char *self, int ready_fd, const char *argv0, size_t i)
 	if (pid < 0)
 		bench_die("fork", errno);
 	if (pid == 0) {
-		char *argv[] = {(char *)argv0, "-name", guest, "-S", NULL};
+		char *argv[] = { (char *)argv0, "-name", guest, "-S", NULL };
 
 		if (ready_fd == READY_FD ? fcntl(READY_FD, F_SETFD, 0) < 0
 					 : dup2(ready_fd, READY_FD) < 0)
@@ -172,7 +172,7 @@ static int scan_tick(void *arg)
 int main(int argc, char **argv)
 {
 	const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
-	struct scan s = {0};
+	struct scan s = { 0 };
 	struct bench_result res;
 	size_t n, others = 200;
 	unsigned runs = 5;

@@ -15,7 +15,7 @@
 
 #include "common/util.h"
 
-const char *const fixture_zone_names[FIXTURE_ZONES] = {"package-0", "core", "dram"};
+const char *const fixture_zone_names[FIXTURE_ZONES] = { "package-0", "core", "dram" };
 const char *const fixture_zone_dirs[FIXTURE_ZONES] = {
 	"intel-rapl:0",
 	"intel-rapl:0/intel-rapl:0:0",
@@ -405,7 +405,7 @@ uint64_t bench_read_busy_ticks(int fd)
 {
 	char buf[8192];
 	ssize_t len = pread(fd, buf, sizeof(buf) - 1, 0);
-	unsigned long long v[8] = {0};
+	unsigned long long v[8] = { 0 };
 
 	if (len < 0)
 		bench_die("pread /proc/stat", errno);

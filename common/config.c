@@ -39,8 +39,8 @@ static int cfg_error(struct cfg_parser *p, yaml_mark_t mark, const char *fmt, ..
 
 	if (!p->err || p->err_size == 0)
 		return -EINVAL;
-	int n = snprintf(p->err, p->err_size, "%s:%zu:%zu: ", p->name, mark.line + 1,
-		mark.column + 1);
+	int n = snprintf(
+		p->err, p->err_size, "%s:%zu:%zu: ", p->name, mark.line + 1, mark.column + 1);
 	if (n < 0 || (size_t)n >= p->err_size)
 		return -EINVAL;
 	va_start(ap, fmt);
@@ -239,8 +239,8 @@ static int cfg_strv(struct cfg_parser *p, const struct config_key *k, const char
 		if (ev->type != YAML_SCALAR_EVENT || scalar_is_null(ev))
 			return cfg_error(p, ev->start_mark, "%s: expected a list of strings", key);
 		if (scalar_has_nul(ev))
-			return cfg_error(p, ev->start_mark, "%s: a string contains a NUL byte",
-				key);
+			return cfg_error(
+				p, ev->start_mark, "%s: a string contains a NUL byte", key);
 		sv.v = xreallocarray(sv.v, sv.n + 1, sizeof(*sv.v));
 		sv.v[sv.n++] = xstrdup(scalar_value(ev));
 	}
@@ -388,12 +388,12 @@ static int cfg_scalar(struct cfg_parser *p, const struct config_key *k, const ch
 	return cfg_error(p, ev->start_mark, "%s: unsupported key type", key);
 }
 
-static int cfg_mapping(struct cfg_parser *p, const struct config_key *schema, const char *prefix,
-	void *target);
+static int cfg_mapping(
+	struct cfg_parser *p, const struct config_key *schema, const char *prefix, void *target);
 
 /* The value of key k; its first event is read here. */
-static int cfg_value(struct cfg_parser *p, const struct config_key *k, const char *key,
-	void *target)
+static int cfg_value(
+	struct cfg_parser *p, const struct config_key *k, const char *key, void *target)
 {
 	_cleanup_event_ yaml_event_t ev = { 0 };
 	int r;
@@ -415,8 +415,8 @@ static int cfg_value(struct cfg_parser *p, const struct config_key *k, const cha
 }
 
 /* The keys of a mapping whose start event was consumed, up to and including its end. */
-static int cfg_mapping(struct cfg_parser *p, const struct config_key *schema, const char *prefix,
-	void *target)
+static int cfg_mapping(
+	struct cfg_parser *p, const struct config_key *schema, const char *prefix, void *target)
 {
 	_cleanup_event_ yaml_event_t ev = { 0 };
 	_cleanup_free_ bool *seen = NULL;
@@ -527,8 +527,8 @@ int config_load_buffer(const char *name, const char *text, size_t len,
 	return r;
 }
 
-int config_load_file(const char *path, const struct config_key *schema, void *target, char *err,
-	size_t err_size)
+int config_load_file(
+	const char *path, const struct config_key *schema, void *target, char *err, size_t err_size)
 {
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
@@ -629,8 +629,8 @@ void config_copy(const struct config_key *schema, void *dst, const void *src)
 }
 
 /* The parser behind config_split_listen() and config_check_listen(): why is in msg. */
-static int listen_parse(const char *s, char *host, size_t host_size, uint16_t *port, char *msg,
-	size_t msg_size)
+static int listen_parse(
+	const char *s, char *host, size_t host_size, uint16_t *port, char *msg, size_t msg_size)
 {
 	const char *h, *p;
 	size_t hlen;

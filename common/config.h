@@ -8,15 +8,15 @@
 #include <stdint.h>
 
 enum config_type {
-	CONFIG_STRING,      /* char * (heap; config_free() frees it); scalar */
+	CONFIG_STRING,	    /* char * (heap; config_free() frees it); scalar */
 	CONFIG_DURATION_MS, /* uint64_t ms; "250ms", "2s", "1m"; bounded by min/max (ms) */
-	CONFIG_SIZE,        /* uint64_t bytes; "5m", "4096"; bounded by min/max (bytes) */
-	CONFIG_U64,         /* uint64_t; plain decimal; bounded by min/max */
-	CONFIG_DOUBLE,      /* double; bounded by dmin/dmax */
-	CONFIG_BOOL,        /* bool; true/false/yes/no/on/off */
-	CONFIG_ENUM,        /* int index into enum_names */
-	CONFIG_STRV,        /* struct config_strv; a YAML sequence of scalars (flow or block) */
-	CONFIG_MAP,         /* nested mapping described by children; offset unused */
+	CONFIG_SIZE,	    /* uint64_t bytes; "5m", "4096"; bounded by min/max (bytes) */
+	CONFIG_U64,	    /* uint64_t; plain decimal; bounded by min/max */
+	CONFIG_DOUBLE,	    /* double; bounded by dmin/dmax */
+	CONFIG_BOOL,	    /* bool; true/false/yes/no/on/off */
+	CONFIG_ENUM,	    /* int index into enum_names */
+	CONFIG_STRV,	    /* struct config_strv; a YAML sequence of scalars (flow or block) */
+	CONFIG_MAP,	    /* nested mapping described by children; offset unused */
 };
 
 struct config_strv {
@@ -27,9 +27,9 @@ struct config_strv {
 struct config_key {
 	const char *name; /* NULL terminates a table */
 	enum config_type type;
-	size_t offset; /* of the value inside the target struct */
-	uint64_t min, max; /* integer bounds when max != 0 */
-	double dmin, dmax; /* double bounds when dmax != 0 */
+	size_t offset;		       /* of the value inside the target struct */
+	uint64_t min, max;	       /* integer bounds when max != 0 */
+	double dmin, dmax;	       /* double bounds when dmax != 0 */
 	const char *const *enum_names; /* NULL-terminated, for CONFIG_ENUM */
 	/* For CONFIG_MAP: the nested keys; their offsets are into the same target struct. */
 	const struct config_key *children;
@@ -57,7 +57,8 @@ void config_free(const struct config_key *schema, void *target);
 void config_copy(const struct config_key *schema, void *dst, const void *src);
 
 /* Checks usable as config_key.check. */
-int config_check_listen(const void *value, char *msg, size_t msg_size); /* "", "host:port", "[v6]:port", ":port" */
+int config_check_listen(
+	const void *value, char *msg, size_t msg_size); /* "", "host:port", "[v6]:port", ":port" */
 int config_check_abs_path(const void *value, char *msg, size_t msg_size);
 
 /* Split "127.0.0.1:9731", "[::]:9732", ":9732" (any address) into host and port.

@@ -376,9 +376,11 @@ static int open_listen_socket(const char *listen, int *ret_fd, char *err, size_t
 		return -EINVAL;
 	}
 	if (host[0] == '\0') {
-		struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6, .sin6_port = htons(port),
+		struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6,
+			.sin6_port = htons(port),
 			.sin6_addr = IN6ADDR_ANY_INIT };
-		struct sockaddr_in sa4 = { .sin_family = AF_INET, .sin_port = htons(port),
+		struct sockaddr_in sa4 = { .sin_family = AF_INET,
+			.sin_port = htons(port),
 			.sin_addr.s_addr = htonl(INADDR_ANY) };
 
 		r = bind_socket((struct sockaddr *)&sa6, sizeof(sa6), ret_fd);
@@ -405,8 +407,8 @@ static int open_listen_socket(const char *listen, int *ret_fd, char *err, size_t
 	return r;
 }
 
-static int add_listener(struct http_server *s, struct event_base *base, int fd, char *err,
-	size_t err_size)
+static int add_listener(
+	struct http_server *s, struct event_base *base, int fd, char *err, size_t err_size)
 {
 	/* Backlog 0: the socket is already listening (ours, or systemd's with its Backlog=). */
 	struct evconnlistener *l = evconnlistener_new(base, NULL, NULL, LISTENER_FLAGS, 0, fd);
@@ -437,8 +439,8 @@ static int add_listener(struct http_server *s, struct event_base *base, int fd, 
 	return 0;
 }
 
-static int add_activated_listeners(struct http_server *s, struct event_base *base, int n,
-	char *err, size_t err_size)
+static int add_activated_listeners(
+	struct http_server *s, struct event_base *base, int n, char *err, size_t err_size)
 {
 	for (int i = 0; i < n; i++) {
 		int fd = SD_LISTEN_FDS_START + i;
@@ -534,8 +536,9 @@ int http_server_new(struct event_base *base, const char *listen, const struct ht
 	/* Every method reaches request_cb, which answers 405 with Allow; evhttp's own refusal of
 	 * a method it was told to disallow is a 501 without one. */
 	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-		EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-		EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	/* No EVHTTP_SERVER_LINGERING_CLOSE: with it, a request announcing an oversized body gets
 	 * its 413 only after the whole body arrived, which a scrape endpoint has no use for. */
 	evhttp_set_gencb(s->http, request_cb, s);

@@ -14,13 +14,16 @@ struct event_base;
 struct http_server;
 
 struct http_limits {
-	size_t max_header_bytes;   /* whole request head; default 8 KiB */
-	size_t max_body_bytes;     /* default 4 KiB (scrapes have no body) */
-	unsigned max_connections;  /* open connections at once; default 256; further ones wait in
-	                            * the kernel's backlog until one closes */
-	unsigned idle_timeout_s;   /* close a connection idle this long; default 30 */
+	size_t max_header_bytes;  /* whole request head; default 8 KiB */
+	size_t max_body_bytes;	  /* default 4 KiB (scrapes have no body) */
+	unsigned max_connections; /* open connections at once; default 256; further ones wait in
+				   * the kernel's backlog until one closes */
+	unsigned idle_timeout_s;  /* close a connection idle this long; default 30 */
 };
-#define HTTP_LIMITS_DEFAULT { 8192, 4096, 256, 30 }
+#define HTTP_LIMITS_DEFAULT                                                                        \
+	{                                                                                          \
+		8192, 4096, 256, 30                                                                \
+	}
 
 /* Listen on listen ("host:port", "[v6]:port", ":port"), or on the sockets systemd passed
  * (sd_listen_fds) when there are any; listen may then be NULL or "".

@@ -1,4 +1,5 @@
-/* Logging: one line per message on stderr, with journald priority prefixes when journald reads it. */
+/* Logging: one line per message on stderr, with journald priority prefixes when journald reads it.
+ */
 #include "common/log.h"
 
 #include <stdarg.h>
@@ -9,8 +10,14 @@ static int log_max_level = LOG_INFO;
 static bool log_to_journal;
 
 static const char *const level_names[] = {
-	[LOG_EMERG] = "emerg", [LOG_ALERT] = "alert", [LOG_CRIT] = "crit", [LOG_ERR] = "error",
-	[LOG_WARNING] = "warning", [LOG_NOTICE] = "notice", [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
+	[LOG_EMERG] = "emerg",
+	[LOG_ALERT] = "alert",
+	[LOG_CRIT] = "crit",
+	[LOG_ERR] = "error",
+	[LOG_WARNING] = "warning",
+	[LOG_NOTICE] = "notice",
+	[LOG_INFO] = "info",
+	[LOG_DEBUG] = "debug",
 };
 
 /* systemd sets JOURNAL_STREAM=<dev>:<inode> of the stream it connected to stderr. */

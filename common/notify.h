@@ -18,6 +18,6 @@ uint64_t notify_watchdog_usec(const struct notify *n); /* 0: no watchdog */
 
 void notify_ready(const char *status_fmt, ...) _printf_(1, 2);
 void notify_status(const char *fmt, ...) _printf_(1, 2);
-void notify_reloading(void);  /* RELOADING=1 with MONOTONIC_USEC (systemd ≥ 253 wants it) */
-void notify_reload_done(void);/* READY=1 after a reload */
+void notify_reloading(void);   /* RELOADING=1 with MONOTONIC_USEC (systemd ≥ 253 wants it) */
+void notify_reload_done(void); /* READY=1 after a reload */
 void notify_stopping(void);

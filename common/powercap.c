@@ -33,8 +33,8 @@ static void set_err(char *err, size_t err_size, const char *fmt, ...)
 
 /* "intel-rapl:3" -> prefix 0, n 3, no m; "intel-rapl:3:1" -> n 3, m 1. Anything else (the
  * control type "intel-rapl", "intel-rapl-mmio:0", stray files) is not a zone. */
-static bool parse_zone_id(const char *id, size_t *ret_prefix, unsigned *ret_n, bool *ret_has_m,
-	unsigned *ret_m)
+static bool parse_zone_id(
+	const char *id, size_t *ret_prefix, unsigned *ret_n, bool *ret_has_m, unsigned *ret_m)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(zone_prefixes); i++) {
 		size_t plen = strlen(zone_prefixes[i]);
@@ -100,8 +100,8 @@ static int read_energy_fd(int fd, uint64_t *ret)
 
 static int open_energy(int dir_fd)
 {
-	int fd = openat(dir_fd, "energy_uj", O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
-		O_NONBLOCK);
+	int fd = openat(
+		dir_fd, "energy_uj", O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
 	return fd < 0 ? -errno : fd;
 }
 
@@ -136,8 +136,8 @@ static int zone_open(struct powercap_tree *t, int dirfd, const char *id, const c
 	snprintf(s->z.id, sizeof(s->z.id), "%s", id);
 	s->z.dir_fd = s->z.energy_fd = -1;
 	s->z.parent = -1;
-	s->z.dir_fd = openat(dirfd, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
-		(follow ? 0 : O_NOFOLLOW));
+	s->z.dir_fd =
+		openat(dirfd, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
 	if (s->z.dir_fd < 0) {
 		r = -errno;
 		set_err(err, err_size, "%s%s: %s", where, id, strerror(-r));
@@ -455,8 +455,8 @@ void powercap_tree_free(struct powercap_tree *t)
 	free(t);
 }
 
-int powercap_zone_read(const struct powercap_tree *t, const struct powercap_zone *z,
-	uint64_t *ret_energy_uj)
+int powercap_zone_read(
+	const struct powercap_tree *t, const struct powercap_zone *z, uint64_t *ret_energy_uj)
 {
 	if (z->energy_fd >= 0)
 		return read_energy_fd(z->energy_fd, ret_energy_uj);
@@ -466,8 +466,8 @@ int powercap_zone_read(const struct powercap_tree *t, const struct powercap_zone
 	return read_energy_fd(fd, ret_energy_uj);
 }
 
-uint64_t energy_counter_update(struct energy_counter *c, uint64_t raw, uint64_t max_range,
-	enum counter_step *ret_step)
+uint64_t energy_counter_update(
+	struct energy_counter *c, uint64_t raw, uint64_t max_range, enum counter_step *ret_step)
 {
 	enum counter_step step;
 	uint64_t delta = 0;
@@ -479,7 +479,7 @@ uint64_t energy_counter_update(struct energy_counter *c, uint64_t raw, uint64_t 
 		step = COUNTER_OK;
 		delta = raw - c->last_raw;
 	} else if (max_range > 0 && c->last_raw <= max_range && c->last_raw > max_range / 2 &&
-		raw < max_range / 2) {
+		   raw < max_range / 2) {
 		step = COUNTER_WRAPPED;
 		delta = max_range - c->last_raw + raw;
 	} else {

@@ -13,11 +13,12 @@
 
 struct powercap_zone {
 	char id[POWERCAP_NAME_MAX];   /* "intel-rapl:0", "intel-rapl:0:1" */
-	char name[POWERCAP_NAME_MAX]; /* content of the name file: "package-0", "core", "dram", "psys" */
-	int parent;                   /* index of the package zone in tree->zones; -1 for a package */
-	unsigned package;             /* N of intel-rapl:N */
-	int dir_fd;                   /* the zone's directory, kept open */
-	int energy_fd;                /* energy_uj kept open (sysfs only), else -1: reopened per read */
+	char name[POWERCAP_NAME_MAX]; /* content of the name file: "package-0", "core", "dram",
+					 "psys" */
+	int parent;	  /* index of the package zone in tree->zones; -1 for a package */
+	unsigned package; /* N of intel-rapl:N */
+	int dir_fd;	  /* the zone's directory, kept open */
+	int energy_fd;	  /* energy_uj kept open (sysfs only), else -1: reopened per read */
 	uint64_t max_energy_range_uj; /* 0 when the file is missing or unreadable */
 	bool has_max_energy_range;
 };
@@ -37,14 +38,14 @@ int powercap_tree_open(const char *root, struct powercap_tree **ret, char *err, 
 void powercap_tree_free(struct powercap_tree *t);
 
 /* Read one zone's energy_uj, strictly parsed. -EINVAL on garbage or truncated content. */
-int powercap_zone_read(const struct powercap_tree *t, const struct powercap_zone *z,
-	uint64_t *ret_energy_uj);
+int powercap_zone_read(
+	const struct powercap_tree *t, const struct powercap_zone *z, uint64_t *ret_energy_uj);
 
 /* A monotonic 64-bit total kept from a counter that wraps at max_range (values 0..max_range).
  * A decrease is a wrap when it is plausible (the counter was in the upper half and restarted in
  * the lower half of the range), otherwise a reset of the source, absorbed with a delta of 0. */
 enum counter_step {
-	COUNTER_FIRST,   /* first sample: delta 0 */
+	COUNTER_FIRST, /* first sample: delta 0 */
 	COUNTER_OK,
 	COUNTER_WRAPPED,
 	COUNTER_RESET,
@@ -57,8 +58,8 @@ struct energy_counter {
 };
 
 /* Feed one raw sample; returns the energy since the previous one (µJ) and adds it to total_uj. */
-uint64_t energy_counter_update(struct energy_counter *c, uint64_t raw, uint64_t max_range,
-	enum counter_step *ret_step);
+uint64_t energy_counter_update(
+	struct energy_counter *c, uint64_t raw, uint64_t max_range, enum counter_step *ret_step);
 
 /* The heartbeat (file POWERCAP_HEARTBEAT_FILE), text of "key value" lines:
  *   version 1

@@ -163,10 +163,18 @@ int parse_size_bytes(const char *s, uint64_t *ret)
 		const char *unit;
 		uint64_t mult;
 	} units[] = {
-		{ "", 1 }, { "b", 1 }, { "B", 1 },
-		{ "k", 1ull << 10 }, { "K", 1ull << 10 }, { "KiB", 1ull << 10 },
-		{ "m", 1ull << 20 }, { "M", 1ull << 20 }, { "MiB", 1ull << 20 },
-		{ "g", 1ull << 30 }, { "G", 1ull << 30 }, { "GiB", 1ull << 30 },
+		{ "", 1 },
+		{ "b", 1 },
+		{ "B", 1 },
+		{ "k", 1ull << 10 },
+		{ "K", 1ull << 10 },
+		{ "KiB", 1ull << 10 },
+		{ "m", 1ull << 20 },
+		{ "M", 1ull << 20 },
+		{ "MiB", 1ull << 20 },
+		{ "g", 1ull << 30 },
+		{ "G", 1ull << 30 },
+		{ "GiB", 1ull << 30 },
 	};
 	const char *unit;
 	double v;
@@ -235,8 +243,8 @@ int pread_head(int fd, char *buf, size_t size, size_t *ret_len)
 
 int read_file_at(int dirfd, const char *name, char *buf, size_t size, size_t *ret_len)
 {
-	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
-		O_NONBLOCK);
+	_cleanup_close_ int fd =
+		openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	return pread_all(fd, buf, size, ret_len);

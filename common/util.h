@@ -48,17 +48,17 @@ static inline void fclosep(FILE **f)
 #define _cleanup_fclose_ _cleanup_(fclosep)
 
 /* Hand ownership out of a _cleanup_ variable. */
-#define TAKE_PTR(p)                          \
-	({                                   \
-		typeof(p) _tp = (p);         \
-		(p) = NULL;                  \
-		_tp;                         \
+#define TAKE_PTR(p)                                                                                \
+	({                                                                                         \
+		typeof(p) _tp = (p);                                                               \
+		(p) = NULL;                                                                        \
+		_tp;                                                                               \
 	})
-#define TAKE_FD(fd)                          \
-	({                                   \
-		int _tf = (fd);              \
-		(fd) = -1;                   \
-		_tf;                         \
+#define TAKE_FD(fd)                                                                                \
+	({                                                                                         \
+		int _tf = (fd);                                                                    \
+		(fd) = -1;                                                                         \
+		_tf;                                                                               \
 	})
 
 /* Allocation failure aborts: a daemon this small has no better answer. */

@@ -55,7 +55,7 @@ void collector_reconfigure(struct collector *c, const struct guest_config *cfg)
 
 static void attribute(struct collector *c)
 {
-	struct cpu_samples samples = {0};
+	struct cpu_samples samples = { 0 };
 	uint64_t busy_ns;
 	int r;
 

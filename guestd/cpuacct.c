@@ -26,13 +26,13 @@ void cpu_samples_free(struct cpu_samples *s)
 		free(s->v[i].cmdline);
 	}
 	free(s->v);
-	*s = (struct cpu_samples){0};
+	*s = (struct cpu_samples){ 0 };
 }
 
 static struct cpu_sample *samples_add(struct cpu_samples *s)
 {
 	s->v = xreallocarray(s->v, s->n + 1, sizeof(*s->v));
-	s->v[s->n] = (struct cpu_sample){0};
+	s->v[s->n] = (struct cpu_sample){ 0 };
 	return &s->v[s->n++];
 }
 
@@ -123,7 +123,7 @@ int cpuacct_units(const char *cgroup_root, struct cpu_samples *ret)
 		[CGROUP_LAYOUT_V1_SPLIT] = "cpuacct/system.slice",
 	};
 	enum cgroup_layout layout = cpuacct_cgroup_layout(cgroup_root);
-	struct cpu_samples s = {0};
+	struct cpu_samples s = { 0 };
 
 	if (layout == CGROUP_LAYOUT_NONE)
 		return -ENOENT;
@@ -208,7 +208,7 @@ static bool is_pid_name(const char *s)
 
 int cpuacct_processes(const char *proc_root, bool with_details, struct cpu_samples *ret)
 {
-	struct cpu_samples s = {0};
+	struct cpu_samples s = { 0 };
 	int dfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (dfd < 0)

@@ -157,7 +157,7 @@ int daemon_new(struct guest_config *cfg, const char *config_path, struct daemon 
 		return -ENOMEM;
 	}
 	d->cfg = *cfg;
-	*cfg = (struct guest_config){0};
+	*cfg = (struct guest_config){ 0 };
 	d->config_path = config_path ? xstrdup(config_path) : NULL;
 	d->collector = collector_new(&d->cfg);
 	r = http_open(d, d->cfg.listen, &d->http);

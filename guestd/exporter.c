@@ -38,7 +38,7 @@ static size_t zone_sums(const struct source *s, struct zone_sum *out)
 			if (streq(out[k].name, z->name))
 				break;
 		if (k == n)
-			out[n++] = (struct zone_sum){.name = z->name};
+			out[n++] = (struct zone_sum){ .name = z->name };
 		out[k].total_uj += z->counter.total_uj;
 		out[k].power_w += z->power_w;
 	}
@@ -58,14 +58,14 @@ static void render_native_zones(struct strbuf *b, const struct source *s)
 	prom_family(b, "powerd_energy_joules_total", PROM_COUNTER,
 		"Energy of this machine per powercap zone, in joules");
 	for (size_t i = 0; i < n; i++) {
-		const char *labels[] = {"zone", sums[i].name, NULL};
+		const char *labels[] = { "zone", sums[i].name, NULL };
 		prom_sample(b, "powerd_energy_joules_total", labels,
 			(double)sums[i].total_uj / UJ_PER_J);
 	}
 	prom_family(b, "powerd_power_watts", PROM_GAUGE,
 		"Average power of this machine per powercap zone over the last interval, in watts");
 	for (size_t i = 0; i < n; i++) {
-		const char *labels[] = {"zone", sums[i].name, NULL};
+		const char *labels[] = { "zone", sums[i].name, NULL };
 		prom_sample(b, "powerd_power_watts", labels, sums[i].power_w);
 	}
 	free(sums);
@@ -89,7 +89,7 @@ static void render_scaph_zones(struct strbuf *b, const struct source *s)
 		if (!z->is_package || !z->is_present)
 			continue;
 		snprintf(socket, sizeof(socket), "%u", z->package);
-		const char *labels[] = {"socket_id", socket, NULL};
+		const char *labels[] = { "socket_id", socket, NULL };
 		prom_sample(b, "scaph_socket_power_microwatts", labels, z->power_w * 1e6);
 	}
 	prom_family(b, "scaph_domain_power_microwatts", PROM_GAUGE,
@@ -99,7 +99,7 @@ static void render_scaph_zones(struct strbuf *b, const struct source *s)
 		if (z->is_package || !z->is_present)
 			continue;
 		snprintf(socket, sizeof(socket), "%u", z->package);
-		const char *labels[] = {"domain_name", z->name, "socket_id", socket, NULL};
+		const char *labels[] = { "domain_name", z->name, "socket_id", socket, NULL };
 		prom_sample(b, "scaph_domain_power_microwatts", labels, z->power_w * 1e6);
 	}
 }
@@ -109,14 +109,14 @@ static void render_units(struct strbuf *b, const struct ledger *l, uint64_t inte
 	prom_family(b, "powerd_unit_energy_joules_total", PROM_COUNTER,
 		"Energy of this machine attributed to each systemd service by CPU time, in joules");
 	for (size_t i = 0; i < l->n; i++) {
-		const char *labels[] = {"unit", l->v[i].s.unit, NULL};
+		const char *labels[] = { "unit", l->v[i].s.unit, NULL };
 		prom_sample(b, "powerd_unit_energy_joules_total", labels,
 			(double)l->v[i].total_uj / UJ_PER_J);
 	}
 	prom_family(b, "powerd_unit_power_watts", PROM_GAUGE,
 		"Power attributed to each systemd service over the last interval, in watts");
 	for (size_t i = 0; i < l->n; i++) {
-		const char *labels[] = {"unit", l->v[i].s.unit, NULL};
+		const char *labels[] = { "unit", l->v[i].s.unit, NULL };
 		prom_sample(
 			b, "powerd_unit_power_watts", labels, entry_power_w(&l->v[i], interval_ns));
 	}
@@ -166,14 +166,14 @@ static void render_processes(struct strbuf *b, const struct ledger *l, uint64_t 
 	prom_family(b, "powerd_process_energy_joules_total", PROM_COUNTER,
 		"Energy of this machine attributed to each process by CPU time, in joules");
 	for (size_t i = 0; i < n; i++) {
-		const char *labels[] = {"pid", v[i]->s.pid, "comm", v[i]->s.comm, NULL};
+		const char *labels[] = { "pid", v[i]->s.pid, "comm", v[i]->s.comm, NULL };
 		prom_sample(b, "powerd_process_energy_joules_total", labels,
 			(double)v[i]->total_uj / UJ_PER_J);
 	}
 	prom_family(b, "powerd_process_power_watts", PROM_GAUGE,
 		"Power attributed to each process over the last interval, in watts");
 	for (size_t i = 0; i < n; i++) {
-		const char *labels[] = {"pid", v[i]->s.pid, "comm", v[i]->s.comm, NULL};
+		const char *labels[] = { "pid", v[i]->s.pid, "comm", v[i]->s.comm, NULL };
 		prom_sample(
 			b, "powerd_process_power_watts", labels, entry_power_w(v[i], interval_ns));
 	}
@@ -189,8 +189,8 @@ static void render_scaph_processes(struct strbuf *b, const struct ledger *l, uin
 		"Power consumption due to the process, in microwatts");
 	for (size_t i = 0; i < n; i++) {
 		const char *exe = v[i]->s.exe && *v[i]->s.exe ? v[i]->s.exe : v[i]->s.comm;
-		const char *labels[] = {"pid", v[i]->s.pid, "exe", exe, "cmdline",
-			v[i]->s.cmdline ? v[i]->s.cmdline : "", NULL};
+		const char *labels[] = { "pid", v[i]->s.pid, "exe", exe, "cmdline",
+			v[i]->s.cmdline ? v[i]->s.cmdline : "", NULL };
 		prom_sample(b, "scaph_process_power_consumption_microwatts", labels,
 			entry_power_w(v[i], interval_ns) * 1e6);
 	}
@@ -220,6 +220,6 @@ void exporter_render(struct strbuf *b, const struct exporter_view *v)
 		"1 when the host estimates energy from CPU use instead of measuring it");
 	prom_sample(b, "powerd_source_estimated", NULL, v->source->is_estimated ? 1 : 0);
 	prom_family(b, "powerd_build_info", PROM_GAUGE, "Version of powerd-guest, value 1");
-	const char *labels[] = {"version", v->version, NULL};
+	const char *labels[] = { "version", v->version, NULL };
 	prom_sample(b, "powerd_build_info", labels, 1);
 }

@@ -6,48 +6,49 @@
 #include "common/config.h"
 #include "common/util.h"
 
-static const char *const metric_names_names[] = {"native", "scaphandre", NULL};
-static const char *const attribution_names[] = {"units", "processes", "none", NULL};
+static const char *const metric_names_names[] = { "native", "scaphandre", NULL };
+static const char *const attribution_names[] = { "units", "processes", "none", NULL };
 /* In syslog order from LOG_ERR, so that the index maps to a priority by addition. */
-static const char *const log_level_names[] = {"error", "warning", "notice", "info", "debug", NULL};
+static const char *const log_level_names[] = { "error", "warning", "notice", "info", "debug",
+	NULL };
 
 #define OFF(f) offsetof(struct guest_config, f)
 
 static const struct config_key guest_schema[] = {
-	{.name = "source",
+	{ .name = "source",
 		.type = CONFIG_STRING,
 		.offset = OFF(source),
-		.check = config_check_abs_path},
-	{.name = "interval",
+		.check = config_check_abs_path },
+	{ .name = "interval",
 		.type = CONFIG_DURATION_MS,
 		.offset = OFF(interval_ms),
 		.min = GUEST_INTERVAL_MIN_MS,
-		.max = GUEST_INTERVAL_MAX_MS},
-	{.name = "listen",
+		.max = GUEST_INTERVAL_MAX_MS },
+	{ .name = "listen",
 		.type = CONFIG_STRING,
 		.offset = OFF(listen),
-		.check = config_check_listen},
-	{.name = "metric_names",
+		.check = config_check_listen },
+	{ .name = "metric_names",
 		.type = CONFIG_ENUM,
 		.offset = OFF(metric_names),
-		.enum_names = metric_names_names},
-	{.name = "attribution",
+		.enum_names = metric_names_names },
+	{ .name = "attribution",
 		.type = CONFIG_ENUM,
 		.offset = OFF(attribution),
-		.enum_names = attribution_names},
-	{.name = "proc_root",
+		.enum_names = attribution_names },
+	{ .name = "proc_root",
 		.type = CONFIG_STRING,
 		.offset = OFF(proc_root),
-		.check = config_check_abs_path},
-	{.name = "cgroup_root",
+		.check = config_check_abs_path },
+	{ .name = "cgroup_root",
 		.type = CONFIG_STRING,
 		.offset = OFF(cgroup_root),
-		.check = config_check_abs_path},
-	{.name = "log_level",
+		.check = config_check_abs_path },
+	{ .name = "log_level",
 		.type = CONFIG_ENUM,
 		.offset = OFF(log_level_index),
-		.enum_names = log_level_names},
-	{.name = NULL},
+		.enum_names = log_level_names },
+	{ .name = NULL },
 };
 
 void guest_config_init(struct guest_config *c)
@@ -69,7 +70,7 @@ void guest_config_free(struct guest_config *c)
 	if (!c)
 		return;
 	config_free(guest_schema, c);
-	*c = (struct guest_config){0};
+	*c = (struct guest_config){ 0 };
 }
 
 void guest_config_copy(struct guest_config *dst, const struct guest_config *src)

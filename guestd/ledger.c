@@ -22,7 +22,7 @@ void ledger_free(struct ledger *l)
 	for (size_t i = 0; i < l->n; i++)
 		entry_done(&l->v[i]);
 	free(l->v);
-	*l = (struct ledger){0};
+	*l = (struct ledger){ 0 };
 }
 
 void ledger_update(
@@ -77,7 +77,7 @@ void ledger_update(
 	l->has_baseline = true;
 	/* The strings now belong to the ledger. */
 	free(samples->v);
-	*samples = (struct cpu_samples){0};
+	*samples = (struct cpu_samples){ 0 };
 	free(cpu_ns);
 	free(frac);
 	free(got);

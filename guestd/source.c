@@ -74,7 +74,7 @@ static void zones_attach(struct source *s)
 				continue;
 			s->zones = xreallocarray(s->zones, s->n_zones + 1, sizeof(*s->zones));
 			z = &s->zones[s->n_zones++];
-			*z = (struct source_zone){0};
+			*z = (struct source_zone){ 0 };
 			snprintf(z->id, sizeof(z->id), "%s", pz->id);
 		}
 		/* The name may change with a new tree (a host with other hardware). */
@@ -208,9 +208,9 @@ static void zones_update(struct source *s, const uint64_t *raw, uint64_t dt_ns)
 		if (!z)
 			continue;
 		z->interval_uj = energy_counter_update(&z->counter, raw[i], max, NULL);
-		/* The served total is the tree's own counter, as node_exporter or Scaphandre reading
-		 * the same share would report it, not the energy since this daemon started: it
-		 * starts at the first value ever read and goes on by unwrapped deltas from there
+		/* The served total is the tree's own counter, as node_exporter or Scaphandre
+		 * reading the same share would report it, not the energy since this daemon started:
+		 * it starts at the first value ever read and goes on by unwrapped deltas from there
 		 * (so also across guest restarts, host restarts and trees that come back). */
 		if (!z->has_base) {
 			z->counter.total_uj = raw[i];

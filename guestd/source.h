@@ -16,7 +16,7 @@ struct source_zone {
 	bool is_package;
 	bool is_present; /* in the tree as last opened */
 	struct energy_counter counter;
-	bool has_base; /* total_uj was set from the zone's first value ever read */
+	bool has_base;	      /* total_uj was set from the zone's first value ever read */
 	uint64_t interval_uj; /* energy of the last interval */
 	double power_w;	      /* average over the last interval */
 };

@@ -32,7 +32,7 @@ struct acct_domain {
 };
 
 enum { ERR_SENSOR, ERR_CPU, ERR_TREE, ERR_KINDS };
-static const char *const error_kinds[ERR_KINDS] = {"sensor", "cpu", "tree"};
+static const char *const error_kinds[ERR_KINDS] = { "sensor", "cpu", "tree" };
 
 struct accounting {
 	const struct host_config *cfg;
@@ -410,22 +410,22 @@ void accounting_render(const struct accounting *a, bool libvirt_connected, struc
 	prom_family(out, "powerd_host_energy_joules_total", PROM_COUNTER,
 		"Energy of the host per zone (summed over packages), in joules.");
 	for (size_t z = 0; z < a->n_zones; z++) {
-		const char *labels[] = {"zone", a->zone_names[z], NULL};
+		const char *labels[] = { "zone", a->zone_names[z], NULL };
 		prom_sample(out, "powerd_host_energy_joules_total", labels,
 			(double)a->host_total_uj[z] / 1e6);
 	}
 	prom_family(out, "powerd_host_power_watts", PROM_GAUGE,
 		"Average power of the host per zone over the last interval, in watts.");
 	for (size_t z = 0; z < a->n_zones; z++) {
-		const char *labels[] = {"zone", a->zone_names[z], NULL};
+		const char *labels[] = { "zone", a->zone_names[z], NULL };
 		prom_sample(out, "powerd_host_power_watts", labels, accounting_host_power_w(a, z));
 	}
 	prom_family(out, "powerd_domain_energy_joules_total", PROM_COUNTER,
 		"Energy attributed to a domain per zone by its share of host CPU time, in joules.");
 	for (size_t i = 0; i < a->n_domains; i++)
 		for (size_t z = 0; z < a->n_zones; z++) {
-			const char *labels[] = {
-				"domain", a->domains[i]->name, "zone", a->zone_names[z], NULL};
+			const char *labels[] = { "domain", a->domains[i]->name, "zone",
+				a->zone_names[z], NULL };
 			prom_sample(out, "powerd_domain_energy_joules_total", labels,
 				(double)a->domains[i]->total_uj[z] / 1e6);
 		}
@@ -433,8 +433,8 @@ void accounting_render(const struct accounting *a, bool libvirt_connected, struc
 		"Average power attributed to a domain per zone over the last interval, in watts.");
 	for (size_t i = 0; i < a->n_domains; i++)
 		for (size_t z = 0; z < a->n_zones; z++) {
-			const char *labels[] = {
-				"domain", a->domains[i]->name, "zone", a->zone_names[z], NULL};
+			const char *labels[] = { "domain", a->domains[i]->name, "zone",
+				a->zone_names[z], NULL };
 			prom_sample(out, "powerd_domain_power_watts", labels,
 				power_w(a->domains[i]->last_uj[z], a->last_dt_ns));
 		}
@@ -452,13 +452,13 @@ void accounting_render(const struct accounting *a, bool libvirt_connected, struc
 		"(domain "
 		"trees).");
 	for (size_t k = 0; k < ERR_KINDS; k++) {
-		const char *labels[] = {"kind", error_kinds[k], NULL};
+		const char *labels[] = { "kind", error_kinds[k], NULL };
 		prom_sample(out, "powerd_errors_total", labels, (double)a->errors[k]);
 	}
 	prom_family(out, "powerd_libvirt_connected", PROM_GAUGE,
 		"1 while powerd-host is connected to libvirt.");
 	prom_sample(out, "powerd_libvirt_connected", NULL, libvirt_connected ? 1 : 0);
 	prom_family(out, "powerd_build_info", PROM_GAUGE, "powerd's version, as a label; value 1.");
-	const char *labels[] = {"version", POWERD_VERSION, NULL};
+	const char *labels[] = { "version", POWERD_VERSION, NULL };
 	prom_sample(out, "powerd_build_info", labels, 1);
 }

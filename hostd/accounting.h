@@ -23,8 +23,8 @@ void accounting_set_config(struct accounting *a, const struct host_config *cfg);
 
 /* Track a domain whose tree lives in the directory tree_dirfd (duplicated; the caller keeps its
  * own). Creates or adopts the tree: existing energy_uj values are continued, never reset. */
-int accounting_add_domain(struct accounting *a, const char *name, int tree_dirfd,
-	struct acct_domain **ret);
+int accounting_add_domain(
+	struct accounting *a, const char *name, int tree_dirfd, struct acct_domain **ret);
 void accounting_remove_domain(struct accounting *a, struct acct_domain *d);
 /* The domain's tree moves to tree_dirfd (duplicated): its counters go on from their current
  * values, whatever the new directory held. */
@@ -33,8 +33,8 @@ int accounting_domain_set_tree(struct accounting *a, struct acct_domain *d, int 
  * pid 0: not running (no CPU time, energy stays). */
 int accounting_domain_set_pid(struct accounting *a, struct acct_domain *d, pid_t pid);
 /* For drivers without a host process (the test driver): CPU time comes from this callback. */
-void accounting_domain_set_cpu_reader(struct acct_domain *d,
-	int (*read_cpu_ns)(void *arg, uint64_t *ret_ns), void *arg);
+void accounting_domain_set_cpu_reader(
+	struct acct_domain *d, int (*read_cpu_ns)(void *arg, uint64_t *ret_ns), void *arg);
 const char *accounting_domain_name(const struct acct_domain *d);
 /* Cumulative energy attributed to the domain per zone (index as accounting_zone_name). */
 uint64_t accounting_domain_energy_uj(const struct acct_domain *d, size_t zone);
@@ -44,7 +44,8 @@ uint64_t accounting_domain_energy_uj(const struct acct_domain *d, size_t zone);
 int accounting_tick(struct accounting *a);
 
 size_t accounting_n_zones(const struct accounting *a);
-const char *accounting_zone_name(const struct accounting *a, size_t zone); /* "package-0", "core"… */
+const char *accounting_zone_name(
+	const struct accounting *a, size_t zone); /* "package-0", "core"… */
 uint64_t accounting_host_energy_uj(const struct accounting *a, size_t zone);
 double accounting_host_power_w(const struct accounting *a, size_t zone);
 bool accounting_is_estimated(const struct accounting *a);

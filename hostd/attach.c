@@ -262,15 +262,15 @@ static int edit_domain(xmlDoc *doc, const struct attach_args *a, const char *sou
 static int parse_args(int argc, char **argv, const char *config_path, struct attach_args *a)
 {
 	static const struct option opts[] = {
-		{"virtiofs", no_argument, NULL, 'V'},
-		{"config", required_argument, NULL, 'c'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		{ "virtiofs", no_argument, NULL, 'V' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
 	};
 	int c;
 
-	*a = (struct attach_args){
-		.is_attach = streq(argv[0], "attach"), .config_path = config_path};
+	*a = (struct attach_args){ .is_attach = streq(argv[0], "attach"),
+		.config_path = config_path };
 	optind = 0; /* 0: glibc re-initialises its state (main may have run getopt) */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1 ||

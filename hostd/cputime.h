@@ -11,8 +11,8 @@ struct cpu_source;
  * domain's cgroup (libvirt's "…/emulator" or "…/libvirt/emulator" leaf is walked up to the
  * domain's scope, so vCPU, emulator and I/O threads all count), v1 cpuacct.usage likewise;
  * else proc_root/<pid>/stat (utime+stime of the process). */
-int cpu_source_open(const char *proc_root, const char *cgroup_root, pid_t pid,
-	struct cpu_source **ret);
+int cpu_source_open(
+	const char *proc_root, const char *cgroup_root, pid_t pid, struct cpu_source **ret);
 int cpu_source_read(struct cpu_source *s, uint64_t *ret_ns);
 const char *cpu_source_path(const struct cpu_source *s);
 void cpu_source_free(struct cpu_source *s);

@@ -93,8 +93,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	render(d);
 	if (d->http)
-		http_server_set_metrics(d->http, d->metrics.buf ? d->metrics.buf : "",
-			d->metrics.len);
+		http_server_set_metrics(
+			d->http, d->metrics.buf ? d->metrics.buf : "", d->metrics.len);
 	update_status(d);
 }
 
@@ -115,10 +115,11 @@ static int open_http(struct daemon *d, struct http_server **ret)
 	*ret = NULL;
 	if (!d->cfg.metrics_listen[0])
 		return 0;
-	r = http_server_new(d->base, d->cfg.metrics_listen, &limits, "powerd-host", ret, err,
-		sizeof(err));
+	r = http_server_new(
+		d->base, d->cfg.metrics_listen, &limits, "powerd-host", ret, err, sizeof(err));
 	if (r < 0)
-		log_err("metrics_listen %s: %s", d->cfg.metrics_listen, err[0] ? err : strerror(-r));
+		log_err("metrics_listen %s: %s", d->cfg.metrics_listen,
+			err[0] ? err : strerror(-r));
 	return r;
 }
 
@@ -251,8 +252,9 @@ static int daemon_setup(struct daemon *d)
 
 int daemon_run(const char *config_path, bool is_default_path, bool is_once)
 {
-	struct daemon d = { .config_path = config_path, .is_default_path = is_default_path,
-		.is_once = is_once };
+	struct daemon d = {
+		.config_path = config_path, .is_default_path = is_default_path, .is_once = is_once
+	};
 	int r;
 
 	if (daemon_load_config(config_path, is_default_path, &d.cfg) < 0)

@@ -26,9 +26,9 @@ struct domain {
 	bool is_paused;
 	bool is_seen; /* reconcile mark */
 	enum mount_state mount;
-	pid_t pid;              /* qemu's, 0 when unknown or not running */
-	bool has_cpu_reader;    /* CPU time from libvirt (no host process known) */
-	virDomainPtr vdom;      /* NULL while disconnected */
+	pid_t pid;	     /* qemu's, 0 when unknown or not running */
+	bool has_cpu_reader; /* CPU time from libvirt (no host process known) */
+	virDomainPtr vdom;   /* NULL while disconnected */
 	struct acct_domain *acct;
 };
 
@@ -42,7 +42,7 @@ struct domains {
 	bool has_close_cb;
 	bool is_connected;
 	bool is_qemu;
-	bool is_failing;        /* connection attempts failing: logged once per streak */
+	bool is_failing; /* connection attempts failing: logged once per streak */
 	unsigned backoff_ms;
 	struct event *reconnect_ev;
 	struct event *dropped_ev;
@@ -181,8 +181,8 @@ static void domain_set_vdom(struct domain *dm, virDomainPtr vdom)
 
 /* Start tracking: share, tree, accounting. NULL when the domain is not tracked or its share
  * cannot be made (logged there). */
-static struct domain *domain_track(struct domains *d, virDomainPtr vdom, bool is_persistent,
-	bool is_running)
+static struct domain *domain_track(
+	struct domains *d, virDomainPtr vdom, bool is_persistent, bool is_running)
 {
 	const char *name = virDomainGetName(vdom);
 	struct acct_domain *acct;
@@ -384,8 +384,8 @@ static void dropped_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct domains *d = arg;
 
-	log_warn("connection to %s lost, reconnecting in %u ms", d->cfg->libvirt_uri,
-		d->backoff_ms);
+	log_warn(
+		"connection to %s lost, reconnecting in %u ms", d->cfg->libvirt_uri, d->backoff_ms);
 	disconnect(d);
 	schedule_reconnect(d, d->backoff_ms);
 }
@@ -413,8 +413,8 @@ static void connect_attempt(struct domains *d)
 	/* Drivers without keepalive (test, local in-process) answer -1: fine. */
 	virConnectSetKeepAlive(d->conn, 5, 3);
 	d->has_close_cb = virConnectRegisterCloseCallback(d->conn, close_cb, d, NULL) == 0;
-	d->event_id = virConnectDomainEventRegisterAny(d->conn, NULL,
-		VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), d, NULL);
+	d->event_id = virConnectDomainEventRegisterAny(d->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+		VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), d, NULL);
 	if (d->event_id < 0) {
 		attempt_failed(d, "register lifecycle events on");
 		goto out;
@@ -496,8 +496,7 @@ void domains_start(struct domains *d)
 void domains_set_config(struct domains *d, const struct host_config *cfg)
 {
 	if (!streq(cfg->share_dir, mounts_share_dir(d->mounts)))
-		log_warn("share_dir changed to %s: takes effect at the next start",
-			cfg->share_dir);
+		log_warn("share_dir changed to %s: takes effect at the next start", cfg->share_dir);
 	d->cfg = cfg;
 	if (d->conn) {
 		domains_reconcile(d);
@@ -539,6 +538,8 @@ int domains_lookup(const struct domains *d, const char *name, struct domain_view
 	if (!dm)
 		return -ENOENT;
 	*ret = (struct domain_view){ .is_persistent = dm->is_persistent,
-		.is_running = dm->is_running, .is_paused = dm->is_paused, .mount = dm->mount };
+		.is_running = dm->is_running,
+		.is_paused = dm->is_paused,
+		.mount = dm->mount };
 	return 0;
 }

@@ -12,20 +12,20 @@
 enum idle_policy { IDLE_POLICY_SHARED, IDLE_POLICY_HOST };
 
 struct host_config {
-	char *libvirt_uri;       /* qemu:///system */
-	uint64_t interval_ms;    /* 1000 */
-	char *share_dir;         /* /var/lib/libvirt/scaphandre */
-	uint64_t tmpfs_size;     /* bytes; 5m */
+	char *libvirt_uri;	    /* qemu:///system */
+	uint64_t interval_ms;	    /* 1000 */
+	char *share_dir;	    /* /var/lib/libvirt/scaphandre */
+	uint64_t tmpfs_size;	    /* bytes; 5m */
 	struct config_strv include; /* domains.include, default ["*"] */
 	struct config_strv exclude; /* domains.exclude, default [] */
-	char *powercap_root;     /* /sys/class/powercap */
-	char *proc_root;         /* /proc */
-	char *cgroup_root;       /* /sys/fs/cgroup */
-	int idle_power;          /* enum idle_policy */
-	double idle_watts;       /* estimate.idle_watts */
-	double max_watts;        /* estimate.max_watts */
-	char *metrics_listen;    /* 127.0.0.1:9731; "" = off */
-	int log_level;           /* LOG_ERR..LOG_DEBUG */
+	char *powercap_root;	    /* /sys/class/powercap */
+	char *proc_root;	    /* /proc */
+	char *cgroup_root;	    /* /sys/fs/cgroup */
+	int idle_power;		    /* enum idle_policy */
+	double idle_watts;	    /* estimate.idle_watts */
+	double max_watts;	    /* estimate.max_watts */
+	char *metrics_listen;	    /* 127.0.0.1:9731; "" = off */
+	int log_level;		    /* LOG_ERR..LOG_DEBUG */
 };
 
 extern const struct config_key host_config_schema[];
@@ -33,8 +33,8 @@ extern const struct config_key host_config_schema[];
 void host_config_init(struct host_config *c);
 /* Load path over defaults. A missing file is fine when is_default_path (built-in defaults);
  * otherwise it is an error. Returns 0 or -errno with err filled ("FILE:LINE:COL: key: ..."). */
-int host_config_load(const char *path, bool is_default_path, struct host_config *c, char *err,
-	size_t err_size);
+int host_config_load(
+	const char *path, bool is_default_path, struct host_config *c, char *err, size_t err_size);
 void host_config_free(struct host_config *c);
 /* Whether a domain name matches include and not exclude (fnmatch globs). */
 bool host_config_tracks(const struct host_config *c, const char *domain);

@@ -18,9 +18,9 @@ enum lv_kind { LV_HANDLE, LV_TIMEOUT };
 struct lv_rec {
 	enum lv_kind kind;
 	int id;
-	int fd;              /* handles */
-	int vir_events;      /* handles: VIR_EVENT_HANDLE_* asked for */
-	int timeout_ms;      /* timeouts: -1 disabled, 0 every iteration */
+	int fd;		/* handles */
+	int vir_events; /* handles: VIR_EVENT_HANDLE_* asked for */
+	int timeout_ms; /* timeouts: -1 disabled, 0 every iteration */
 	virEventHandleCallback hcb;
 	virEventTimeoutCallback tcb;
 	void *opaque;
@@ -33,9 +33,9 @@ static struct {
 	struct event_base *base;
 	bool is_registered;
 	int next_id;
-	struct lv_rec *live;    /* handles and timeouts libvirt holds */
-	struct lv_rec *dead;    /* removed; free callback pending */
-	struct event *reaper;   /* runs the pending free callbacks */
+	struct lv_rec *live;  /* handles and timeouts libvirt holds */
+	struct lv_rec *dead;  /* removed; free callback pending */
+	struct event *reaper; /* runs the pending free callbacks */
 	unsigned n_handles, n_timeouts, n_dead;
 	unsigned long frees_done;
 } lv;
@@ -122,7 +122,8 @@ static void timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct lv_rec *rec = arg;
 
 	/* Re-arm first: the callback may update or remove this very timer. A 0 ms timer added
-	 * now expires at the next iteration's timeout processing, so it fires once per iteration. */
+	 * now expires at the next iteration's timeout processing, so it fires once per iteration.
+	 */
 	arm_timeout(rec);
 	rec->tcb(rec->id, rec->opaque);
 }
@@ -168,16 +169,21 @@ static int next_id(void)
 	return ++lv.next_id;
 }
 
-static int add_handle(int fd, int events, virEventHandleCallback cb, void *opaque,
-	virFreeCallback ff)
+static int add_handle(
+	int fd, int events, virEventHandleCallback cb, void *opaque, virFreeCallback ff)
 {
 	struct lv_rec *rec;
 
 	if (!lv.base)
 		return -1;
 	rec = xcalloc(1, sizeof(*rec));
-	*rec = (struct lv_rec){ .kind = LV_HANDLE, .id = next_id(), .fd = fd, .vir_events = events,
-		.hcb = cb, .opaque = opaque, .ff = ff };
+	*rec = (struct lv_rec){ .kind = LV_HANDLE,
+		.id = next_id(),
+		.fd = fd,
+		.vir_events = events,
+		.hcb = cb,
+		.opaque = opaque,
+		.ff = ff };
 	rec->ev = event_new(lv.base, fd, events_to_libevent(events) | EV_PERSIST, handle_cb, rec);
 	if (!rec->ev) {
 		free(rec);
@@ -216,16 +222,20 @@ static int remove_handle(int watch)
 	return 0;
 }
 
-static int add_timeout(int timeout_ms, virEventTimeoutCallback cb, void *opaque,
-	virFreeCallback ff)
+static int add_timeout(int timeout_ms, virEventTimeoutCallback cb, void *opaque, virFreeCallback ff)
 {
 	struct lv_rec *rec;
 
 	if (!lv.base)
 		return -1;
 	rec = xcalloc(1, sizeof(*rec));
-	*rec = (struct lv_rec){ .kind = LV_TIMEOUT, .id = next_id(), .fd = -1,
-		.timeout_ms = timeout_ms, .tcb = cb, .opaque = opaque, .ff = ff };
+	*rec = (struct lv_rec){ .kind = LV_TIMEOUT,
+		.id = next_id(),
+		.fd = -1,
+		.timeout_ms = timeout_ms,
+		.tcb = cb,
+		.opaque = opaque,
+		.ff = ff };
 	rec->ev = evtimer_new(lv.base, timeout_cb, rec);
 	if (!rec->ev) {
 		free(rec);
@@ -280,8 +290,10 @@ bool libvirt_loop_is_registered(void)
 
 void libvirt_loop_get_counts(struct libvirt_loop_counts *ret)
 {
-	*ret = (struct libvirt_loop_counts){ .handles = lv.n_handles, .timeouts = lv.n_timeouts,
-		.frees_pending = lv.n_dead, .frees_done = lv.frees_done };
+	*ret = (struct libvirt_loop_counts){ .handles = lv.n_handles,
+		.timeouts = lv.n_timeouts,
+		.frees_pending = lv.n_dead,
+		.frees_done = lv.frees_done };
 }
 
 void libvirt_loop_flush(void)

@@ -8,9 +8,9 @@
 struct event_base;
 
 struct libvirt_loop_counts {
-	unsigned handles;       /* live fd watches */
-	unsigned timeouts;      /* live timers */
-	unsigned frees_pending; /* removed, free callback not run yet */
+	unsigned handles;	  /* live fd watches */
+	unsigned timeouts;	  /* live timers */
+	unsigned frees_pending;	  /* removed, free callback not run yet */
 	unsigned long frees_done; /* free callbacks run since registration */
 };
 

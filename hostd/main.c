@@ -12,20 +12,19 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: powerd-host [-c FILE] [--check-config] [--once]\n"
-		"       powerd-host [-c FILE] --prepare DOMAIN\n"
-		"       powerd-host [-c FILE] attach DOMAIN [--virtiofs]\n"
-		"       powerd-host [-c FILE] detach DOMAIN\n"
-		"       powerd-host --version | --help\n\n"
-		"Shares each libvirt domain's share of the host's RAPL energy with it as a\n"
-		"powercap-like tree.\n\n"
-		"  -c, --config FILE   configuration (default " HOST_CONFIG_DEFAULT_PATH ")\n"
-		"      --check-config  load the configuration, report problems, exit\n"
-		"      --once          two samples one interval apart, print the metrics, exit\n"
-		"      --prepare DOM   make DOM's share and tree (the libvirt hook runs this)\n"
-		"      --version       print the version\n"
-		"  -h, --help          this text\n");
+	fprintf(f, "Usage: powerd-host [-c FILE] [--check-config] [--once]\n"
+		   "       powerd-host [-c FILE] --prepare DOMAIN\n"
+		   "       powerd-host [-c FILE] attach DOMAIN [--virtiofs]\n"
+		   "       powerd-host [-c FILE] detach DOMAIN\n"
+		   "       powerd-host --version | --help\n\n"
+		   "Shares each libvirt domain's share of the host's RAPL energy with it as a\n"
+		   "powercap-like tree.\n\n"
+		   "  -c, --config FILE   configuration (default " HOST_CONFIG_DEFAULT_PATH ")\n"
+		   "      --check-config  load the configuration, report problems, exit\n"
+		   "      --once          two samples one interval apart, print the metrics, exit\n"
+		   "      --prepare DOM   make DOM's share and tree (the libvirt hook runs this)\n"
+		   "      --version       print the version\n"
+		   "  -h, --help          this text\n");
 }
 
 int main(int argc, char **argv)

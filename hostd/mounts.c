@@ -116,8 +116,8 @@ int mounts_new(const char *share_dir, uint64_t tmpfs_size, struct mounts **ret)
 		log_err("cannot create %s: %s", m->private_dir, strerror(-r));
 		goto fail;
 	}
-	m->private_fd = openat(m->share_fd, MOUNTS_PRIVATE_DIR,
-		O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	m->private_fd = openat(
+		m->share_fd, MOUNTS_PRIVATE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (m->private_fd < 0 || fstat(m->private_fd, &st) < 0) {
 		r = -errno;
 		log_err("cannot open %s: %s", m->private_dir, strerror(-r));
@@ -190,8 +190,8 @@ static int umount_all(int dirfd, const char *name, const char *path)
 	return -EBUSY;
 }
 
-static int adopt(struct mounts *m, const char *name, const char *lname, const struct stat *est,
-	int *ret_fd)
+static int adopt(
+	struct mounts *m, const char *name, const char *lname, const struct stat *est, int *ret_fd)
 {
 	struct stat pst;
 	bool is_mount = false;
@@ -236,12 +236,16 @@ static int prepare_locked(struct mounts *m, const char *name, const char *lname,
 			return r;
 		}
 		if (is_running) {
-			fd = openat(m->share_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			fd = openat(
+				m->share_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (fd < 0)
 				return -errno;
-			log_warn("domain %s: %s is a plain directory and the domain runs: writing the "
-				 "tree there; a mount now would stay invisible to the running qemu, "
-				 "restart the domain to get the read-only tmpfs", lname, epath);
+			log_warn(
+				"domain %s: %s is a plain directory and the domain runs: writing "
+				"the "
+				"tree there; a mount now would stay invisible to the running qemu, "
+				"restart the domain to get the read-only tmpfs",
+				lname, epath);
 			*ret_fd = fd;
 			*ret_state = MOUNT_IN_PLACE;
 			return 0;
@@ -288,7 +292,8 @@ static int prepare_locked(struct mounts *m, const char *name, const char *lname,
 		goto fail;
 	}
 	if (mount("none", epath, "none",
-		    MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+		    MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		    NULL) < 0) {
 		r = -errno;
 		log_err("domain %s: cannot make %s read-only: %s", lname, epath, strerror(-r));
 		umount2(epath, MNT_DETACH | UMOUNT_NOFOLLOW);

@@ -13,7 +13,7 @@
 
 enum mount_state {
 	MOUNT_NONE,
-	MOUNT_TMPFS,    /* private tmpfs + read-only export, ours */
+	MOUNT_TMPFS,	/* private tmpfs + read-only export, ours */
 	MOUNT_IN_PLACE, /* a running domain's plain export directory, written directly */
 };
 

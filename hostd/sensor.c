@@ -23,7 +23,7 @@ struct sensor {
 
 static int subzone_rank(const char *name)
 {
-	static const char *const order[] = {"core", "uncore", "dram"};
+	static const char *const order[] = { "core", "uncore", "dram" };
 
 	for (size_t i = 0; i < ARRAY_SIZE(order); i++)
 		if (streq(name, order[i]))

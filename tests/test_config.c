@@ -41,34 +41,54 @@ static int check_no_star_only(const void *value, char *msg, size_t msg_size)
 }
 
 static const struct config_key domain_keys[] = {
-	{ .name = "include", .type = CONFIG_STRV, .offset = offsetof(struct tconf, include),
+	{ .name = "include",
+		.type = CONFIG_STRV,
+		.offset = offsetof(struct tconf, include),
 		.check = check_no_star_only },
 	{ .name = "exclude", .type = CONFIG_STRV, .offset = offsetof(struct tconf, exclude) },
 	{ .name = NULL },
 };
 
 static const struct config_key estimate_keys[] = {
-	{ .name = "idle_watts", .type = CONFIG_DOUBLE, .offset = offsetof(struct tconf, idle_w),
-		.dmin = 0, .dmax = 10000 },
+	{ .name = "idle_watts",
+		.type = CONFIG_DOUBLE,
+		.offset = offsetof(struct tconf, idle_w),
+		.dmin = 0,
+		.dmax = 10000 },
 	{ .name = "max_watts", .type = CONFIG_DOUBLE, .offset = offsetof(struct tconf, max_w) },
 	{ .name = NULL },
 };
 
 static const struct config_key schema[] = {
 	{ .name = "name", .type = CONFIG_STRING, .offset = offsetof(struct tconf, name) },
-	{ .name = "interval", .type = CONFIG_DURATION_MS,
-		.offset = offsetof(struct tconf, interval_ms), .min = 100, .max = 3600000 },
-	{ .name = "tmpfs_size", .type = CONFIG_SIZE, .offset = offsetof(struct tconf, tmpfs_size),
-		.min = 1 << 20, .max = 1 << 30 },
-	{ .name = "count", .type = CONFIG_U64, .offset = offsetof(struct tconf, count), .min = 1,
+	{ .name = "interval",
+		.type = CONFIG_DURATION_MS,
+		.offset = offsetof(struct tconf, interval_ms),
+		.min = 100,
+		.max = 3600000 },
+	{ .name = "tmpfs_size",
+		.type = CONFIG_SIZE,
+		.offset = offsetof(struct tconf, tmpfs_size),
+		.min = 1 << 20,
+		.max = 1 << 30 },
+	{ .name = "count",
+		.type = CONFIG_U64,
+		.offset = offsetof(struct tconf, count),
+		.min = 1,
 		.max = 1000 },
 	{ .name = "ratio", .type = CONFIG_DOUBLE, .offset = offsetof(struct tconf, ratio) },
 	{ .name = "verbose", .type = CONFIG_BOOL, .offset = offsetof(struct tconf, is_verbose) },
-	{ .name = "idle_power", .type = CONFIG_ENUM, .offset = offsetof(struct tconf, policy),
+	{ .name = "idle_power",
+		.type = CONFIG_ENUM,
+		.offset = offsetof(struct tconf, policy),
 		.enum_names = policy_names },
-	{ .name = "metrics_listen", .type = CONFIG_STRING, .offset = offsetof(struct tconf, listen),
+	{ .name = "metrics_listen",
+		.type = CONFIG_STRING,
+		.offset = offsetof(struct tconf, listen),
 		.check = config_check_listen },
-	{ .name = "root", .type = CONFIG_STRING, .offset = offsetof(struct tconf, root),
+	{ .name = "root",
+		.type = CONFIG_STRING,
+		.offset = offsetof(struct tconf, root),
 		.check = config_check_abs_path },
 	{ .name = "domains", .type = CONFIG_MAP, .children = domain_keys },
 	{ .name = "estimate", .type = CONFIG_MAP, .children = estimate_keys },
@@ -266,8 +286,8 @@ static void test_key_errors(void **state)
 
 	expect_error(f, "interval: 1s\nfoo: 1\n", "2:1: unknown key 'foo'");
 	expect_error(f, "domains:\n  include: [a]\n  foo: x\n", "3:3: unknown key 'domains.foo'");
-	expect_error(f, "estimate: { idle_watts: 1, bogus: 2 }\n",
-		"1:28: unknown key 'estimate.bogus'");
+	expect_error(
+		f, "estimate: { idle_watts: 1, bogus: 2 }\n", "1:28: unknown key 'estimate.bogus'");
 	expect_error(f, "interval: 1s\ncount: 2\ninterval: 2s\n", "3:1: duplicate key 'interval'");
 	expect_error(f, "domains:\n  exclude: []\n  exclude: [a]\n",
 		"3:3: duplicate key 'domains.exclude'");
@@ -306,17 +326,17 @@ static void test_value_errors(void **state)
 {
 	struct fixture *f = *state;
 
-	expect_error(f, "interval: 2x\n",
-		"1:11: interval: bad duration '2x' (use e.g. 250ms, 2s, 1m)");
-	expect_error(f, "interval: 2\n",
-		"1:11: interval: bad duration '2' (use e.g. 250ms, 2s, 1m)");
+	expect_error(
+		f, "interval: 2x\n", "1:11: interval: bad duration '2x' (use e.g. 250ms, 2s, 1m)");
+	expect_error(
+		f, "interval: 2\n", "1:11: interval: bad duration '2' (use e.g. 250ms, 2s, 1m)");
 	expect_error(f, "interval: 10ms\n", "1:11: interval: 10ms is out of range (100ms..1h)");
 	expect_error(f, "interval: 2h\n", "1:11: interval: 2h is out of range (100ms..1h)");
 	expect_error(f, "tmpfs_size: 5q\n",
 		"1:13: tmpfs_size: bad size '5q' (use e.g. 4096, 512k, 5m, 1g)");
 	expect_error(f, "tmpfs_size: 4096\n", "1:13: tmpfs_size: 4096 is out of range (1m..1g)");
-	expect_error(f, "count: -1\n",
-		"1:8: count: bad number '-1' (expected a non-negative integer)");
+	expect_error(
+		f, "count: -1\n", "1:8: count: bad number '-1' (expected a non-negative integer)");
 	expect_error(f, "count: 99999999999999999999\n",
 		"1:8: count: bad number '99999999999999999999' (expected a non-negative integer)");
 	expect_error(f, "count: 1001\n", "1:8: count: 1001 is out of range (1..1000)");
@@ -332,8 +352,8 @@ static void test_value_errors(void **state)
 		":9732)");
 	expect_error(f, "metrics_listen: \"host:99999\"\n",
 		"1:17: metrics_listen: 'host:99999': port 99999 is out of range (0..65535)");
-	expect_error(f, "root: relative/dir\n",
-		"1:7: root: 'relative/dir' is not an absolute path");
+	expect_error(
+		f, "root: relative/dir\n", "1:7: root: 'relative/dir' is not an absolute path");
 	expect_error(f, "domains: { include: ['**'] }\n",
 		"1:21: domains.include: pattern '**' is not supported");
 }
@@ -346,13 +366,14 @@ static void test_structure_errors(void **state)
 	expect_error(f, "name: &x abc\ncount: *x\n", "1:7: YAML anchors are not allowed");
 	expect_error(f, "domains:\n  include: &l [a]\n", "2:12: YAML anchors are not allowed");
 	/* The classic billion laughs stops at the first anchor, long before any expansion. */
-	expect_error(f, "domains:\n  include: &a [lol, lol, lol]\n  exclude: &b [*a, *a, *a]\n"
-		     "estimate: [*b, *b, *b]\n",
+	expect_error(f,
+		"domains:\n  include: &a [lol, lol, lol]\n  exclude: &b [*a, *a, *a]\n"
+		"estimate: [*b, *b, *b]\n",
 		"2:12: YAML anchors are not allowed");
 	expect_error(f, "name: *x\n", "1:7: YAML aliases are not allowed");
 	expect_error(f, "name: a\n---\nname: b\n", "2:1: only one YAML document is allowed");
-	expect_error(f, "- a\n- b\n",
-		"1:1: expected a mapping of keys at the top level, got a list");
+	expect_error(
+		f, "- a\n- b\n", "1:1: expected a mapping of keys at the top level, got a list");
 	expect_error(f, "just a string\n",
 		"1:1: expected a mapping of keys at the top level, got a scalar");
 }
@@ -363,15 +384,15 @@ static void test_file_errors(void **state)
 	_cleanup_free_ char *missing = xasprintf("%s/missing.yaml", f->dir);
 	_cleanup_free_ char *want = NULL;
 
-	assert_int_equal(config_load_file(missing, schema, &f->conf, f->err, sizeof(f->err)),
-		-ENOENT);
+	assert_int_equal(
+		config_load_file(missing, schema, &f->conf, f->err, sizeof(f->err)), -ENOENT);
 	want = xasprintf("%s: cannot open: No such file or directory", missing);
 	assert_string_equal(f->err, want);
 	free(want);
 	want = NULL;
 
-	assert_int_equal(config_load_file(f->dir, schema, &f->conf, f->err, sizeof(f->err)),
-		-EISDIR);
+	assert_int_equal(
+		config_load_file(f->dir, schema, &f->conf, f->err, sizeof(f->err)), -EISDIR);
 	want = xasprintf("%s: cannot read: Is a directory", f->dir);
 	assert_string_equal(f->err, want);
 	free(want);

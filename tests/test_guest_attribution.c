@@ -91,7 +91,7 @@ static void test_units_v2(void **state)
 {
 	_cleanup_free_ char *proc = subdir("v2proc");
 	_cleanup_free_ char *cg = subdir("v2cg");
-	struct ledger l = {0};
+	struct ledger l = { 0 };
 	uint64_t busy_usec_per_tick = tick_ns / 1000;
 
 	tu_write(cg, "cgroup.controllers", "cpu io memory pids\n");
@@ -159,7 +159,7 @@ static void test_units_v1(void **state)
 	_cleanup_free_ char *proc = subdir("v1proc");
 	_cleanup_free_ char *cg = subdir("v1cg");
 	_cleanup_free_ char *cg2 = subdir("v1splitcg");
-	struct ledger l = {0};
+	struct ledger l = { 0 };
 
 	write_proc_stat(proc, 100, 100, 0);
 	tu_write(cg, "cpu,cpuacct/system.slice/cpuacct.usage", "999999\n");
@@ -214,7 +214,7 @@ static void write_raw(const char *d, const char *rel, const char *content, size_
 static void test_processes(void **state)
 {
 	_cleanup_free_ char *proc = subdir("proc");
-	struct ledger l = {0};
+	struct ledger l = { 0 };
 	struct cpu_samples s;
 	uint64_t busy;
 

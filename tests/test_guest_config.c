@@ -155,8 +155,8 @@ static void test_missing_given_file(void **state)
 static int run_check(const char *config, char **ret_log)
 {
 	_cleanup_free_ char *log = xasprintf("%s/check.log", dir);
-	char *argv[] = {(char *)POWERD_GUEST_BIN, (char *)"-c", (char *)config,
-		(char *)"--check-config", NULL};
+	char *argv[] = { (char *)POWERD_GUEST_BIN, (char *)"-c", (char *)config,
+		(char *)"--check-config", NULL };
 
 	unlink(log);
 	pid_t pid = tu_spawn(argv, NULL, log);
@@ -193,8 +193,8 @@ static void test_binary_check_config(void **state)
 static void test_binary_cli(void **state)
 {
 	_cleanup_free_ char *log_path = xasprintf("%s/cli.log", dir);
-	char *version[] = {(char *)POWERD_GUEST_BIN, (char *)"--version", NULL};
-	char *bogus[] = {(char *)POWERD_GUEST_BIN, (char *)"--bogus", NULL};
+	char *version[] = { (char *)POWERD_GUEST_BIN, (char *)"--version", NULL };
+	char *bogus[] = { (char *)POWERD_GUEST_BIN, (char *)"--bogus", NULL };
 	int status;
 
 	status = tu_wait(tu_spawn(version, NULL, log_path), 10000);

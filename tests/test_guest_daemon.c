@@ -53,7 +53,7 @@ static uint64_t now_ms(void)
 
 static void pause_ms(long ms)
 {
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
 }
@@ -96,7 +96,8 @@ static void sim_write_energy_locked(const char *root)
 static void sim_write_heartbeat_locked(const char *root)
 {
 	struct heartbeat hb = {
-		.seq = sim.seq, .interval_ms = INTERVAL_MS, .time_ms = now_realtime_ms()};
+		.seq = sim.seq, .interval_ms = INTERVAL_MS, .time_ms = now_realtime_ms()
+	};
 	char buf[256];
 
 	heartbeat_format(&hb, buf, sizeof(buf));
@@ -200,7 +201,7 @@ static bool notify_stop;
 static void *notify_main(void *arg)
 {
 	for (;;) {
-		struct pollfd pfd = {.fd = notify_fd, .events = POLLIN};
+		struct pollfd pfd = { .fd = notify_fd, .events = POLLIN };
 		char buf[4096];
 
 		pthread_mutex_lock(&notes_lock);
@@ -337,7 +338,7 @@ static int group_setup(void **state)
 	sim_write_cpu_locked();
 	assert_int_equal(pthread_create(&sim.thread, NULL, sim_main, NULL), 0);
 
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", notify_path);
 	notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	assert_true(notify_fd >= 0);
@@ -351,9 +352,9 @@ static int group_setup(void **state)
 
 	port = tu_free_port();
 	write_config("");
-	char *argv[] = {(char *)POWERD_GUEST_BIN, (char *)"-c", config, NULL};
+	char *argv[] = { (char *)POWERD_GUEST_BIN, (char *)"-c", config, NULL };
 	char *env_notify = xasprintf("NOTIFY_SOCKET=%s", notify_path);
-	char *env[] = {env_notify, (char *)"WATCHDOG_USEC=400000", NULL};
+	char *env[] = { env_notify, (char *)"WATCHDOG_USEC=400000", NULL };
 	daemon_pid = tu_spawn(argv, env, log_path);
 	free(env_notify);
 	return 0;
@@ -565,9 +566,9 @@ static void test_garbage(void **state)
 
 static int connect_nb(void)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET,
+	struct sockaddr_in sa = { .sin_family = AF_INET,
 		.sin_port = htons(port),
-		.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	assert_true(fd >= 0);
@@ -669,7 +670,7 @@ static void test_http_abuse(void **state)
 static int sh(const char *cmd, char **ret_out)
 {
 	_cleanup_free_ char *out = xasprintf("%s/sh.out", dir);
-	char *argv[] = {(char *)"/bin/sh", (char *)"-c", (char *)cmd, NULL};
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)cmd, NULL };
 
 	unlink(out);
 	int status = tu_wait(tu_spawn(argv, NULL, out), 30000);
@@ -749,7 +750,8 @@ static void test_reload(void **state)
 			   "cmdline=\"\"}") >= 0);
 
 	/* An address that cannot be bound keeps the running configuration and address. */
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t sa_len = sizeof(sa);
 	_cleanup_close_ int busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(bind(busy, (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -885,7 +887,7 @@ static void test_once(void **state)
 {
 	_cleanup_free_ char *cfg = xasprintf("%s/once.yaml", dir);
 	_cleanup_free_ char *out_path = xasprintf("%s/once.out", dir);
-	char *argv[] = {(char *)POWERD_GUEST_BIN, (char *)"-c", cfg, (char *)"--once", NULL};
+	char *argv[] = { (char *)POWERD_GUEST_BIN, (char *)"-c", cfg, (char *)"--once", NULL };
 	double v;
 
 	tu_writef(dir, "once.yaml", "source: %s\ninterval: 100ms\nattribution: none\n", tree);

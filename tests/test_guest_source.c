@@ -31,7 +31,8 @@ static int teardown(void **state)
 static void write_heartbeat(const char *root, uint64_t seq, uint64_t interval_ms, bool estimated)
 {
 	struct heartbeat hb = {
-		.seq = seq, .interval_ms = interval_ms, .time_ms = 1, .is_estimated = estimated};
+		.seq = seq, .interval_ms = interval_ms, .time_ms = 1, .is_estimated = estimated
+	};
 	char buf[256];
 
 	heartbeat_format(&hb, buf, sizeof(buf));
@@ -203,7 +204,7 @@ static void test_render(void **state)
 {
 	_cleanup_free_ char *root = make_tree("render", false);
 	struct source *s = source_new(root);
-	struct strbuf b = {0};
+	struct strbuf b = { 0 };
 	double v;
 
 	source_sample(s, MS, 1000);
@@ -212,11 +213,11 @@ static void test_render(void **state)
 	tu_write(root, "intel-rapl:1/intel-rapl:1:0/energy_uj", "500000\n");
 	source_sample(s, 1001 * MS, 1000);
 
-	exporter_render(&b, &(struct exporter_view){.source = s,
+	exporter_render(&b, &(struct exporter_view){ .source = s,
 				    .attribution = GUEST_ATTR_NONE,
 				    .metric_names = GUEST_NAMES_NATIVE,
 				    .interval_ns = s->interval_ns,
-				    .version = "1.2.3"});
+				    .version = "1.2.3" });
 	assert_int_equal(tu_metric(b.buf, "powerd_energy_joules_total{zone=\"package-0\"}", &v), 0);
 	assert_true(v == 3.001);
 	assert_int_equal(tu_metric(b.buf, "powerd_energy_joules_total{zone=\"package-1\"}", &v), 0);
@@ -232,11 +233,11 @@ static void test_render(void **state)
 	assert_null(strstr(b.buf, "scaph_"));
 
 	strbuf_reset(&b);
-	exporter_render(&b, &(struct exporter_view){.source = s,
+	exporter_render(&b, &(struct exporter_view){ .source = s,
 				    .attribution = GUEST_ATTR_NONE,
 				    .metric_names = GUEST_NAMES_SCAPHANDRE,
 				    .interval_ns = s->interval_ns,
-				    .version = "1.2.3"});
+				    .version = "1.2.3" });
 	assert_int_equal(tu_metric(b.buf, "scaph_host_energy_microjoules", &v), 0);
 	assert_true(v == 4003000);
 	assert_int_equal(tu_metric(b.buf, "scaph_host_power_microwatts", &v), 0);
@@ -256,11 +257,11 @@ static void test_render(void **state)
 	source_set_root(s, empty);
 	assert_true(source_sample(s, 2001 * MS, 1000) < 0);
 	strbuf_reset(&b);
-	exporter_render(&b, &(struct exporter_view){.source = s,
+	exporter_render(&b, &(struct exporter_view){ .source = s,
 				    .attribution = GUEST_ATTR_NONE,
 				    .metric_names = GUEST_NAMES_SCAPHANDRE,
 				    .interval_ns = s->interval_ns,
-				    .version = "1.2.3"});
+				    .version = "1.2.3" });
 	assert_null(strstr(b.buf, "scaph_socket_power_microwatts{"));
 	assert_null(strstr(b.buf, "scaph_domain_power_microwatts{"));
 	/* The counter goes on being served: it never goes back. */

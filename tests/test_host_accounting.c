@@ -25,7 +25,7 @@ typedef unsigned __int128 u128;
 /* package 1 wraps at this range, package 0 at the usual 2^32 µJ of RAPL */
 #define PKG1_RANGE UINT64_C(262143328850)
 
-static const char *const zone_names[N_ZONE] = {"package-0", "core", "dram"};
+static const char *const zone_names[N_ZONE] = { "package-0", "core", "dram" };
 
 struct fx {
 	char *dir, *pc, *proc, *cg, *share, *mnt;
@@ -268,7 +268,7 @@ static void check_trees(struct fx *f, struct accounting *a)
 static void advance(struct fx *f, const uint64_t pkg_delta[2][N_ZONE], uint64_t busy_ticks,
 	const uint64_t *dom_dusec, bool count_in_model)
 {
-	uint64_t e[N_ZONE] = {0};
+	uint64_t e[N_ZONE] = { 0 };
 
 	for (int p = 0; p < 2; p++)
 		for (int z = 0; z < N_ZONE; z++) {
@@ -349,8 +349,8 @@ static void test_split_exact(void **state)
 	run_ticks(f, a, 40, &seed);
 
 	/* package 1 wraps at its max_energy_range_uj: the delta is still right */
-	uint64_t pd[2][N_ZONE] = {{1000, 100, 100}, {0, 100, 100}};
-	uint64_t dus[N_DOM] = {1000, 2000, 3000, 0, 4000};
+	uint64_t pd[2][N_ZONE] = { { 1000, 100, 100 }, { 0, 100, 100 } };
+	uint64_t dus[N_DOM] = { 1000, 2000, 3000, 0, 4000 };
 	f->raw[1][0] = PKG1_RANGE - 400000;
 	write_powercap(f);
 	/* re-baseline the model's host view: the jump itself was a (fake) interval */
@@ -370,8 +370,8 @@ static void test_split_exact(void **state)
 	/* a domain whose CPU time cannot be read gets 0 this tick, the others go on */
 	_cleanup_free_ char *cs = xasprintf("%s/cpu.stat", dom_cgroup(1));
 	tu_write(f->cg, cs, "garbage\n");
-	uint64_t dus2[N_DOM] = {1000, 0, 3000, 0, 4000};
-	uint64_t pd2[2][N_ZONE] = {{500000, 1000, 1000}, {500000, 1000, 1000}};
+	uint64_t dus2[N_DOM] = { 1000, 0, 3000, 0, 4000 };
+	uint64_t pd2[2][N_ZONE] = { { 500000, 1000, 1000 }, { 500000, 1000, 1000 } };
 	advance(f, pd2, 100, dus2, true);
 	tu_write(f->cg, cs, "garbage\n");
 	assert_int_equal(accounting_tick(a), 0);
@@ -419,11 +419,11 @@ static void test_remove_readd_restart(void **state)
 		f->fixed[1][z] = 0;
 	}
 	/* its first tick back is its CPU baseline */
-	uint64_t pd[2][N_ZONE] = {{100000, 1000, 1000}, {100000, 1000, 1000}};
-	uint64_t dus[N_DOM] = {1000, 2000, 3000, 0, 4000};
+	uint64_t pd[2][N_ZONE] = { { 100000, 1000, 1000 }, { 100000, 1000, 1000 } };
+	uint64_t dus[N_DOM] = { 1000, 2000, 3000, 0, 4000 };
 	f->dom_usec[1] += 5000;
 	write_dom(f, 1);
-	advance(f, pd, 100, (uint64_t[N_DOM]){1000, 0, 3000, 0, 4000}, true);
+	advance(f, pd, 100, (uint64_t[N_DOM]){ 1000, 0, 3000, 0, 4000 }, true);
 	assert_int_equal(accounting_tick(a), 0);
 	check_trees(f, a);
 	advance(f, pd, 100, dus, true);
@@ -461,8 +461,8 @@ static void test_idle_host(void **state)
 	assert_int_equal(accounting_new(&f->cfg, &a), 0);
 	add_domains(f, a);
 	assert_int_equal(accounting_tick(a), 0);
-	uint64_t pd[2][N_ZONE] = {{3000000, 1000000, 500000}, {3000000, 1000000, 500000}};
-	uint64_t dus[N_DOM] = {100000, 100000, 100000, 100000, 100000};
+	uint64_t pd[2][N_ZONE] = { { 3000000, 1000000, 500000 }, { 3000000, 1000000, 500000 } };
+	uint64_t dus[N_DOM] = { 100000, 100000, 100000, 100000, 100000 };
 	advance(f, pd, 100, dus, false);
 	assert_int_equal(accounting_tick(a), 0);
 	for (int z = 0; z < N_ZONE; z++) {
@@ -473,7 +473,7 @@ static void test_idle_host(void **state)
 		assert_true(sum <= N_DOM);
 	}
 	/* a tick with no energy sets idle at 0 W: from then on, the split equals shared */
-	uint64_t zero[2][N_ZONE] = {{0}};
+	uint64_t zero[2][N_ZONE] = { { 0 } };
 	advance(f, zero, 100, dus, false);
 	assert_int_equal(accounting_tick(a), 0);
 	for (int i = 0; i < N_DOM; i++)
@@ -500,7 +500,7 @@ static void test_estimate(void **state)
 {
 	struct fx *f = xcalloc(1, sizeof(*f));
 	struct accounting *a;
-	struct strbuf b = {0};
+	struct strbuf b = { 0 };
 	double v;
 
 	fx_setup_dirs(f, false);
@@ -559,7 +559,7 @@ static void test_metrics(void **state)
 {
 	struct fx *f = *state;
 	struct accounting *a;
-	struct strbuf b = {0};
+	struct strbuf b = { 0 };
 	uint64_t seed = 3;
 	double v;
 
@@ -680,8 +680,8 @@ static void test_cpu_failure_streak(void **state)
 	run_ticks(f, a, 3, &seed);
 
 	_cleanup_free_ char *cs = xasprintf("%s/cpu.stat", dom_cgroup(1));
-	uint64_t pd[2][N_ZONE] = {{500000, 1000, 1000}, {500000, 1000, 1000}};
-	uint64_t dus[N_DOM] = {1000, 0, 3000, 0, 4000};
+	uint64_t pd[2][N_ZONE] = { { 500000, 1000, 1000 }, { 500000, 1000, 1000 } };
+	uint64_t dus[N_DOM] = { 1000, 0, 3000, 0, 4000 };
 	for (int k = 0; k < 5; k++) {
 		/* vm1 keeps running (400 ms a tick) but its file cannot be read */
 		f->dom_usec[1] += 400000;

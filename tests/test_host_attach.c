@@ -107,7 +107,7 @@ static int run_attach(struct fixture *f, char **ret_err, const char *const *args
 	return status;
 }
 
-#define ATTACH(f, ...) run_attach(f, NULL, (const char *const[]){__VA_ARGS__, NULL})
+#define ATTACH(f, ...) run_attach(f, NULL, (const char *const[]){ __VA_ARGS__, NULL })
 
 static void test_attach_9p_idempotent_detach(void **state)
 {
@@ -135,7 +135,7 @@ static void test_attach_9p_idempotent_detach(void **state)
 	/* switching kind in place is refused, and leaves the definition alone */
 	_cleanup_free_ char *err = NULL;
 	assert_int_equal(
-		run_attach(f, &err, (const char *const[]){"attach", "--virtiofs", DOM, NULL}), 1);
+		run_attach(f, &err, (const char *const[]){ "attach", "--virtiofs", DOM, NULL }), 1);
 	assert_non_null(err);
 	assert_non_null(strstr(err, "domain " DOM ": already has a 9p share"));
 	_cleanup_free_ char *after_refusal = dom_xml(f, DOM);
@@ -228,7 +228,7 @@ static void test_unknown_domain(void **state)
 	_cleanup_free_ char *err = NULL;
 
 	assert_int_equal(
-		run_attach(f, &err, (const char *const[]){"attach", "no-such-domain", NULL}), 1);
+		run_attach(f, &err, (const char *const[]){ "attach", "no-such-domain", NULL }), 1);
 	assert_non_null(err);
 	assert_non_null(strstr(err, "domain no-such-domain: not found"));
 }
@@ -240,7 +240,7 @@ static void test_transient_domain_refused(void **state)
 	virDomainPtr d = virDomainCreateXML(f->conn, domain_xml, 0);
 
 	assert_non_null(d);
-	assert_int_equal(run_attach(f, &err, (const char *const[]){"attach", DOM, NULL}), 1);
+	assert_int_equal(run_attach(f, &err, (const char *const[]){ "attach", DOM, NULL }), 1);
 	assert_non_null(strstr(err, "domain " DOM ": is transient"));
 	virDomainDestroy(d);
 	virDomainFree(d);
@@ -253,7 +253,7 @@ static void test_bad_config(void **state)
 	_cleanup_free_ char *missing = xasprintf("%s/missing.yaml", f->dir);
 
 	assert_int_equal(
-		run_attach(f, &err, (const char *const[]){"attach", "-c", missing, "test", NULL}),
+		run_attach(f, &err, (const char *const[]){ "attach", "-c", missing, "test", NULL }),
 		1);
 	assert_non_null(strstr(err, "missing.yaml"));
 }
@@ -269,7 +269,7 @@ static void test_untracked_domain_refused(void **state)
 		"libvirt_uri: test:///default\nshare_dir: %s/share\n"
 		"domains:\n  exclude: [\"powerd-*\"]\n",
 		f->dir);
-	assert_int_equal(run_attach(f, &err, (const char *const[]){"attach", DOM, NULL}), 1);
+	assert_int_equal(run_attach(f, &err, (const char *const[]){ "attach", DOM, NULL }), 1);
 	assert_non_null(strstr(err, "domain " DOM ": not tracked by powerd-host"));
 	_cleanup_free_ char *after = dom_xml(f, DOM);
 	assert_string_equal(orig, after);

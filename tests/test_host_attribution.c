@@ -211,8 +211,8 @@ static void test_huge_values(void **state)
 
 static void test_exact_cases(void **state)
 {
-	uint64_t frac[3] = {0}, got[3];
-	uint64_t cpu[3] = {1, 1, 2};
+	uint64_t frac[3] = { 0 }, got[3];
+	uint64_t cpu[3] = { 1, 1, 2 };
 
 	/* 100 µJ over 1:1:2 with host busy 4: exactly 25, 25, 50 */
 	attribution_split(100, 4, cpu, 3, frac, got);
@@ -232,7 +232,7 @@ static void test_exact_cases(void **state)
 	assert_int_equal(frac[0], 0);
 
 	/* D == 0: nothing attributed, remainders untouched */
-	uint64_t zero[3] = {0};
+	uint64_t zero[3] = { 0 };
 	frac[1] = 77;
 	attribution_split(1000, 0, zero, 3, frac, got);
 	assert_int_equal(got[0] + got[1] + got[2], 0);
@@ -245,7 +245,7 @@ static void test_exact_cases(void **state)
 	assert_int_equal(f, 0);
 
 	/* 1 µJ split over 3 equal domains many times: Σ never above host, each ≈ a third */
-	uint64_t fr[3] = {0}, tot[3] = {0}, c3[3] = {5, 5, 5};
+	uint64_t fr[3] = { 0 }, tot[3] = { 0 }, c3[3] = { 5, 5, 5 };
 	for (int k = 0; k < 3000; k++) {
 		attribution_split(1, 15, c3, 3, fr, got);
 		for (int i = 0; i < 3; i++)

@@ -132,8 +132,8 @@ static void test_every_key(void **state)
 	static const struct {
 		const char *s;
 		int level;
-	} levels[] = {{"error", LOG_ERR}, {"warning", LOG_WARNING}, {"notice", LOG_NOTICE},
-		{"info", LOG_INFO}, {"debug", LOG_DEBUG}};
+	} levels[] = { { "error", LOG_ERR }, { "warning", LOG_WARNING }, { "notice", LOG_NOTICE },
+		{ "info", LOG_INFO }, { "debug", LOG_DEBUG } };
 	for (size_t i = 0; i < ARRAY_SIZE(levels); i++) {
 		tu_writef(f->dir, "host.yaml", "log_level: %s\n", levels[i].s);
 		assert_int_equal(host_config_load(f->path, false, &c, err, sizeof(err)), 0);

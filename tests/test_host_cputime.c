@@ -228,9 +228,9 @@ static void test_host_cpu(void **state)
 	tu_write(f->proc, "stat", "cpu  1 2 3 4 5 6 7 8 9 10 11\n");
 	assert_int_equal(host_cpu_read(h, &busy, &all), 0);
 	assert_int_equal(all, 36 * tick_ns());
-	static const char *const bad[] = {"cpu  1 2 3\n", "cpu  1 2 3 4 5 6 7 x\n",
+	static const char *const bad[] = { "cpu  1 2 3\n", "cpu  1 2 3 4 5 6 7 x\n",
 		"cpu0 1 2 3 4 5 6 7 8\n", "cpu  1 2 3 4 5 6 7 8", "",
-		"cpu  1 2 3 4 5 6 7 8 9 10 1x\n"};
+		"cpu  1 2 3 4 5 6 7 8 9 10 1x\n" };
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		tu_write(f->proc, "stat", bad[i]);
 		assert_int_equal(host_cpu_read(h, &busy, &all), -EINVAL);
@@ -238,7 +238,7 @@ static void test_host_cpu(void **state)
 	host_cpu_free(h);
 
 	/* a long first chunk (many CPUs and interrupts): only the first line matters */
-	struct strbuf b = {0};
+	struct strbuf b = { 0 };
 	strbuf_puts(&b, "cpu  10 0 10 80 0 0 0 0 0 0\n");
 	for (int i = 0; i < 2000; i++)
 		strbuf_printf(&b, "cpu%d 1 0 1 8 0 0 0 0 0 0\n", i);

@@ -216,11 +216,14 @@ static void test_daemon_lifecycle(void **state)
 	/* Metrics over loopback. */
 	_cleanup_free_ char *body = NULL;
 	assert_int_equal(tu_http_get(f->port, "/metrics", &body), 200);
-	assert_int_equal(tu_metric(body, "powerd_host_energy_joules_total{zone=\"package-0\"}", &v),
-		0);
+	assert_int_equal(
+		tu_metric(body, "powerd_host_energy_joules_total{zone=\"package-0\"}", &v), 0);
 	assert_true(v > 0);
-	assert_int_equal(tu_metric(body,
-		"powerd_domain_energy_joules_total{domain=\"test\",zone=\"package-0\"}", &v), 0);
+	assert_int_equal(
+		tu_metric(body,
+			"powerd_domain_energy_joules_total{domain=\"test\",zone=\"package-0\"}",
+			&v),
+		0);
 	assert_true(v > 0);
 	assert_int_equal(tu_metric(body, "powerd_domains", &v), 0);
 	assert_true(v == 1);

@@ -73,8 +73,8 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Run the loop until pred(arg) holds or timeout_ms passes. */
-static bool run_until(bool (*pred)(struct fx *, const char *), struct fx *f, const char *name,
-	int timeout_ms)
+static bool run_until(
+	bool (*pred)(struct fx *, const char *), struct fx *f, const char *name, int timeout_ms)
 {
 	struct event *wake = event_new(base, -1, EV_PERSIST, wake_cb, NULL);
 	struct timeval tv = { 0, 10 * 1000 };

@@ -297,8 +297,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_adopt_after_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_odd_names, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_running_plain_dir_written_in_place, setup,
-			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_running_plain_dir_written_in_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_mount_left_alone, setup, teardown),
 	};
 

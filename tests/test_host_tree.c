@@ -15,7 +15,7 @@
 #include "common/powercap.h"
 #include "hostd/tree.h"
 
-static const char *const zone_names[] = {"package-0", "core", "uncore", "dram"};
+static const char *const zone_names[] = { "package-0", "core", "uncore", "dram" };
 
 struct fixture {
 	char *dir;     /* the domain's tree */
@@ -120,9 +120,10 @@ static void test_layout(void **state)
 {
 	struct fixture *f = *state;
 	struct tree *t;
-	uint64_t zero[4] = {0}, v[4] = {1000, 200, 30, 4};
+	uint64_t zero[4] = { 0 }, v[4] = { 1000, 200, 30, 4 };
 	struct heartbeat hb = {
-		.seq = 7, .interval_ms = 1000, .time_ms = 1234, .is_estimated = true};
+		.seq = 7, .interval_ms = 1000, .time_ms = 1234, .is_estimated = true
+	};
 	struct heartbeat got;
 
 	/* a restrictive umask must not make the files unreadable to qemu */
@@ -159,7 +160,7 @@ static void test_powercap_reader(void **state)
 	struct fixture *f = *state;
 	struct tree *t;
 	struct powercap_tree *pt;
-	uint64_t v[4] = {5000, 3000, 1000, 700}, e;
+	uint64_t v[4] = { 5000, 3000, 1000, 700 }, e;
 	char err[256];
 
 	assert_int_equal(tree_open(f->dirfd, zone_names, 4, &t), 0);
@@ -190,7 +191,7 @@ static void test_atomic_replace(void **state)
 	struct fixture *f = *state;
 	struct tree *t;
 	int stop[2], report[2];
-	const char *names[1] = {"package-0"};
+	const char *names[1] = { "package-0" };
 	/* on a tmpfs, as in production, where possible */
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s/atomic", f->dir);
@@ -222,7 +223,7 @@ static void test_atomic_replace(void **state)
 			else
 				last = v;
 		}
-		uint64_t out[2] = {reads, bad};
+		uint64_t out[2] = { reads, bad };
 		_exit(write(report[1], out, sizeof(out)) == sizeof(out) ? 0 : 1);
 	}
 	close(report[1]);
@@ -254,7 +255,7 @@ static void test_adopt(void **state)
 {
 	struct fixture *f = *state;
 	struct tree *t;
-	uint64_t v[4] = {11, 22, 33, 44};
+	uint64_t v[4] = { 11, 22, 33, 44 };
 
 	assert_int_equal(tree_open(f->dirfd, zone_names, 4, &t), 0);
 	assert_int_equal(tree_write(t, v, NULL), 0);
@@ -274,7 +275,7 @@ static void test_adopt(void **state)
 	assert_int_equal(tree_open(f->dirfd, zone_names, 4, &t), 0);
 	for (size_t i = 0; i < 4; i++)
 		assert_int_equal(tree_adopted_uj(t, i), 0);
-	uint64_t zero[4] = {0};
+	uint64_t zero[4] = { 0 };
 	assert_layout(f->dir, zero);
 	tree_free(t);
 }
@@ -293,13 +294,13 @@ static ino_t inode_of(const char *dir, const char *rel)
  * older value than the daemon's, and the two writers' temporaries share a name. */
 static void test_reopen_writes_nothing(void **state)
 {
-	static const char *const files[] = {"intel-rapl:0/name", "intel-rapl:0/energy_uj",
+	static const char *const files[] = { "intel-rapl:0/name", "intel-rapl:0/energy_uj",
 		"intel-rapl:0/max_energy_range_uj", "intel-rapl:0/intel-rapl:0:2/name",
 		"intel-rapl:0/intel-rapl:0:2/energy_uj",
-		"intel-rapl:0/intel-rapl:0:2/max_energy_range_uj"};
+		"intel-rapl:0/intel-rapl:0:2/max_energy_range_uj" };
 	struct fixture *f = *state;
 	struct tree *t, *t2;
-	uint64_t v[4] = {11, 22, 33, 44};
+	uint64_t v[4] = { 11, 22, 33, 44 };
 	ino_t ino[ARRAY_SIZE(files)];
 
 	assert_int_equal(tree_open(f->dirfd, zone_names, 4, &t), 0);
@@ -327,7 +328,7 @@ static void test_wrap(void **state)
 {
 	struct fixture *f = *state;
 	struct tree *t;
-	const char *names[1] = {"package-0"};
+	const char *names[1] = { "package-0" };
 	uint64_t v = TREE_MAX_ENERGY_RANGE_UJ * 3 + 5;
 
 	assert_int_equal(tree_open(f->dirfd, names, 1, &t), 0);
@@ -351,7 +352,7 @@ static void test_attacks(void **state)
 {
 	struct fixture *f = *state;
 	struct tree *t;
-	uint64_t v[4] = {1, 2, 3, 4};
+	uint64_t v[4] = { 1, 2, 3, 4 };
 	_cleanup_free_ char *victim = xasprintf("%s/victim", f->outside);
 	_cleanup_free_ char *newfile = xasprintf("%s/created", f->outside);
 
@@ -363,7 +364,7 @@ static void test_attacks(void **state)
 	assert_int_equal(mkfifo(fifo, 0644), 0);
 	assert_int_equal(tree_open(f->dirfd, zone_names, 4, &t), 0);
 	assert_outside_untouched(f);
-	struct heartbeat hb = {.seq = 1, .interval_ms = 1000};
+	struct heartbeat hb = { .seq = 1, .interval_ms = 1000 };
 	assert_int_equal(tree_write(t, v, &hb), 0);
 	assert_layout(f->dir, v);
 	assert_outside_untouched(f);
@@ -419,7 +420,7 @@ static void test_repair(void **state)
 {
 	struct fixture *f = *state;
 	struct tree *t;
-	uint64_t v[4] = {100, 20, 30, 40};
+	uint64_t v[4] = { 100, 20, 30, 40 };
 	_cleanup_free_ char *pkg = xasprintf("%s/intel-rapl:0", f->dir);
 	_cleanup_free_ char *sub = xasprintf("%s/intel-rapl:0/intel-rapl:0:2", f->dir);
 
@@ -442,7 +443,7 @@ static void test_tmpfs(void **state)
 	struct fixture *f = *state;
 	_cleanup_free_ char *mnt = xasprintf("%s/vm1", f->dir);
 	struct tree *t;
-	uint64_t v[4] = {9, 8, 7, 6};
+	uint64_t v[4] = { 9, 8, 7, 6 };
 
 	assert_int_equal(mkdir(mnt, 0755), 0);
 	if (mount("powerd-test", mnt, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
@@ -453,7 +454,7 @@ static void test_tmpfs(void **state)
 	int fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	assert_true(fd >= 0);
 	assert_int_equal(tree_open(fd, zone_names, 4, &t), 0);
-	struct heartbeat hb = {.seq = 3, .interval_ms = 500};
+	struct heartbeat hb = { .seq = 3, .interval_ms = 500 };
 	assert_int_equal(tree_write(t, v, &hb), 0);
 	assert_layout(mnt, v);
 	tree_free(t);

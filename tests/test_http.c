@@ -160,8 +160,8 @@ static void assert_header(const char *response, const char *name, const char *wa
 	assert_string_equal(v, want);
 }
 
-static int request(uint16_t port, const char *method, const char *path, const char *extra,
-	char **ret)
+static int request(
+	uint16_t port, const char *method, const char *path, const char *extra, char **ret)
 {
 	_cleanup_free_ char *req = xasprintf("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s"
 					     "Connection: close\r\n\r\n",
@@ -180,7 +180,8 @@ static void assert_serves(struct srv *s, const char *want_body)
 
 static int connect_nb(uint16_t port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+		.sin_port = htons(port),
 		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
@@ -333,19 +334,22 @@ static void test_gzip(void **state)
 
 	_cleanup_free_ char *gz = NULL, *q0 = NULL, *other = NULL, *upper = NULL;
 	assert_int_equal(request(s->port, "GET", "/metrics",
-				 "Accept-Encoding: deflate, gzip;q=0.8\r\n", &gz), 200);
+				 "Accept-Encoding: deflate, gzip;q=0.8\r\n", &gz),
+		200);
 	assert_header(gz, "Content-Encoding", "gzip");
 	assert_header(gz, "Content-Type", PROM_CONTENT_TYPE);
 	assert_memory_equal(body_of(gz), "\x1f\x8b", 2);
-	assert_int_equal(request(s->port, "GET", "/metrics", "Accept-Encoding: gzip;q=0, br\r\n",
-				 &q0), 200);
+	assert_int_equal(
+		request(s->port, "GET", "/metrics", "Accept-Encoding: gzip;q=0, br\r\n", &q0), 200);
 	assert_null(header_of(q0, "Content-Encoding"));
 	assert_string_equal(body_of(q0), m.p);
-	assert_int_equal(request(s->port, "GET", "/metrics", "Accept-Encoding: deflate, br\r\n",
-				 &other), 200);
+	assert_int_equal(
+		request(s->port, "GET", "/metrics", "Accept-Encoding: deflate, br\r\n", &other),
+		200);
 	assert_null(header_of(other, "Content-Encoding"));
-	assert_int_equal(request(s->port, "GET", "/metrics", "Accept-Encoding: GZIP ; q=1.0\r\n",
-				 &upper), 200);
+	assert_int_equal(
+		request(s->port, "GET", "/metrics", "Accept-Encoding: GZIP ; q=1.0\r\n", &upper),
+		200);
 	assert_header(upper, "Content-Encoding", "gzip");
 
 	/* A new exposition is compressed anew. */
@@ -438,7 +442,8 @@ static void test_hostile_requests(void **state)
 
 	/* A body over max_body_bytes. */
 	_cleanup_free_ char *post = xasprintf("POST / HTTP/1.1\r\nHost: x\r\n"
-					      "Content-Length: 100000\r\n\r\n%0500d", 0);
+					      "Content-Length: 100000\r\n\r\n%0500d",
+		0);
 	r = hostile_exchange(s->port, post, strlen(post), &resp);
 	print_message("oversized body: %d\n", r);
 	assert_true(r < 0 || r == 413);
@@ -767,8 +772,8 @@ static void test_listen_addresses(void **state)
 		assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
 		port = ntohs(sa.sin_port);
 		_cleanup_free_ char *addr = xasprintf("127.0.0.1:%u", port);
-		assert_int_equal(http_server_new(base, addr, NULL, "t", &h, err, sizeof(err)),
-			-EADDRINUSE);
+		assert_int_equal(
+			http_server_new(base, addr, NULL, "t", &h, err, sizeof(err)), -EADDRINUSE);
 		assert_non_null(strstr(err, addr));
 	}
 
@@ -779,7 +784,8 @@ static void test_listen_addresses(void **state)
 	assert_int_equal(tu_wait_port(port, 1000), 0);
 	int fd6 = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd6 >= 0) {
-		struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6, .sin6_port = htons(port),
+		struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6,
+			.sin6_port = htons(port),
 			.sin6_addr = IN6ADDR_LOOPBACK_INIT };
 		int r = connect(fd6, (struct sockaddr *)&sa6, sizeof(sa6));
 		assert_true(r == 0 || errno == EADDRNOTAVAIL || errno == ENETUNREACH);
@@ -827,8 +833,8 @@ static pid_t spawn_activated(int fd, bool expect_error)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		char pid_s[32];
-		char *argv[] = { (char *)self_path,
-			expect_error ? "activated-bad" : "activated", NULL };
+		char *argv[] = { (char *)self_path, expect_error ? "activated-bad" : "activated",
+			NULL };
 
 		/* fd 3 must survive the exec: dup2 to it drops FD_CLOEXEC, unless it is fd 3. */
 		if (fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(fd, 3) < 0)

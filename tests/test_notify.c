@@ -272,8 +272,8 @@ static void test_full_socket_does_not_block(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_ready_watchdog_reloading_stopping, setup,
-			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_ready_watchdog_reloading_stopping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watchdog_for_another_pid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_watchdog, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_notify_socket, setup, teardown),

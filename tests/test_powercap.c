@@ -56,8 +56,8 @@ static void mkdir_at(const char *dir, const char *relpath)
 }
 
 /* One zone directory as the kernel lays it out; relpath under devices/virtual/powercap. */
-static void sysfs_zone(struct fixture *f, const char *relpath, const char *name, uint64_t energy,
-	bool has_range)
+static void sysfs_zone(
+	struct fixture *f, const char *relpath, const char *name, uint64_t energy, bool has_range)
 {
 	_cleanup_free_ char *z = xasprintf("%s/devices/virtual/powercap/%s", f->dir, relpath);
 
@@ -83,8 +83,8 @@ static void build_sysfs(struct fixture *f, unsigned sockets, bool has_dram)
 	tu_write(f->dir, "devices/virtual/powercap/intel-rapl/enabled", "1\n");
 	tu_write(f->dir, "devices/virtual/powercap/intel-rapl/uevent", "");
 	tu_write(f->dir, "class/powercap/.keep", "");
-	symlink_at(f->dir, "../../devices/virtual/powercap/intel-rapl",
-		"class/powercap/intel-rapl");
+	symlink_at(
+		f->dir, "../../devices/virtual/powercap/intel-rapl", "class/powercap/intel-rapl");
 	/* Created in reverse to show the order is the reader's, not readdir's. */
 	for (unsigned n = sockets; n-- > 0;) {
 		_cleanup_free_ char *pkg = xasprintf("intel-rapl/intel-rapl:%u", n);
@@ -271,12 +271,12 @@ static void test_bad_values_at_open(void **state)
 	replace_at(f->root, pkg_energy, "");
 	expect_open_error(f, -EINVAL, "intel-rapl:0/energy_uj: invalid content ''");
 	replace_at(f->root, pkg_energy, "18446744073709551616\n");
-	expect_open_error(f, -EINVAL,
-		"intel-rapl:0/energy_uj: invalid content '18446744073709551616'");
+	expect_open_error(
+		f, -EINVAL, "intel-rapl:0/energy_uj: invalid content '18446744073709551616'");
 	replace_at(f->root, "intel-rapl:0:1/energy_uj", "12\n3");
 	replace_at(f->root, pkg_energy, "5\n");
-	expect_open_error(f, -EINVAL,
-		"intel-rapl:0/intel-rapl:0:1/energy_uj: invalid content '12\\x0a3'");
+	expect_open_error(
+		f, -EINVAL, "intel-rapl:0/intel-rapl:0:1/energy_uj: invalid content '12\\x0a3'");
 	replace_at(f->root, "intel-rapl:0:1/energy_uj", "3\n");
 	replace_at(f->root, "intel-rapl:0/max_energy_range_uj", "lots\n");
 	expect_open_error(f, -EINVAL, "intel-rapl:0/max_energy_range_uj: invalid content 'lots'");
@@ -348,10 +348,9 @@ static void test_unreadable_energy(void **state)
 		if (geteuid() == 0 && (setgid(65534) < 0 || setuid(65534) < 0 || geteuid() == 0))
 			_exit(3);
 		int r = powercap_tree_open(root, &t, err, sizeof(err));
-		_exit(r == -EACCES && streq(err, "intel-rapl:0/energy_uj: Permission denied") &&
-					!t ?
-				0 :
-				1);
+		_exit(r == -EACCES && streq(err, "intel-rapl:0/energy_uj: Permission denied") && !t
+				? 0
+				: 1);
 	}
 	int status;
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -414,8 +413,9 @@ static void test_powerd_tree(void **state)
 		assert_int_equal(zone_energy(f->t, 0), 5000 + i * 1234);
 		assert_int_equal(zone_energy(f->t, 3), 5000 + i * 1234);
 	}
-	replace_at(f->root, POWERCAP_HEARTBEAT_FILE, "version 1\nseq 18\ninterval_ms 500\n"
-						  "estimated 1\nfuture_key whatever\n");
+	replace_at(f->root, POWERCAP_HEARTBEAT_FILE,
+		"version 1\nseq 18\ninterval_ms 500\n"
+		"estimated 1\nfuture_key whatever\n");
 	assert_int_equal(powercap_heartbeat_read(f->t, &hb), 0);
 	assert_int_equal(hb.seq, 18);
 	assert_int_equal(hb.interval_ms, 500);
@@ -464,8 +464,8 @@ static void test_open_errors(void **state)
 	tu_write(f->dir, "devices/virtual/powercap/intel-rapl/enabled", "0\n");
 	mkdir_at(f->dir, "class");
 	mkdir_at(f->dir, "class/powercap");
-	symlink_at(f->dir, "../../devices/virtual/powercap/intel-rapl",
-		"class/powercap/intel-rapl");
+	symlink_at(
+		f->dir, "../../devices/virtual/powercap/intel-rapl", "class/powercap/intel-rapl");
 	assert_int_equal(powercap_tree_open(f->root, &t, f->err, sizeof(f->err)), -ENODATA);
 	want = xasprintf("%s: no powercap zone", f->root);
 	assert_string_equal(f->err, want);
@@ -594,7 +594,9 @@ static void test_counter_random(void **state)
 
 static void test_heartbeat(void **state)
 {
-	struct heartbeat hb = { .seq = UINT64_MAX, .interval_ms = 250, .time_ms = 1700000000123,
+	struct heartbeat hb = { .seq = UINT64_MAX,
+		.interval_ms = 250,
+		.time_ms = 1700000000123,
 		.is_estimated = true };
 	struct heartbeat back;
 	char buf[160];

@@ -66,11 +66,11 @@ static void test_cpu_line_bad(void **state)
 		"\n",
 		"cpu\n",
 		"cpu \n",
-		"cpu  1 2 3\n",			  /* too few */
+		"cpu  1 2 3\n",			 /* too few */
 		"cpu  1 2 3 4 5 6 7 8 9 10 x\n", /* an appended field must still be a number */
-		"cpu  1 2 3 4 5 6 7 8",		  /* truncated: no end of line */
-		"cpu0 1 2 3 4 5 6 7 8\n",	  /* a single CPU's line */
-		"intr 1 2 3 4\ncpu  1 2 3 4\n",	  /* not the first line */
+		"cpu  1 2 3 4 5 6 7 8",		 /* truncated: no end of line */
+		"cpu0 1 2 3 4 5 6 7 8\n",	 /* a single CPU's line */
+		"intr 1 2 3 4\ncpu  1 2 3 4\n",	 /* not the first line */
 		" cpu  1 2 3 4\n",
 		"cpux 1 2 3 4\n",
 		"CPU  1 2 3 4\n",

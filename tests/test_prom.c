@@ -176,8 +176,8 @@ static void test_promtool(void **state)
 		"Energy of the VM per zone, in joules.\nSecond line \\ with a backslash.");
 	for (size_t i = 0; i < ARRAY_SIZE(zones); i++) {
 		const char *labels[] = { "zone", zones[i], NULL };
-		prom_sample(&b, "powerd_energy_joules_total", labels,
-			12345.678901 * (double)(i + 1));
+		prom_sample(
+			&b, "powerd_energy_joules_total", labels, 12345.678901 * (double)(i + 1));
 	}
 	prom_family(&b, "powerd_power_watts", PROM_GAUGE, "Average power over the last interval.");
 	for (size_t i = 0; i < ARRAY_SIZE(zones); i++) {

@@ -113,7 +113,8 @@ int tu_wait(pid_t pid, int timeout_ms)
 			return status;
 		if (waited >= timeout_ms)
 			return -1;
-		/* Polling a child's exit: there is no event to wait on without a SIGCHLD handler. */
+		/* Polling a child's exit: there is no event to wait on without a SIGCHLD handler.
+		 */
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
@@ -132,7 +133,8 @@ int tu_stop(pid_t pid, int timeout_ms)
 
 uint16_t tu_free_port(void)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
 	_cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -144,7 +146,8 @@ uint16_t tu_free_port(void)
 
 static int connect_loopback(uint16_t port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+		.sin_port = htons(port),
 		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -197,7 +200,8 @@ int tu_http_raw(uint16_t port, const char *raw, size_t raw_len, char **ret_respo
 			break;
 		b.len += (size_t)n;
 		b.p[b.len] = '\0';
-		/* Stop at the end of a Content-Length body without waiting for the server to close. */
+		/* Stop at the end of a Content-Length body without waiting for the server to close.
+		 */
 		char *head_end = strstr(b.p, "\r\n\r\n");
 		char *cl = strcasestr(b.p, "\r\nContent-Length:");
 		if (head_end && cl && cl < head_end &&
@@ -219,7 +223,8 @@ int tu_http_raw(uint16_t port, const char *raw, size_t raw_len, char **ret_respo
 int tu_http_get(uint16_t port, const char *path, char **ret_body)
 {
 	_cleanup_free_ char *req = xasprintf("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-					     "Connection: close\r\n\r\n", path);
+					     "Connection: close\r\n\r\n",
+		path);
 	char *resp = NULL;
 	int status = tu_http_raw(port, req, strlen(req), &resp);
 

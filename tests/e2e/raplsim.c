@@ -27,7 +27,7 @@ struct cpu_sample {
 
 static int read_cpu(struct cpu_sample *s)
 {
-	unsigned long long v[10] = {0};
+	unsigned long long v[10] = { 0 };
 	FILE *f = fopen("/proc/stat", "re");
 	if (!f)
 		return -errno;
@@ -116,13 +116,14 @@ int main(int argc, char **argv)
 		return 1;
 	double t_prev = now_s();
 	for (;;) {
-		struct timespec ts = {period_ms / 1000, (period_ms % 1000) * 1000000L};
+		struct timespec ts = { period_ms / 1000, (period_ms % 1000) * 1000000L };
 		nanosleep(&ts, NULL);
 		if (read_cpu(&cur) < 0)
 			return 1;
 		double t = now_s(), dt = t - t_prev;
-		double busy = cur.total > prev.total ?
-			(double)(cur.busy - prev.busy) / (double)(cur.total - prev.total) : 0;
+		double busy = cur.total > prev.total ? (double)(cur.busy - prev.busy) /
+							       (double)(cur.total - prev.total)
+						     : 0;
 		double e = (idle_w + (max_w - idle_w) * busy) * dt * 1e6;
 		pkg_uj += e;
 		core_uj += 0.6 * e;
