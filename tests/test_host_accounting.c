@@ -178,6 +178,8 @@ static int teardown(void **state)
 			close(f->dirfd[i]);
 	if (f->is_mounted)
 		assert_int_equal(umount2(f->mnt, MNT_DETACH), 0);
+	/* A test that failed half-way left its tmpfs mounted: never leave one behind. */
+	tu_umount_under(f->dir);
 	host_config_free(&f->cfg);
 	tu_rm_rf(f->dir);
 	free(f->dir);

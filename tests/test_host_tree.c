@@ -41,6 +41,8 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	close(f->dirfd);
+	/* A test that failed half-way left its tmpfs mounted: never leave one behind. */
+	tu_umount_under(f->dir);
 	tu_rm_rf(f->dir);
 	tu_rm_rf(f->outside);
 	free(f->dir);
