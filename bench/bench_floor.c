@@ -134,17 +134,7 @@ int main(int argc, char **argv)
 	bench_raise_nofile();
 	fixture_new(n, &fl.f);
 
-	snprintf(path, sizeof(path), "%s/stat", fl.f->proc_root);
-	fl.stat_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fl.stat_fd < 0)
-		bench_die(path, errno);
-	for (size_t z = 0; z < FIXTURE_ZONES; z++) {
-		snprintf(path, sizeof(path), "%s/%s/energy_uj", fl.f->powercap_root,
-			fixture_zone_dirs[z]);
-		fl.host_zone_fds[z] = open(path, O_RDONLY | O_CLOEXEC);
-		if (fl.host_zone_fds[z] < 0)
-			bench_die(path, errno);
-	}
+	bench_open_host_reads(fl.f, &fl.stat_fd, fl.host_zone_fds);
 	fl.doms = xcalloc(n, sizeof(*fl.doms));
 	for (size_t i = 0; i < n; i++) {
 		struct floor_domain *d = &fl.doms[i];

@@ -218,17 +218,7 @@ int main(int argc, char **argv)
 	close(ready[0]);
 
 	fixture_new(n, &s.f);
-	snprintf(path, sizeof(path), "%s/stat", s.f->proc_root);
-	s.stat_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (s.stat_fd < 0)
-		bench_die(path, errno);
-	for (size_t z = 0; z < FIXTURE_ZONES; z++) {
-		snprintf(path, sizeof(path), "%s/%s/energy_uj", s.f->powercap_root,
-			fixture_zone_dirs[z]);
-		s.host_zone_fds[z] = open(path, O_RDONLY | O_CLOEXEC);
-		if (s.host_zone_fds[z] < 0)
-			bench_die(path, errno);
-	}
+	bench_open_host_reads(s.f, &s.stat_fd, s.host_zone_fds);
 	s.doms = xcalloc(n, sizeof(*s.doms));
 	for (size_t i = 0; i < n; i++) {
 		snprintf(path, sizeof(path), "vm%zu", i);

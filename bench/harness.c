@@ -415,3 +415,21 @@ uint64_t bench_read_busy_ticks(int fd)
 		bench_die("parse /proc/stat", EINVAL);
 	return v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
 }
+
+void bench_open_host_reads(
+	const struct fixture *f, int *ret_stat_fd, int ret_zone_fds[FIXTURE_ZONES])
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/stat", f->proc_root);
+	*ret_stat_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*ret_stat_fd < 0)
+		bench_die(path, errno);
+	for (size_t z = 0; z < FIXTURE_ZONES; z++) {
+		snprintf(path, sizeof(path), "%s/%s/energy_uj", f->powercap_root,
+			fixture_zone_dirs[z]);
+		ret_zone_fds[z] = open(path, O_RDONLY | O_CLOEXEC);
+		if (ret_zone_fds[z] < 0)
+			bench_die(path, errno);
+	}
+}

@@ -68,3 +68,7 @@ void bench_die(const char *what, int err) __attribute__((noreturn));
 /* The baselines' minimal read of the host's busy time: one pread of /proc/stat, USER_HZ ticks
  * (user + nice + system + irq + softirq + steal), exiting on any error. */
 uint64_t bench_read_busy_ticks(int fd);
+/* The host-side files a baseline reads every tick (<proc_root>/stat and each powercap zone's
+ * energy_uj), opened read-only as a daemon would; exits on error. */
+void bench_open_host_reads(
+	const struct fixture *f, int *ret_stat_fd, int ret_zone_fds[FIXTURE_ZONES]);
