@@ -22,7 +22,7 @@ function(powerd_bench_targets)
 	add_executable(bench_idle ${b}/bench_idle.c)
 	target_link_libraries(bench_idle PRIVATE powerd_common)
 
-	if(EXISTS ${src}/hostd/accounting.c AND EXISTS ${src}/hostd/tree.c
+	if(EXISTS ${src}/hostd/accounting.c AND EXISTS ${src}/common/tree.c
 			AND EXISTS ${src}/hostd/cputime.c)
 		add_executable(bench_tick ${b}/bench_tick.c)
 		target_link_libraries(bench_tick PRIVATE powerd_bench_harness powerd_hostd)
@@ -30,7 +30,7 @@ function(powerd_bench_targets)
 		message(STATUS "bench: hostd accounting/tree/cputime not landed, no bench_tick")
 	endif()
 
-	if(EXISTS ${src}/hostd/tree.c)
+	if(EXISTS ${src}/common/tree.c)
 		add_executable(bench_define ${b}/bench_define.c)
 		target_link_libraries(bench_define PRIVATE powerd_bench_harness powerd_hostd
 			PkgConfig::LIBVIRT)

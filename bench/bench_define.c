@@ -30,7 +30,7 @@
 #include "hostd/host_config.h"
 #include "hostd/libvirt_loop.h"
 #include "hostd/mounts.h"
-#include "hostd/tree.h"
+#include "common/tree.h"
 
 #define COUNT_MAX 5000
 

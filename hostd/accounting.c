@@ -12,7 +12,7 @@
 #include "common/util.h"
 #include "hostd/cputime.h"
 #include "hostd/sensor.h"
-#include "hostd/tree.h"
+#include "common/tree.h"
 #include "version.h"
 
 struct acct_domain {

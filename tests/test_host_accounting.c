@@ -16,7 +16,7 @@
 #include "common/powercap.h"
 #include "common/strbuf.h"
 #include "hostd/accounting.h"
-#include "hostd/tree.h"
+#include "common/tree.h"
 
 typedef unsigned __int128 u128;
 

@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 
 #include "common/powercap.h"
-#include "hostd/tree.h"
+#include "common/tree.h"
 
 static const char *const zone_names[] = { "package-0", "core", "uncore", "dram" };
 

@@ -2,7 +2,7 @@
  * directory fds kept open from tree_open, opened with O_NOFOLLOW, and replaced by an exclusive
  * temporary plus rename, so whatever a guest plants in its share (symlinks, FIFOs, directories)
  * is replaced or makes a write fail; nothing is ever written through it. */
-#include "hostd/tree.h"
+#include "common/tree.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -1,7 +1,8 @@
-/* Writing one domain's powercap-compatible tree (DESIGN.md §1) inside a directory powerd-host
- * owns. Every path is relative to directory fds, nothing follows symlinks, files are replaced
- * atomically (exclusive temporary + rename) with mode 0644. A hostile guest that plants
- * symlinks, directories or junk in the tree can make a write fail, never make one land outside. */
+/* Writing one powercap-compatible tree (DESIGN.md §1) inside a directory the caller owns: a
+ * domain's tree on the host, a channel-fed guest's tree_out in the VM. Every path is relative to
+ * directory fds, nothing follows symlinks, files are replaced atomically (exclusive temporary +
+ * rename) with mode 0644. A hostile guest that plants symlinks, directories or junk in the tree can
+ * make a write fail, never make one land outside. */
 #pragma once
 
 #include <stddef.h>
