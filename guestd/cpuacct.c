@@ -115,50 +115,127 @@ static int read_v1_usage(int dirfd, uint64_t *ret_ns)
 	return parse_u64_content(buf, len, ret_ns);
 }
 
+/* systemd gives a cgroup to units of these types; a slice only groups others. */
+static const char *const unit_suffixes[] = { ".service", ".scope", ".socket", ".mount", ".swap" };
+
+/* Slices nest one level per dash ("a-b-c.slice" is in "a-b.slice"): real trees are a few deep. */
+#define UNITS_DEPTH_MAX 16
+/* Bounds the memory a hostile or runaway tree can make the walk take. */
+#define UNITS_MAX 8192
+
+static bool has_suffix(const char *name, const char *suffix)
+{
+	size_t len = strlen(name), slen = strlen(suffix);
+
+	return len > slen && streq(name + len - slen, suffix);
+}
+
+static bool is_unit_name(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(unit_suffixes); i++)
+		if (has_suffix(name, unit_suffixes[i]))
+			return true;
+	return false;
+}
+
+/* systemd prefixes a cgroup name with '_' where the unit name could clash with a cgroupfs file
+ * ("cpu.service" is "_cpu.service", names starting with '.' or '_' get one too). */
+static const char *unit_name_of(const char *cgroup_name)
+{
+	return cgroup_name[0] == '_' ? cgroup_name + 1 : cgroup_name;
+}
+
+struct units_walk {
+	enum cgroup_layout layout;
+	struct cpu_samples samples;
+};
+
+static void units_add(struct units_walk *w, int ufd, const char *cgroup_name)
+{
+	uint64_t ns;
+	int r = w->layout == CGROUP_LAYOUT_V2 ? read_v2_usage(ufd, &ns) : read_v1_usage(ufd, &ns);
+
+	/* A unit that stopped between listing and reading, or an unreadable one, is skipped. */
+	if (r < 0 || w->samples.n >= UNITS_MAX)
+		return;
+	struct cpu_sample *c = samples_add(&w->samples);
+	c->key = xstrdup(unit_name_of(cgroup_name));
+	c->unit = xstrdup(c->key);
+	c->cpu_ns = ns;
+}
+
+/* Every unit below the slice at dfd (taken over). A unit's usage already holds its sub-cgroups
+ * (a delegated service, a container's own tree, the user manager's units): it is one consumer
+ * and is not descended into, so no CPU time is counted twice. A slice's own usage is the sum of
+ * its children (and what exited ones left): never a consumer. */
+static void units_walk_slice(struct units_walk *w, int dfd, unsigned depth)
+{
+	DIR *d = fdopendir(dfd);
+
+	if (!d) {
+		close(dfd);
+		return;
+	}
+	for (struct dirent *de; (de = readdir(d));) {
+		bool is_slice = has_suffix(de->d_name, ".slice");
+
+		if (!is_slice && !is_unit_name(de->d_name))
+			continue;
+		int cfd = openat(
+			dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (cfd < 0)
+			continue;
+		if (!is_slice) {
+			units_add(w, cfd, de->d_name);
+			close(cfd);
+		} else if (depth < UNITS_DEPTH_MAX) {
+			units_walk_slice(w, cfd, depth + 1);
+		} else {
+			close(cfd);
+		}
+	}
+	closedir(d);
+}
+
+/* Sorted by key, one entry per name (a unit name is unique in systemd; a duplicate can only come
+ * from a tree that is not systemd's, and one label set must not be served twice). */
+static void samples_sort_unique(struct cpu_samples *s)
+{
+	size_t j = 0;
+
+	if (s->n == 0)
+		return;
+	qsort(s->v, s->n, sizeof(*s->v), sample_cmp);
+	for (size_t i = 1; i < s->n; i++) {
+		if (streq(s->v[i].key, s->v[j].key)) {
+			free(s->v[i].key);
+			free(s->v[i].unit);
+			continue;
+		}
+		s->v[++j] = s->v[i];
+	}
+	s->n = j + 1;
+}
+
 int cpuacct_units(const char *cgroup_root, struct cpu_samples *ret)
 {
-	static const char *const slice_dirs[] = {
-		[CGROUP_LAYOUT_V2] = "system.slice",
-		[CGROUP_LAYOUT_V1] = "cpu,cpuacct/system.slice",
-		[CGROUP_LAYOUT_V1_SPLIT] = "cpuacct/system.slice",
+	static const char *const hierarchy[] = {
+		[CGROUP_LAYOUT_V2] = ".",
+		[CGROUP_LAYOUT_V1] = "cpu,cpuacct",
+		[CGROUP_LAYOUT_V1_SPLIT] = "cpuacct",
 	};
-	enum cgroup_layout layout = cpuacct_cgroup_layout(cgroup_root);
-	struct cpu_samples s = { 0 };
+	struct units_walk w = { .layout = cpuacct_cgroup_layout(cgroup_root) };
 
-	if (layout == CGROUP_LAYOUT_NONE)
+	if (w.layout == CGROUP_LAYOUT_NONE)
 		return -ENOENT;
-	_cleanup_free_ char *path = xasprintf("%s/%s", cgroup_root, slice_dirs[layout]);
+	_cleanup_free_ char *path = xasprintf("%s/%s", cgroup_root, hierarchy[w.layout]);
 	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return -errno;
-	}
-	for (struct dirent *de; (de = readdir(d));) {
-		size_t len = strlen(de->d_name);
-		uint64_t ns;
-		int r;
-
-		if (len <= 8 || !streq(de->d_name + len - 8, ".service"))
-			continue;
-		_cleanup_close_ int ufd =
-			openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (ufd < 0)
-			continue;
-		r = layout == CGROUP_LAYOUT_V2 ? read_v2_usage(ufd, &ns) : read_v1_usage(ufd, &ns);
-		if (r < 0)
-			continue;
-		struct cpu_sample *c = samples_add(&s);
-		c->key = xstrdup(de->d_name);
-		c->unit = xstrdup(de->d_name);
-		c->cpu_ns = ns;
-	}
-	closedir(d);
-	if (s.n)
-		qsort(s.v, s.n, sizeof(*s.v), sample_cmp);
-	*ret = s;
+	/* The root cgroup is "-.slice". */
+	units_walk_slice(&w, dfd, 0);
+	samples_sort_unique(&w.samples);
+	*ret = w.samples;
 	return 0;
 }
 

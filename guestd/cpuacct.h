@@ -1,4 +1,4 @@
-/* Reading CPU time inside the guest: busy time from <proc_root>/stat, per systemd service from the
+/* Reading CPU time inside the guest: busy time from <proc_root>/stat, per systemd unit from the
  * cgroup tree (v2 cpu.stat or v1 cpuacct.usage), per process from <proc_root>/<pid>/stat. */
 #pragma once
 
@@ -32,13 +32,16 @@ int cpuacct_parse_stat(const char *buf, uint64_t *ret_ns);
 
 enum cgroup_layout {
 	CGROUP_LAYOUT_NONE,
-	CGROUP_LAYOUT_V2,	/* <root>/system.slice/X.service/cpu.stat usage_usec */
-	CGROUP_LAYOUT_V1,	/* <root>/cpu,cpuacct/system.slice/X.service/cpuacct.usage */
-	CGROUP_LAYOUT_V1_SPLIT, /* <root>/cpuacct/system.slice/X.service/cpuacct.usage */
+	CGROUP_LAYOUT_V2,	/* <root>/[S.slice/...]X.service/cpu.stat usage_usec */
+	CGROUP_LAYOUT_V1,	/* <root>/cpu,cpuacct/[S.slice/...]X.service/cpuacct.usage */
+	CGROUP_LAYOUT_V1_SPLIT, /* <root>/cpuacct/[S.slice/...]X.service/cpuacct.usage */
 };
 
 enum cgroup_layout cpuacct_cgroup_layout(const char *cgroup_root);
-/* Every system.slice/NAME.service with its CPU time. -ENOENT when no layout was found. */
+/* Every unit with a cgroup (service, scope, socket, mount, swap) in any slice, nested slices
+ * included, with its CPU time, named as systemd names it (the leaf unit name, systemd's '_'
+ * escape undone). Slices are walked, not counted; a unit's sub-cgroups are part of it. -ENOENT
+ * when no layout was found. */
 int cpuacct_units(const char *cgroup_root, struct cpu_samples *ret);
 /* Every process under proc_root; exe and cmdline only when with_details. */
 int cpuacct_processes(const char *proc_root, bool with_details, struct cpu_samples *ret);

@@ -191,6 +191,134 @@ static void test_units_v1(void **state)
 	assert_int_equal(cpuacct_units(none, &s), -ENOENT);
 }
 
+/* A cgroup v2 tree shaped like a real systemd machine's: services directly in system.slice and in
+ * nested slices, scopes, the user manager's own sub-tree, containers in machine.slice. Usage of a
+ * slice is the sum of its children (plus what exited children left behind): only the units that
+ * hold processes are consumers, named by their leaf unit name. */
+static void write_v2(const char *cg, const char *rel, uint64_t usage_usec)
+{
+	_cleanup_free_ char *p = xasprintf("%s/cpu.stat", rel);
+
+	tu_writef(cg, p, "usage_usec %llu\nuser_usec 1\nsystem_usec 2\n",
+		(unsigned long long)usage_usec);
+}
+
+static void write_v2_nested(const char *cg, uint64_t k)
+{
+	/* k busy ticks' worth for every unit: 9 units */
+	uint64_t u = k * tick_ns / 1000;
+
+	write_v2(cg, "init.scope", u);
+	write_v2(cg, "system.slice", 999999999); /* a slice: never a consumer */
+	write_v2(cg, "system.slice/ssh.service", u);
+	write_v2(cg, "system.slice/system-postgresql.slice", 999999999);
+	write_v2(cg, "system.slice/system-postgresql.slice/postgresql@15-main.service", u);
+	write_v2(cg, "system.slice/system-getty.slice/getty@tty1.service", u);
+	write_v2(cg, "system.slice/_cpu.service", u); /* systemd's escape of "cpu.service" */
+	write_v2(cg, "user.slice/user-1000.slice/session-2.scope", u);
+	write_v2(cg, "user.slice/user-1000.slice/user@1000.service", u);
+	/* the user manager's own units are part of user@1000.service, not counted again */
+	write_v2(cg, "user.slice/user-1000.slice/user@1000.service/app.slice/x.service", u);
+	write_v2(cg, "machine.slice/libpod-4f2a.scope", u);
+	write_v2(cg, "machine.slice/libpod-4f2a.scope/container", u);
+	write_v2(cg, "machine.slice/systemd-nspawn@c1.service", u);
+	write_v2(cg, "machine.slice/systemd-nspawn@c1.service/payload/system.slice/a.service", u);
+}
+
+static const char *const nested_units[] = {
+	"cpu.service",
+	"getty@tty1.service",
+	"init.scope",
+	"libpod-4f2a.scope",
+	"postgresql@15-main.service",
+	"session-2.scope",
+	"ssh.service",
+	"systemd-nspawn@c1.service",
+	"user@1000.service",
+};
+
+static void assert_nested_units(struct ledger *l, uint64_t each_uj)
+{
+	assert_int_equal(l->n, ARRAY_SIZE(nested_units));
+	for (size_t i = 0; i < ARRAY_SIZE(nested_units); i++) {
+		struct ledger_entry *e = find(l, nested_units[i]);
+
+		assert_non_null(e);
+		assert_string_equal(e->s.unit, nested_units[i]);
+		assert_int_equal(e->interval_uj, each_uj);
+	}
+}
+
+static void test_units_v2_nested(void **state)
+{
+	_cleanup_free_ char *proc = subdir("v2nproc");
+	_cleanup_free_ char *cg = subdir("v2ncg");
+	struct ledger l = { 0 };
+
+	tu_write(cg, "cgroup.controllers", "cpu io memory pids\n");
+	tu_write(cg, "cgroup.procs", "2\n");
+	tu_write(cg, "system.slice/not-a-unit/cpu.stat", "usage_usec 5\n");
+	write_v2_nested(cg, 10);
+	write_proc_stat(proc, 1000, 0, 50000);
+	units_tick(&l, proc, cg, 0);
+
+	/* 90 busy ticks, 10 for each of the 9 units: every µJ goes to a unit, none vanishes. */
+	write_v2_nested(cg, 20);
+	write_proc_stat(proc, 1090, 0, 60000);
+	units_tick(&l, proc, cg, 900000);
+	assert_nested_units(&l, 100000);
+	assert_int_equal(ledger_sum_uj(&l), 900000);
+	ledger_free(&l);
+}
+
+/* The same machine on cgroup v1 (cpu,cpuacct hierarchy; cpuacct.usage in ns). */
+static void write_v1(const char *cg, const char *rel, uint64_t ns)
+{
+	_cleanup_free_ char *p = xasprintf("cpu,cpuacct/%s/cpuacct.usage", rel);
+
+	tu_writef(cg, p, "%llu\n", (unsigned long long)ns);
+}
+
+static void write_v1_nested(const char *cg, uint64_t k)
+{
+	uint64_t ns = k * tick_ns;
+
+	tu_writef(cg, "cpu,cpuacct/cpuacct.usage", "%llu\n", (unsigned long long)(100 * ns));
+	write_v1(cg, "init.scope", ns);
+	write_v1(cg, "system.slice", 100 * ns);
+	write_v1(cg, "system.slice/ssh.service", ns);
+	write_v1(cg, "system.slice/system-postgresql.slice/postgresql@15-main.service", ns);
+	write_v1(cg, "system.slice/system-getty.slice/getty@tty1.service", ns);
+	write_v1(cg, "system.slice/_cpu.service", ns);
+	write_v1(cg, "user.slice/user-1000.slice/session-2.scope", ns);
+	write_v1(cg, "user.slice/user-1000.slice/user@1000.service", ns);
+	write_v1(cg, "user.slice/user-1000.slice/user@1000.service/app.slice/x.service", ns);
+	write_v1(cg, "machine.slice/libpod-4f2a.scope", ns);
+	write_v1(cg, "machine.slice/systemd-nspawn@c1.service", ns);
+	write_v1(cg, "machine.slice/systemd-nspawn@c1.service/payload", ns);
+}
+
+static void test_units_v1_nested(void **state)
+{
+	_cleanup_free_ char *proc = subdir("v1nproc");
+	_cleanup_free_ char *cg = subdir("v1ncg");
+	struct ledger l = { 0 };
+
+	/* v1 mounts every controller hierarchy next to each other; only cpuacct is read */
+	tu_write(cg, "memory/system.slice/ssh.service/memory.usage_in_bytes", "1\n");
+	write_v1_nested(cg, 10);
+	write_proc_stat(proc, 1000, 0, 50000);
+	assert_int_equal(cpuacct_cgroup_layout(cg), CGROUP_LAYOUT_V1);
+	units_tick(&l, proc, cg, 0);
+
+	write_v1_nested(cg, 20);
+	write_proc_stat(proc, 1090, 0, 60000);
+	units_tick(&l, proc, cg, 900000);
+	assert_nested_units(&l, 100000);
+	assert_int_equal(ledger_sum_uj(&l), 900000);
+	ledger_free(&l);
+}
+
 static void write_pid(const char *proc, int pid, const char *comm, uint64_t utime, uint64_t stime)
 {
 	_cleanup_free_ char *rel = xasprintf("%d/stat", pid);
@@ -295,6 +423,8 @@ int main(void)
 		cmocka_unit_test(test_parse_stat),
 		cmocka_unit_test(test_units_v2),
 		cmocka_unit_test(test_units_v1),
+		cmocka_unit_test(test_units_v2_nested),
+		cmocka_unit_test(test_units_v1_nested),
 		cmocka_unit_test(test_processes),
 		cmocka_unit_test(test_process_long_cmdline),
 	};
