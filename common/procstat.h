@@ -25,10 +25,11 @@ static inline uint64_t cpu_times_all_ns(const struct cpu_times *t)
 	       t->softirq_ns + t->steal_ns;
 }
 
-/* all - idle - iowait */
+/* all - idle - iowait - steal: steal is time this system's CPUs did not run at all (the
+ * hypervisor under a nested or cloud host, or the host under a guest, ran something else) */
 static inline uint64_t cpu_times_busy_ns(const struct cpu_times *t)
 {
-	return cpu_times_all_ns(t) - t->idle_ns - t->iowait_ns;
+	return cpu_times_all_ns(t) - t->idle_ns - t->iowait_ns - t->steal_ns;
 }
 
 /* /proc/<pid>/stat: "pid (comm) state ppid ...". comm may hold spaces and parentheses, so it

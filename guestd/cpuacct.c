@@ -48,8 +48,7 @@ int cpuacct_parse_stat(const char *buf, uint64_t *ret_ns)
 
 	if (r < 0)
 		return r;
-	/* steal is time the vCPU did not run at all */
-	*ret_ns = cpu_times_busy_ns(&t) - t.steal_ns;
+	*ret_ns = cpu_times_busy_ns(&t); /* steal excluded there: the vCPU did not run */
 	return 0;
 }
 
