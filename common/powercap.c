@@ -73,6 +73,8 @@ struct zone_scan {
 	size_t prefix;
 	unsigned n, m;
 	bool is_sub;
+	bool is_nameless; /* a lenient tree's package without a name file: named package-N */
+	bool is_skipped;  /* a lenient tree's subzone without name or energy_uj */
 };
 
 static void zone_scan_close(struct zone_scan *s)
@@ -145,6 +147,17 @@ static int zone_open(struct powercap_tree *t, int dirfd, const char *id, const c
 	}
 
 	r = read_file_at(s->z.dir_fd, "name", buf, POWERCAP_NAME_MAX, &len);
+	if (r == -ENOENT && t->is_lenient) {
+		/* Scaphandre's qemu exporter writes intel-rapl:0/energy_uj and an empty
+		 * intel-rapl:0:0/, nothing else: its reader skips a subzone without a name. */
+		if (s->is_sub) {
+			s->is_skipped = true;
+			return 0;
+		}
+		len = (size_t)snprintf(buf, sizeof(buf), "package-%u", s->n);
+		s->is_nameless = true;
+		r = 0;
+	}
 	if (r < 0) {
 		set_err(err, err_size, "%s%s/name: %s", where, id,
 			r == -EFBIG ? "name too long" : strerror(-r));
@@ -181,6 +194,10 @@ static int zone_open(struct powercap_tree *t, int dirfd, const char *id, const c
 	/* Missing or unreadable: the zone still counts, without wrap correction. */
 
 	_cleanup_close_ int fd = open_energy(s->z.dir_fd);
+	if (fd == -ENOENT && t->is_lenient && s->is_sub) {
+		s->is_skipped = true;
+		return 0;
+	}
 	if (fd < 0) {
 		set_err(err, err_size, "%s%s/energy_uj: %s", where, id, strerror(-fd));
 		return fd;
@@ -328,6 +345,8 @@ static int tree_scan(struct powercap_tree *t, struct scan_list *pkgs, struct sca
 			zone_scan_close(&s);
 			break;
 		}
+		if (s.is_nameless)
+			t->layout = POWERCAP_LAYOUT_SCAPHANDRE_QEMU;
 		s.z.package = s.n;
 		r = scan_list_add(pkgs, &s, err, err_size);
 		if (r < 0)
@@ -351,9 +370,11 @@ static int tree_scan(struct powercap_tree *t, struct scan_list *pkgs, struct sca
 			ss.prefix = prefix;
 			ss.n = zn;
 			r = zone_open(t, pkg_fd, sub_names[j], where, false, &ss, err, err_size);
-			if (r < 0) {
+			if (r < 0 || ss.is_skipped) {
 				zone_scan_close(&ss);
-				break;
+				if (r < 0)
+					break;
+				continue;
 			}
 			ss.z.package = zn;
 			r = scan_list_add(subs, &ss, err, err_size);
@@ -369,9 +390,11 @@ static int tree_scan(struct powercap_tree *t, struct scan_list *pkgs, struct sca
 		if (!has_m || scan_list_has(subs, names[i]))
 			continue;
 		r = zone_open(t, t->root_fd, names[i], "", true, &s, err, err_size);
-		if (r < 0) {
+		if (r < 0 || s.is_skipped) {
 			zone_scan_close(&s);
-			break;
+			if (r < 0)
+				break;
+			continue;
 		}
 		s.z.package = s.n;
 		r = scan_list_add(subs, &s, err, err_size);
@@ -380,7 +403,26 @@ static int tree_scan(struct powercap_tree *t, struct scan_list *pkgs, struct sca
 	return r < 0 ? r : 0;
 }
 
+const char *powercap_layout_name(enum powercap_layout layout)
+{
+	switch (layout) {
+	case POWERCAP_LAYOUT_SYSFS:
+		return "sysfs";
+	case POWERCAP_LAYOUT_SCAPHANDRE_QEMU:
+		return "scaphandre-qemu";
+	case POWERCAP_LAYOUT_POWERD:
+		break;
+	}
+	return "powerd";
+}
+
 int powercap_tree_open(const char *root, struct powercap_tree **ret, char *err, size_t err_size)
+{
+	return powercap_tree_open_flags(root, 0, ret, err, err_size);
+}
+
+int powercap_tree_open_flags(
+	const char *root, unsigned flags, struct powercap_tree **ret, char *err, size_t err_size)
 {
 	struct scan_list pkgs = { 0 }, subs = { 0 };
 	struct statfs sfs;
@@ -397,6 +439,8 @@ int powercap_tree_open(const char *root, struct powercap_tree **ret, char *err, 
 		goto fail;
 	}
 	t->is_sysfs = fstatfs(t->root_fd, &sfs) == 0 && sfs.f_type == SYSFS_MAGIC;
+	t->layout = t->is_sysfs ? POWERCAP_LAYOUT_SYSFS : POWERCAP_LAYOUT_POWERD;
+	t->is_lenient = !t->is_sysfs && (flags & POWERCAP_OPEN_SCAPHANDRE_QEMU);
 
 	r = tree_scan(t, &pkgs, &subs, err, err_size);
 	if (r < 0)

@@ -23,10 +23,19 @@ struct powercap_zone {
 	bool has_max_energy_range;
 };
 
+/* What wrote the tree, as far as its shape tells. */
+enum powercap_layout {
+	POWERCAP_LAYOUT_POWERD,		 /* powercap files outside sysfs: powerd-host's tree */
+	POWERCAP_LAYOUT_SYSFS,		 /* the kernel's /sys/class/powercap */
+	POWERCAP_LAYOUT_SCAPHANDRE_QEMU, /* Scaphandre's qemu exporter: energy_uj only, no name */
+};
+
 struct powercap_tree {
 	char *root; /* the path it was opened from, for messages */
 	int root_fd;
 	bool is_sysfs; /* attributes re-read on pread; elsewhere files are replaced by rename */
+	enum powercap_layout layout;
+	bool is_lenient;	     /* opened with POWERCAP_OPEN_SCAPHANDRE_QEMU, not on sysfs */
 	struct powercap_zone *zones; /* packages first in id order, each followed by its subzones */
 	size_t n_zones;
 };
@@ -35,6 +44,15 @@ struct powercap_tree {
  * it duplicates the package counter), their "…:N:M" subzones nested or as top-level entries.
  * -ENOENT: root missing; -ENODATA: no zone at all; other errors name the entry in err. */
 int powercap_tree_open(const char *root, struct powercap_tree **ret, char *err, size_t err_size);
+/* POWERCAP_OPEN_SCAPHANDRE_QEMU also reads the tree Scaphandre's `qemu` exporter writes, outside
+ * sysfs only: a top-level zone without a name file is "package-N" (N of intel-rapl:N), and a
+ * subzone without name or energy_uj is skipped; layout then says POWERCAP_LAYOUT_SCAPHANDRE_QEMU.
+ * Real sysfs stays strict whatever the flags, and so does powercap_tree_open(). */
+#define POWERCAP_OPEN_SCAPHANDRE_QEMU (1u << 0)
+int powercap_tree_open_flags(
+	const char *root, unsigned flags, struct powercap_tree **ret, char *err, size_t err_size);
+/* "powerd", "sysfs" or "scaphandre-qemu": the value of the guest's layout label. */
+const char *powercap_layout_name(enum powercap_layout layout);
 void powercap_tree_free(struct powercap_tree *t);
 
 /* Read one zone's energy_uj, strictly parsed. -EINVAL on garbage or truncated content. */

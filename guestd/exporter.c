@@ -197,6 +197,18 @@ static void render_scaph_processes(struct strbuf *b, const struct ledger *l, uin
 	free(v);
 }
 
+/* Which writer the open tree looks like: a Scaphandre host (its `qemu` exporter, energy known to
+ * be about 5x low, Scaphandre issue #428) is not powerd, and an operator should see that. */
+static void render_source_info(struct strbuf *b, const struct source *s)
+{
+	prom_family(b, "powerd_source_info", PROM_GAUGE,
+		"Layout of the powercap tree read (powerd, sysfs or scaphandre-qemu), value 1");
+	if (!s->tree)
+		return;
+	const char *labels[] = { "layout", powercap_layout_name(s->layout), NULL };
+	prom_sample(b, "powerd_source_info", labels, 1);
+}
+
 void exporter_render(struct strbuf *b, const struct exporter_view *v)
 {
 	bool is_scaph = v->metric_names == GUEST_NAMES_SCAPHANDRE;
@@ -219,6 +231,7 @@ void exporter_render(struct strbuf *b, const struct exporter_view *v)
 	prom_family(b, "powerd_source_estimated", PROM_GAUGE,
 		"1 when the host estimates energy from CPU use instead of measuring it");
 	prom_sample(b, "powerd_source_estimated", NULL, v->source->is_estimated ? 1 : 0);
+	render_source_info(b, v->source);
 	prom_family(b, "powerd_build_info", PROM_GAUGE, "Version of powerd-guest, value 1");
 	const char *labels[] = { "version", v->version, NULL };
 	prom_sample(b, "powerd_build_info", labels, 1);

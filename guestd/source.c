@@ -89,13 +89,17 @@ static void zones_attach(struct source *s)
 static int source_open(struct source *s)
 {
 	char err[256] = "";
-	int r = powercap_tree_open(s->root, &s->tree, err, sizeof(err));
+	struct stat st;
+	/* Guests may be upgraded before their hosts: Scaphandre's own qemu tree is read too. */
+	int r = powercap_tree_open_flags(
+		s->root, POWERCAP_OPEN_SCAPHANDRE_QEMU, &s->tree, err, sizeof(err));
 
 	if (r >= 0 && s->tree->n_zones == 0) {
 		powercap_tree_free(s->tree);
 		r = -ENODATA;
 	}
-	if (r == -ENOENT)
+	/* A file missing inside the tree is named by err; "missing" is for the root only. */
+	if (r == -ENOENT && stat(s->root, &st) < 0 && errno == ENOENT)
 		snprintf(s->problem, sizeof(s->problem), "%s: missing", s->root);
 	else if (r == -ENODATA)
 		snprintf(s->problem, sizeof(s->problem), "%s: no powercap zones", s->root);
@@ -106,6 +110,7 @@ static int source_open(struct source *s)
 		s->tree = NULL;
 		return r;
 	}
+	s->layout = s->tree->layout;
 	zones_attach(s);
 	return 0;
 }

@@ -32,6 +32,7 @@ struct source {
 	bool has_sampled;
 	bool has_heartbeat;
 	bool is_estimated;
+	enum powercap_layout layout; /* of the tree as last opened */
 	uint64_t hb_seq;
 	uint64_t hb_changed_ns; /* when seq was last seen to change */
 	uint64_t host_interval_ms;
