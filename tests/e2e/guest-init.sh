@@ -31,7 +31,7 @@ done
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 
 for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci netfs fscache \
-	9pnet 9pnet_virtio 9p fuse virtiofs; do
+	9pnet 9pnet_virtio 9p fuse virtiofs virtio_console; do
 	[ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null
 done
 ip link set lo up

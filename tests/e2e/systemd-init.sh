@@ -1,7 +1,8 @@
 #!/bin/busybox sh
 # shellcheck shell=dash
-# /init of the end-to-end test's systemd guest: load the virtio and 9p modules, mount the root
-# filesystem the host exports over 9p (tag "rootfs"), and hand over to systemd.
+# /init of the end-to-end test's systemd guest: load the virtio, 9p and virtio_console (the energy
+# channel's port) modules, mount the root filesystem the host exports over 9p (tag "rootfs"), and
+# hand over to systemd.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mkdir -p /proc /sys /dev /newroot
@@ -9,7 +10,7 @@ mount -t proc proc /proc
 mount -t devtmpfs devtmpfs /dev
 exec >/dev/console 2>&1
 for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci netfs fscache \
-	9pnet 9pnet_virtio 9p; do
+	9pnet 9pnet_virtio 9p virtio_console; do
 	[ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko
 done
 echo "=== INITRAMFS up=$(cut -d' ' -f1 /proc/uptime) ==="
