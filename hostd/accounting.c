@@ -1,6 +1,7 @@
 /* One powerd-host tick: host energy per zone, host and domain CPU time, the idle policy, the
- * exact split, every domain's tree; and the host metrics. Per tick: one read per host zone, one
- * of /proc/stat, one per domain, n_zones + 1 file replacements per domain, no allocation. */
+ * exact split, then every domain's publishers (its tree, its channel); and the host metrics. Per
+ * tick: one read per host zone, one of /proc/stat, one per domain, n_zones + 1 file replacements
+ * per domain, no allocation. */
 #include "hostd/accounting.h"
 
 #include <math.h>
@@ -10,29 +11,30 @@
 #include "common/log.h"
 #include "common/prom.h"
 #include "common/util.h"
-#include "hostd/cputime.h"
-#include "hostd/sensor.h"
 #include "common/tree.h"
+#include "hostd/cputime.h"
+#include "hostd/publish.h"
+#include "hostd/sensor.h"
 #include "version.h"
 
 struct acct_domain {
 	char *name;
-	size_t index; /* in accounting.domains */
-	struct tree *tree;
+	size_t index;			       /* in accounting.domains */
+	struct publisher *pubs[PUBLISH_SLOTS]; /* by enum publish_slot, NULL where none */
 	struct cpu_source *cpu;
 	int (*read_cpu_ns)(void *arg, uint64_t *ret_ns);
 	void *read_cpu_arg;
 	uint64_t last_cpu_ns;
 	bool has_last_cpu;
 	bool is_cpu_failing;
-	bool is_tree_failing;
 	uint64_t frac[SENSOR_ZONES_MAX];
 	uint64_t total_uj[SENSOR_ZONES_MAX];
 	uint64_t last_uj[SENSOR_ZONES_MAX]; /* this interval's share, for the power gauge */
 };
 
-enum { ERR_SENSOR, ERR_CPU, ERR_TREE, ERR_KINDS };
-static const char *const error_kinds[ERR_KINDS] = { "sensor", "cpu", "tree" };
+/* The publishers' kinds follow, one per slot. */
+enum { ERR_SENSOR, ERR_CPU, ERR_PUBLISH, ERR_KINDS = ERR_PUBLISH + PUBLISH_SLOTS };
+static const char *const error_kinds[ERR_KINDS] = { "sensor", "cpu", "tree", "channel" };
 
 struct accounting {
 	const struct host_config *cfg;
@@ -96,7 +98,8 @@ static void domain_free(struct acct_domain *d)
 {
 	if (!d)
 		return;
-	tree_free(d->tree);
+	for (size_t s = 0; s < PUBLISH_SLOTS; s++)
+		publisher_free(d->pubs[s]);
 	cpu_source_free(d->cpu);
 	free(d->name);
 	free(d);
@@ -126,14 +129,16 @@ void accounting_set_config(struct accounting *a, const struct host_config *cfg)
 int accounting_add_domain(
 	struct accounting *a, const char *name, int tree_dirfd, struct acct_domain **ret)
 {
-	struct tree *t;
+	struct tree *t = NULL;
 	int r;
 
-	r = tree_open(tree_dirfd, a->zone_names, a->n_zones, &t);
-	if (r < 0) {
-		log_warn("domain %s: cannot lay out its tree: %s", name, strerror(-r));
-		a->errors[ERR_TREE]++;
-		return r;
+	if (tree_dirfd >= 0) {
+		r = tree_open(tree_dirfd, a->zone_names, a->n_zones, &t);
+		if (r < 0) {
+			log_warn("domain %s: cannot lay out its tree: %s", name, strerror(-r));
+			a->errors[ERR_PUBLISH + PUBLISH_TREE]++;
+			return r;
+		}
 	}
 	if (a->n_domains == a->cap_domains) {
 		a->cap_domains = a->cap_domains ? a->cap_domains * 2 : 16;
@@ -144,9 +149,11 @@ int accounting_add_domain(
 	}
 	struct acct_domain *d = xcalloc(1, sizeof(*d));
 	d->name = xstrdup(name);
-	d->tree = t;
-	for (size_t z = 0; z < a->n_zones; z++)
-		d->total_uj[z] = tree_adopted_uj(t, z);
+	if (t) {
+		for (size_t z = 0; z < a->n_zones; z++)
+			d->total_uj[z] = tree_adopted_uj(t, z);
+		d->pubs[PUBLISH_TREE] = publish_tree_new(t);
+	}
 	d->index = a->n_domains;
 	a->domains[a->n_domains++] = d;
 	if (ret)
@@ -175,12 +182,23 @@ int accounting_domain_set_tree(struct accounting *a, struct acct_domain *d, int 
 	if (r < 0) {
 		tree_free(t);
 		log_warn("domain %s: cannot lay out its tree: %s", d->name, strerror(-r));
-		a->errors[ERR_TREE]++;
+		a->errors[ERR_PUBLISH + PUBLISH_TREE]++;
 		return r;
 	}
-	tree_free(d->tree);
-	d->tree = t;
+	accounting_domain_set_publisher(d, PUBLISH_TREE, publish_tree_new(t));
 	return 0;
+}
+
+void accounting_domain_set_publisher(
+	struct acct_domain *d, enum publish_slot slot, struct publisher *p)
+{
+	publisher_free(d->pubs[slot]);
+	d->pubs[slot] = p;
+}
+
+struct publisher *accounting_domain_publisher(const struct acct_domain *d, enum publish_slot slot)
+{
+	return d->pubs[slot];
 }
 
 int accounting_domain_set_pid(struct accounting *a, struct acct_domain *d, pid_t pid)
@@ -276,7 +294,8 @@ static uint64_t idle_part_uj(struct accounting *a, size_t z, uint64_t energy_uj,
 	return idle_uj >= (double)energy_uj ? energy_uj : (uint64_t)idle_uj;
 }
 
-static void write_trees(struct accounting *a)
+/* The tick's energy, computed once, to every publisher of every domain. */
+static void publish(struct accounting *a)
 {
 	struct heartbeat hb = {
 		.seq = a->seq,
@@ -284,19 +303,18 @@ static void write_trees(struct accounting *a)
 		.time_ms = now_realtime_ms(),
 		.is_estimated = sensor_is_estimated(a->sensor),
 	};
+	const struct publish_tick tick = {
+		.hb = &hb,
+		.zone_names = a->zone_names,
+		.n_zones = a->n_zones,
+	};
 
 	for (size_t i = 0; i < a->n_domains; i++) {
 		struct acct_domain *d = a->domains[i];
-		int r = tree_write(d->tree, d->total_uj, &hb);
-		if (r < 0) {
-			a->errors[ERR_TREE]++;
-			if (!d->is_tree_failing)
-				log_warn("domain %s: cannot write its tree: %s", d->name,
-					strerror(-r));
-		} else if (d->is_tree_failing) {
-			log_info("domain %s: tree writable again", d->name);
-		}
-		d->is_tree_failing = r < 0;
+		for (size_t s = 0; s < PUBLISH_SLOTS; s++)
+			if (d->pubs[s] &&
+				publisher_publish(d->pubs[s], d->name, &tick, d->total_uj) < 0)
+				a->errors[ERR_PUBLISH + s]++;
 	}
 }
 
@@ -358,7 +376,7 @@ int accounting_tick(struct accounting *a)
 		a->host_last_uj[z] = delta_uj[z];
 	}
 	a->seq++;
-	write_trees(a);
+	publish(a);
 	r = 0;
 out:
 	a->last_tick_ns = thread_cpu_ns() - t0;
@@ -449,8 +467,7 @@ void accounting_render(const struct accounting *a, bool libvirt_connected, struc
 	prom_sample(out, "powerd_tick_duration_seconds", NULL, (double)a->last_tick_ns / 1e9);
 	prom_family(out, "powerd_errors_total", PROM_COUNTER,
 		"Failed reads or writes by kind: sensor (host energy), cpu (CPU time), tree "
-		"(domain "
-		"trees).");
+		"(domain trees), channel (domain channels).");
 	for (size_t k = 0; k < ERR_KINDS; k++) {
 		const char *labels[] = { "kind", error_kinds[k], NULL };
 		prom_sample(out, "powerd_errors_total", labels, (double)a->errors[k]);

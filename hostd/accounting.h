@@ -1,6 +1,7 @@
 /* One powerd-host tick, and the per-domain energy state it keeps: read the host's energy
  * (sensor.c), host busy CPU time and each domain's CPU time (cputime.c), split the interval's
- * energy (attribution.c), write each domain's tree (tree.c), render host metrics.
+ * energy (attribution.c), hand it to each domain's publishers (publish.h: its tree, its channel),
+ * render host metrics.
  * Knows nothing of libvirt or mounts: the domain manager adds and removes domains. */
 #pragma once
 
@@ -11,6 +12,7 @@
 
 #include "common/strbuf.h"
 #include "hostd/host_config.h"
+#include "hostd/publish.h"
 
 struct accounting;
 struct acct_domain;
@@ -22,13 +24,19 @@ void accounting_free(struct accounting *a);
 void accounting_set_config(struct accounting *a, const struct host_config *cfg);
 
 /* Track a domain whose tree lives in the directory tree_dirfd (duplicated; the caller keeps its
- * own). Creates or adopts the tree: existing energy_uj values are continued, never reset. */
+ * own). Creates or adopts the tree: existing energy_uj values are continued, never reset.
+ * tree_dirfd -1: no tree (counters start at 0). */
 int accounting_add_domain(
 	struct accounting *a, const char *name, int tree_dirfd, struct acct_domain **ret);
 void accounting_remove_domain(struct accounting *a, struct acct_domain *d);
 /* The domain's tree moves to tree_dirfd (duplicated): its counters go on from their current
  * values, whatever the new directory held. */
 int accounting_domain_set_tree(struct accounting *a, struct acct_domain *d, int tree_dirfd);
+/* Give the domain a publisher in slot (owned from now on; NULL removes it), freeing the one it
+ * replaces. The tree's slot is managed by the calls above. */
+void accounting_domain_set_publisher(
+	struct acct_domain *d, enum publish_slot slot, struct publisher *p);
+struct publisher *accounting_domain_publisher(const struct acct_domain *d, enum publish_slot slot);
 /* The domain runs as pid (its qemu process): resolve its cgroup and keep its CPU-time file open.
  * pid 0: not running (no CPU time, energy stays). */
 int accounting_domain_set_pid(struct accounting *a, struct acct_domain *d, pid_t pid);

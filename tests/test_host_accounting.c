@@ -700,6 +700,104 @@ static void test_cpu_failure_streak(void **state)
 	accounting_free(a);
 }
 
+/* A publisher that records what the tick handed it, and fails while asked to. */
+struct recorder {
+	struct publisher pub;
+	int calls;
+	uint64_t seq;
+	uint64_t total_uj[N_ZONE];
+	size_t n_zones;
+	bool is_failing_now;
+	bool *freed;
+};
+
+static int recorder_publish(
+	struct publisher *p, const struct publish_tick *tick, const uint64_t *total_uj)
+{
+	struct recorder *rec = (struct recorder *)p;
+
+	rec->calls++;
+	rec->seq = tick->hb->seq;
+	rec->n_zones = tick->n_zones;
+	for (size_t z = 0; z < tick->n_zones && z < N_ZONE; z++)
+		rec->total_uj[z] = total_uj[z];
+	return rec->is_failing_now ? -EPIPE : 0;
+}
+
+static void recorder_free(struct publisher *p)
+{
+	struct recorder *rec = (struct recorder *)p;
+	*rec->freed = true;
+	free(rec);
+}
+
+static const struct publisher_ops recorder_ops = {
+	.kind = "channel",
+	.publish = recorder_publish,
+	.free = recorder_free,
+};
+
+/* The tick hands each domain's energy, computed once, to every publisher it has: the tree and the
+ * channel slot see the same totals, a domain without a tree still accrues, and a failing publisher
+ * is counted under its kind without disturbing the others. */
+static void test_publishers(void **state)
+{
+	struct fx *f = *state;
+	struct accounting *a;
+	struct acct_domain *bare;
+	struct recorder *rec[N_DOM];
+	bool freed[N_DOM] = { false };
+	uint64_t seed = 5;
+
+	assert_int_equal(accounting_new(&f->cfg, &a), 0);
+	add_domains(f, a);
+	/* no tree and no CPU time: it takes nothing from the model's domains */
+	assert_int_equal(accounting_add_domain(a, "bare", -1, &bare), 0);
+	assert_null(accounting_domain_publisher(bare, PUBLISH_TREE));
+	for (int i = 0; i < N_DOM; i++) {
+		rec[i] = xcalloc(1, sizeof(*rec[i]));
+		rec[i]->pub.ops = &recorder_ops;
+		rec[i]->freed = &freed[i];
+		accounting_domain_set_publisher(f->dom[i], PUBLISH_CHANNEL, &rec[i]->pub);
+		assert_ptr_equal(
+			accounting_domain_publisher(f->dom[i], PUBLISH_CHANNEL), &rec[i]->pub);
+		assert_non_null(accounting_domain_publisher(f->dom[i], PUBLISH_TREE));
+	}
+	assert_int_equal(accounting_tick(a), 0);
+	rec[1]->is_failing_now = true;
+	for (int k = 1; k <= 4; k++) {
+		run_ticks(f, a, 1, &seed); /* checks every tree against the model */
+		for (int i = 0; i < N_DOM; i++) {
+			assert_int_equal(rec[i]->calls, k + 1);
+			assert_int_equal(rec[i]->n_zones, N_ZONE);
+			for (int z = 0; z < N_ZONE; z++)
+				assert_int_equal(rec[i]->total_uj[z],
+					accounting_domain_energy_uj(f->dom[i], z));
+			assert_int_equal(rec[i]->seq, rec[0]->seq);
+		}
+	}
+	assert_int_equal(accounting_domain_energy_uj(bare, 0), 0);
+
+	struct strbuf b = { 0 };
+	double v;
+	accounting_render(a, true, &b);
+	assert_int_equal(tu_metric(b.buf, "powerd_errors_total{kind=\"channel\"}", &v), 0);
+	assert_true(v == 4);
+	assert_int_equal(tu_metric(b.buf, "powerd_errors_total{kind=\"tree\"}", &v), 0);
+	assert_true(v == 0);
+	strbuf_done(&b);
+
+	/* replacing and removing free the publisher they drop */
+	accounting_domain_set_publisher(f->dom[0], PUBLISH_CHANNEL, NULL);
+	assert_true(freed[0]);
+	accounting_remove_domain(a, f->dom[3]);
+	assert_true(freed[3]);
+	assert_false(freed[1]);
+	accounting_free(a);
+	for (int i = 0; i < N_DOM; i++)
+		assert_true(freed[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -710,6 +808,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_estimate, NULL, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_thousand_domains, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_publishers, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
