@@ -238,7 +238,8 @@ int cpuacct_units(const char *cgroup_root, struct cpu_samples *ret)
 	return 0;
 }
 
-static char *read_exe_name(int pfd)
+/* The executable's full path, as Scaphandre's exe label carries it. */
+static char *read_exe_path(int pfd)
 {
 	char target[4096];
 	ssize_t n = readlinkat(pfd, "exe", target, sizeof(target) - 1);
@@ -246,8 +247,7 @@ static char *read_exe_name(int pfd)
 	if (n <= 0)
 		return xstrdup("");
 	target[n] = '\0';
-	const char *slash = strrchr(target, '/');
-	return xstrdup(slash ? slash + 1 : target);
+	return xstrdup(target);
 }
 
 static char *read_cmdline(int pfd)
@@ -317,7 +317,7 @@ int cpuacct_processes(const char *proc_root, bool with_details, struct cpu_sampl
 		c->comm = xstrndup(st.comm, st.comm_len);
 		c->cpu_ns = procstat_ticks_to_ns(st.cpu_ticks);
 		if (with_details) {
-			c->exe = read_exe_name(pfd);
+			c->exe = read_exe_path(pfd);
 			c->cmdline = read_cmdline(pfd);
 		}
 	}

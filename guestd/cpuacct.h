@@ -13,7 +13,7 @@ struct cpu_sample {
 	char *unit; /* units: "sshd.service" */
 	char *pid;  /* processes: "1234" */
 	char *comm;
-	char *exe;     /* basename of the executable, "" when unreadable (scaphandre mode only) */
+	char *exe;     /* the executable's full path, "" when unreadable (scaphandre mode only) */
 	char *cmdline; /* arguments joined by spaces (scaphandre mode only) */
 	uint64_t cpu_ns;
 };

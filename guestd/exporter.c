@@ -1,13 +1,17 @@
 /* The exposition of powerd-guest.
  *
  * Native names follow DESIGN.md §3. With metric_names: scaphandre the energy and power families
- * carry the names, units (µW, µJ) and labels of Scaphandre's Prometheus exporter instead:
- *   scaph_host_energy_microjoules (counter), scaph_host_power_microwatts,
- *   scaph_socket_power_microwatts{socket_id}, scaph_domain_power_microwatts{domain_name,socket_id},
- *   scaph_process_power_consumption_microwatts{pid,exe,cmdline}
- * chosen because those are the series Scaphandre's documented dashboards query. Scaphandre has no
- * per-service family, so powerd_unit_* keep their native names there, as do powerd_source_up,
- * powerd_source_estimated and powerd_build_info (health of this daemon, not a Scaphandre series).
+ * carry the names, types, units (µW, µJ) and labels of Scaphandre's Prometheus exporter instead,
+ * the series its dashboards and recording rules query:
+ *   scaph_host_energy_microjoules (counter), scaph_host_power_microwatts: packages + dram, or
+ *     psys where the tree has it (Scaphandre's definition of the host);
+ *   scaph_socket_energy_microjoules{socket_id} (counter), scaph_socket_power_microwatts{socket_id};
+ *   scaph_domain_energy_microjoules{domain_name,socket_id,domain_id} (counter),
+ *     scaph_domain_power_microwatts{domain_name,socket_id,domain_id};
+ *   scaph_process_power_consumption_microwatts{pid,exe,cmdline}, exe the executable's path.
+ * Scaphandre has no per-service family, so powerd_unit_* keep their native names there, as do
+ * powerd_source_up, powerd_source_estimated, powerd_source_info and powerd_build_info (health
+ * of this daemon, not a Scaphandre series).
  */
 #include "guestd/exporter.h"
 
@@ -71,18 +75,67 @@ static void render_native_zones(struct strbuf *b, const struct source *s)
 	free(sums);
 }
 
-static void render_scaph_zones(struct strbuf *b, const struct source *s)
+/* Scaphandre's host figure: Σ packages + Σ dram where the tree has no psys zone, else psys (the
+ * platform, which already holds packages and dram). Over every zone ever seen, so the counter
+ * never goes back when a tree loses a zone. */
+struct scaph_host {
+	uint64_t energy_uj;
+	double power_w;
+	double package_power_w;
+};
+
+static bool is_psys(const struct source_zone *z)
 {
+	return !z->is_package && streq(z->name, "psys");
+}
+
+static struct scaph_host scaph_host_of(const struct source *s)
+{
+	struct scaph_host h = { 0 };
+	bool has_psys = false;
+
+	for (size_t i = 0; i < s->n_zones; i++)
+		has_psys = has_psys || is_psys(&s->zones[i]);
+	for (size_t i = 0; i < s->n_zones; i++) {
+		const struct source_zone *z = &s->zones[i];
+		bool counts = has_psys ? is_psys(z) : z->is_package || streq(z->name, "dram");
+
+		if (z->is_package)
+			h.package_power_w += z->power_w;
+		if (!counts)
+			continue;
+		h.energy_uj += z->counter.total_uj;
+		h.power_w += z->power_w;
+	}
+	return h;
+}
+
+/* "intel-rapl:0:2", not "intel-rapl:0". */
+static bool is_subzone(const struct source_zone *z)
+{
+	const char *colon = strchr(z->id, ':');
+
+	return colon && strchr(colon + 1, ':');
+}
+
+/* "intel-rapl:0:2" -> "2": Scaphandre's domain_id is the subzone's own number. */
+static const char *domain_id_of(const struct source_zone *z)
+{
+	const char *colon = strrchr(z->id, ':');
+
+	return colon ? colon + 1 : z->id;
+}
+
+static void render_scaph_sockets(struct strbuf *b, const struct source *s, bool is_energy)
+{
+	const char *name =
+		is_energy ? "scaph_socket_energy_microjoules" : "scaph_socket_power_microwatts";
 	char socket[16];
 
-	prom_family(b, "scaph_host_energy_microjoules", PROM_COUNTER,
-		"Energy measurement for the whole host, in microjoules");
-	prom_sample(b, "scaph_host_energy_microjoules", NULL, (double)source_total_uj(s));
-	prom_family(b, "scaph_host_power_microwatts", PROM_GAUGE,
-		"Power measurement on the whole host, in microwatts");
-	prom_sample(b, "scaph_host_power_microwatts", NULL, source_power_w(s) * 1e6);
-	prom_family(b, "scaph_socket_power_microwatts", PROM_GAUGE,
-		"Power measurement relative to a CPU socket, in microwatts");
+	prom_family(b, name, is_energy ? PROM_COUNTER : PROM_GAUGE,
+		is_energy ? "Energy of each CPU package (socket), in microjoules"
+			  : "Average power of each CPU package (socket) over the last interval, "
+			    "in microwatts");
 	for (size_t i = 0; i < s->n_zones; i++) {
 		const struct source_zone *z = &s->zones[i];
 		/* Zones of a tree no longer open may share labels with the current tree's. */
@@ -90,18 +143,51 @@ static void render_scaph_zones(struct strbuf *b, const struct source *s)
 			continue;
 		snprintf(socket, sizeof(socket), "%u", z->package);
 		const char *labels[] = { "socket_id", socket, NULL };
-		prom_sample(b, "scaph_socket_power_microwatts", labels, z->power_w * 1e6);
+		prom_sample(b, name, labels,
+			is_energy ? (double)z->counter.total_uj : z->power_w * 1e6);
 	}
-	prom_family(b, "scaph_domain_power_microwatts", PROM_GAUGE,
-		"Power measurement relative to a RAPL domain, in microwatts");
+}
+
+/* RAPL domains are the packages' subzones (core, uncore, dram); psys and packages are not. */
+static void render_scaph_domains(struct strbuf *b, const struct source *s, bool is_energy)
+{
+	const char *name =
+		is_energy ? "scaph_domain_energy_microjoules" : "scaph_domain_power_microwatts";
+	char socket[16];
+
+	prom_family(b, name, is_energy ? PROM_COUNTER : PROM_GAUGE,
+		is_energy ? "Energy of each RAPL domain of a socket, in microjoules"
+			  : "Average power of each RAPL domain of a socket over the last interval, "
+			    "in microwatts");
 	for (size_t i = 0; i < s->n_zones; i++) {
 		const struct source_zone *z = &s->zones[i];
-		if (z->is_package || !z->is_present)
+		if (!is_subzone(z) || !z->is_present)
 			continue;
 		snprintf(socket, sizeof(socket), "%u", z->package);
-		const char *labels[] = { "domain_name", z->name, "socket_id", socket, NULL };
-		prom_sample(b, "scaph_domain_power_microwatts", labels, z->power_w * 1e6);
+		const char *labels[] = { "domain_name", z->name, "socket_id", socket, "domain_id",
+			domain_id_of(z), NULL };
+		prom_sample(b, name, labels,
+			is_energy ? (double)z->counter.total_uj : z->power_w * 1e6);
 	}
+}
+
+static void render_scaph_zones(struct strbuf *b, const struct source *s)
+{
+	struct scaph_host h = scaph_host_of(s);
+
+	prom_family(b, "scaph_host_energy_microjoules", PROM_COUNTER,
+		"Energy of this machine (packages and dram, or psys where there is one), in "
+		"microjoules");
+	prom_sample(b, "scaph_host_energy_microjoules", NULL, (double)h.energy_uj);
+	prom_family(b, "scaph_host_power_microwatts", PROM_GAUGE,
+		"Average power of this machine (packages and dram, or psys where there is one) "
+		"over "
+		"the last interval, in microwatts");
+	prom_sample(b, "scaph_host_power_microwatts", NULL, h.power_w * 1e6);
+	render_scaph_sockets(b, s, true);
+	render_scaph_sockets(b, s, false);
+	render_scaph_domains(b, s, true);
+	render_scaph_domains(b, s, false);
 }
 
 static void render_units(struct strbuf *b, const struct ledger *l, uint64_t interval_ns)
@@ -180,10 +266,15 @@ static void render_processes(struct strbuf *b, const struct ledger *l, uint64_t 
 	free(v);
 }
 
-static void render_scaph_processes(struct strbuf *b, const struct ledger *l, uint64_t interval_ns)
+/* The ledger splits the packages' energy; Scaphandre splits its host figure (with dram): each
+ * process keeps its share, scaled to that figure. */
+static void render_scaph_processes(
+	struct strbuf *b, const struct source *s, const struct ledger *l, uint64_t interval_ns)
 {
 	const struct ledger_entry **v;
 	size_t n = pick_processes(l, &v);
+	struct scaph_host h = scaph_host_of(s);
+	double scale = h.package_power_w > 0 ? h.power_w / h.package_power_w : 1;
 
 	prom_family(b, "scaph_process_power_consumption_microwatts", PROM_GAUGE,
 		"Power consumption due to the process, in microwatts");
@@ -192,7 +283,7 @@ static void render_scaph_processes(struct strbuf *b, const struct ledger *l, uin
 		const char *labels[] = { "pid", v[i]->s.pid, "exe", exe, "cmdline",
 			v[i]->s.cmdline ? v[i]->s.cmdline : "", NULL };
 		prom_sample(b, "scaph_process_power_consumption_microwatts", labels,
-			entry_power_w(v[i], interval_ns) * 1e6);
+			entry_power_w(v[i], interval_ns) * scale * 1e6);
 	}
 	free(v);
 }
@@ -221,7 +312,7 @@ void exporter_render(struct strbuf *b, const struct exporter_view *v)
 		render_units(b, v->ledger, v->interval_ns);
 	if (v->ledger && v->attribution == GUEST_ATTR_PROCESSES) {
 		if (is_scaph)
-			render_scaph_processes(b, v->ledger, v->interval_ns);
+			render_scaph_processes(b, v->source, v->ledger, v->interval_ns);
 		else
 			render_processes(b, v->ledger, v->interval_ns);
 	}

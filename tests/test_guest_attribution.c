@@ -362,7 +362,7 @@ static void test_processes(void **state)
 	assert_string_equal(s.v[1].pid, "42");
 	assert_string_equal(s.v[1].comm, "we (i)rd) name");
 	assert_int_equal(s.v[1].cpu_ns, 200 * tick_ns);
-	assert_string_equal(s.v[2].exe, "worker");
+	assert_string_equal(s.v[2].exe, "/usr/bin/worker");
 	assert_string_equal(s.v[2].cmdline, "/usr/bin/worker --fast");
 	assert_int_equal(cpuacct_busy_ns(proc, &busy), 0);
 	ledger_update(&l, 0, busy, &s);

@@ -742,8 +742,8 @@ static void test_reload(void **state)
 	wait_metric("scaph_host_energy_microjoules", 1, 1e12, 3000);
 	assert_false(isnan(metric("scaph_host_power_microwatts")));
 	assert_false(isnan(metric("scaph_socket_power_microwatts{socket_id=\"0\"}")));
-	assert_false(isnan(
-		metric("scaph_domain_power_microwatts{domain_name=\"core\",socket_id=\"0\"}")));
+	assert_false(isnan(metric("scaph_domain_power_microwatts{domain_name=\"core\","
+				  "socket_id=\"0\",domain_id=\"0\"}")));
 	assert_true(isnan(metric(PKG)));
 	/* Processes under Scaphandre's name and labels; no exe link in the fixture: exe is comm. */
 	assert_true(metric("scaph_process_power_consumption_microwatts{pid=\"100\",exe=\"busy\","

@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "common/powercap.h"
 #include "guestd/exporter.h"
@@ -191,6 +192,156 @@ static void test_source_reads_scaphandre_tree(void **state)
 	render(&b, s, GUEST_NAMES_SCAPHANDRE);
 	assert_line(&b, "powerd_source_info{layout=\"scaphandre-qemu\"} 1");
 	assert_line(&b, "scaph_host_energy_microjoules 3600000");
+	assert_line(&b, "scaph_socket_energy_microjoules{socket_id=\"0\"} 3600000");
+	assert_null(strstr(b.buf, "scaph_domain_energy_microjoules{"));
+	strbuf_done(&b);
+	source_free(s);
+}
+
+/* Two sockets, core and dram on socket 0, dram on socket 1, as powercap names them. */
+static char *make_two_sockets(const char *name)
+{
+	char *root = xasprintf("%s/%s", dir, name);
+
+	tu_write(root, "intel-rapl:0/name", "package-0\n");
+	tu_write(root, "intel-rapl:0/energy_uj", "1000000\n");
+	tu_write(root, "intel-rapl:0/max_energy_range_uj", "1125899906842624\n");
+	tu_write(root, "intel-rapl:0/intel-rapl:0:0/name", "core\n");
+	tu_write(root, "intel-rapl:0/intel-rapl:0:0/energy_uj", "500000\n");
+	tu_write(root, "intel-rapl:0/intel-rapl:0:1/name", "dram\n");
+	tu_write(root, "intel-rapl:0/intel-rapl:0:1/energy_uj", "2000000\n");
+	tu_write(root, "intel-rapl:1/name", "package-1\n");
+	tu_write(root, "intel-rapl:1/energy_uj", "3000000\n");
+	tu_write(root, "intel-rapl:1/intel-rapl:1:0/name", "dram\n");
+	tu_write(root, "intel-rapl:1/intel-rapl:1:0/energy_uj", "0\n");
+	return root;
+}
+
+/* promtool check metrics on text: nothing but the two lint rules Scaphandre's own names break
+ * (µ units, counters without _total). Skipped where promtool is not installed. */
+static void assert_promtool_clean(const char *text)
+{
+	if (access("/usr/bin/promtool", X_OK) < 0)
+		return;
+	_cleanup_free_ char *path = xasprintf("%s/exposition.prom", dir);
+	tu_write(dir, "exposition.prom", text);
+	_cleanup_free_ char *cmd = xasprintf("/usr/bin/promtool check metrics < %s 2>&1", path);
+	FILE *p = popen(cmd, "r");
+	char line[512];
+
+	assert_non_null(p);
+	while (fgets(line, sizeof(line), p))
+		if (!strstr(line, "should have \"_total\" suffix") && !strstr(line, "base unit"))
+			fail_msg("promtool: %s", line);
+	int status = pclose(p);
+	assert_true(WIFEXITED(status));
+	assert_true(WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 3);
+}
+
+/* Scaphandre's host is packages + dram (no psys here): 58 W, not the packages' 50 W. Every
+ * family with its type, and each series exactly. */
+static void test_scaphandre_exposition(void **state)
+{
+	_cleanup_free_ char *root = make_two_sockets("two");
+	struct source *s = source_new(root);
+	struct strbuf b = { 0 };
+
+	assert_int_equal(source_sample(s, 1000 * MS, 1000), 0);
+	tu_write(root, "intel-rapl:0/energy_uj", "41000000\n");		       /* +40 J */
+	tu_write(root, "intel-rapl:0/intel-rapl:0:0/energy_uj", "30500000\n"); /* +30 J */
+	tu_write(root, "intel-rapl:0/intel-rapl:0:1/energy_uj", "8000000\n");  /* +6 J */
+	tu_write(root, "intel-rapl:1/energy_uj", "13000000\n");		       /* +10 J */
+	tu_write(root, "intel-rapl:1/intel-rapl:1:0/energy_uj", "2000000\n");  /* +2 J */
+	assert_int_equal(source_sample(s, 2000 * MS, 1000), 0);
+
+	/* One process had half the packages' energy: 25 of 50 J; Scaphandre gives it half the
+	 * host's 58 W. */
+	struct ledger_entry e = { .s = { .key = (char *)"42",
+					  .pid = (char *)"42",
+					  .comm = (char *)"worker",
+					  .exe = (char *)"/usr/bin/worker",
+					  .cmdline = (char *)"/usr/bin/worker --fast \"x\"" },
+		.total_uj = 25000000,
+		.interval_uj = 25000000 };
+	struct ledger l = { .v = &e, .n = 1 };
+	exporter_render(&b, &(struct exporter_view){ .source = s,
+				    .ledger = &l,
+				    .attribution = GUEST_ATTR_PROCESSES,
+				    .metric_names = GUEST_NAMES_SCAPHANDRE,
+				    .interval_ns = s->interval_ns,
+				    .version = "1.2.3" });
+
+	assert_line(&b, "# TYPE scaph_host_energy_microjoules counter");
+	assert_line(&b, "scaph_host_energy_microjoules 64000000");
+	assert_line(&b, "# TYPE scaph_host_power_microwatts gauge");
+	assert_line(&b, "scaph_host_power_microwatts 58000000");
+	assert_line(&b, "# TYPE scaph_socket_energy_microjoules counter");
+	assert_line(&b, "scaph_socket_energy_microjoules{socket_id=\"0\"} 41000000");
+	assert_line(&b, "scaph_socket_energy_microjoules{socket_id=\"1\"} 13000000");
+	assert_line(&b, "# TYPE scaph_socket_power_microwatts gauge");
+	assert_line(&b, "scaph_socket_power_microwatts{socket_id=\"0\"} 40000000");
+	assert_line(&b, "scaph_socket_power_microwatts{socket_id=\"1\"} 10000000");
+	assert_line(&b, "# TYPE scaph_domain_energy_microjoules counter");
+	assert_line(&b, "scaph_domain_energy_microjoules{domain_name=\"core\",socket_id=\"0\","
+			"domain_id=\"0\"} 30500000");
+	assert_line(&b, "scaph_domain_energy_microjoules{domain_name=\"dram\",socket_id=\"0\","
+			"domain_id=\"1\"} 8000000");
+	assert_line(&b, "scaph_domain_energy_microjoules{domain_name=\"dram\",socket_id=\"1\","
+			"domain_id=\"0\"} 2000000");
+	assert_line(&b, "# TYPE scaph_domain_power_microwatts gauge");
+	assert_line(&b, "scaph_domain_power_microwatts{domain_name=\"core\",socket_id=\"0\","
+			"domain_id=\"0\"} 30000000");
+	assert_line(&b, "scaph_domain_power_microwatts{domain_name=\"dram\",socket_id=\"0\","
+			"domain_id=\"1\"} 6000000");
+	assert_line(&b, "scaph_domain_power_microwatts{domain_name=\"dram\",socket_id=\"1\","
+			"domain_id=\"0\"} 2000000");
+	assert_line(&b, "# TYPE scaph_process_power_consumption_microwatts gauge");
+	double v;
+	assert_int_equal(
+		tu_metric(b.buf,
+			"scaph_process_power_consumption_microwatts{pid=\"42\","
+			"exe=\"/usr/bin/worker\",cmdline=\"/usr/bin/worker --fast \\\"x\\\"\"}",
+			&v),
+		0);
+	assert_true(v > 28999999 && v < 29000001);
+	assert_line(&b, "powerd_source_info{layout=\"powerd\"} 1");
+	/* Scaphandre mode has no native energy family, and no package-only host figure. */
+	assert_null(strstr(b.buf, "powerd_energy_joules_total"));
+	assert_null(strstr(b.buf, "scaph_host_energy_microjoules 54000000"));
+	assert_promtool_clean(b.buf);
+	strbuf_done(&b);
+	source_free(s);
+}
+
+/* Where the tree has psys (a client CPU on bare metal), Scaphandre's host is psys alone: it
+ * already holds the package and dram. psys is neither a socket nor a domain. */
+static void test_scaphandre_host_is_psys(void **state)
+{
+	_cleanup_free_ char *root = xasprintf("%s/psys", dir);
+	struct strbuf b = { 0 };
+
+	tu_write(root, "intel-rapl:0/name", "package-0\n");
+	tu_write(root, "intel-rapl:0/energy_uj", "1000\n");
+	tu_write(root, "intel-rapl:0/intel-rapl:0:0/name", "dram\n");
+	tu_write(root, "intel-rapl:0/intel-rapl:0:0/energy_uj", "100\n");
+	tu_write(root, "intel-rapl:1/name", "psys\n");
+	tu_write(root, "intel-rapl:1/energy_uj", "5000\n");
+	struct source *s = source_new(root);
+
+	assert_int_equal(source_sample(s, 1000 * MS, 1000), 0);
+	tu_write(root, "intel-rapl:0/energy_uj", "3001000\n");
+	tu_write(root, "intel-rapl:0/intel-rapl:0:0/energy_uj", "1000100\n");
+	tu_write(root, "intel-rapl:1/energy_uj", "5005000\n");
+	assert_int_equal(source_sample(s, 2000 * MS, 1000), 0);
+	render(&b, s, GUEST_NAMES_SCAPHANDRE);
+	assert_line(&b, "scaph_host_energy_microjoules 5005000");
+	assert_line(&b, "scaph_host_power_microwatts 5000000");
+	assert_line(&b, "scaph_socket_energy_microjoules{socket_id=\"0\"} 3001000");
+	assert_null(strstr(b.buf, "socket_id=\"1\""));
+	assert_line(&b, "scaph_domain_power_microwatts{domain_name=\"dram\",socket_id=\"0\","
+			"domain_id=\"0\"} 1000000");
+	assert_null(strstr(b.buf, "domain_name=\"psys\""));
+	assert_promtool_clean(b.buf);
 	strbuf_done(&b);
 	source_free(s);
 }
@@ -201,6 +352,8 @@ int main(void)
 		cmocka_unit_test(test_tree_open_strict_and_lenient),
 		cmocka_unit_test(test_unusable_tree_names_the_file),
 		cmocka_unit_test(test_source_reads_scaphandre_tree),
+		cmocka_unit_test(test_scaphandre_exposition),
+		cmocka_unit_test(test_scaphandre_host_is_psys),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

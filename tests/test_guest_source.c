@@ -245,7 +245,9 @@ static void test_render(void **state)
 	assert_int_equal(tu_metric(b.buf, "scaph_socket_power_microwatts{socket_id=\"1\"}", &v), 0);
 	assert_int_equal(
 		tu_metric(b.buf,
-			"scaph_domain_power_microwatts{domain_name=\"core\",socket_id=\"1\"}", &v),
+			"scaph_domain_power_microwatts{domain_name=\"core\",socket_id=\"1\","
+			"domain_id=\"0\"}",
+			&v),
 		0);
 	assert_true(v > 499000 && v < 501000);
 	assert_null(strstr(b.buf, "powerd_energy_joules_total"));
