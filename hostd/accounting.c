@@ -27,14 +27,15 @@ struct acct_domain {
 	uint64_t last_cpu_ns;
 	bool has_last_cpu;
 	bool is_cpu_failing;
+	bool is_cgroup_shared; /* its cgroup is another domain's too: read its process */
 	uint64_t frac[SENSOR_ZONES_MAX];
 	uint64_t total_uj[SENSOR_ZONES_MAX];
 	uint64_t last_uj[SENSOR_ZONES_MAX]; /* this interval's share, for the power gauge */
 };
 
 /* The publishers' kinds follow, one per slot. */
-enum { ERR_SENSOR, ERR_CPU, ERR_PUBLISH, ERR_KINDS = ERR_PUBLISH + PUBLISH_SLOTS };
-static const char *const error_kinds[ERR_KINDS] = { "sensor", "cpu", "tree", "channel" };
+enum { ERR_SENSOR, ERR_CPU, ERR_CGROUP, ERR_PUBLISH, ERR_KINDS = ERR_PUBLISH + PUBLISH_SLOTS };
+static const char *const error_kinds[ERR_KINDS] = { "sensor", "cpu", "cgroup", "tree", "channel" };
 
 struct accounting {
 	const struct host_config *cfg;
@@ -201,12 +202,49 @@ struct publisher *accounting_domain_publisher(const struct acct_domain *d, enum 
 	return d->pubs[slot];
 }
 
+/* A cgroup that is not the domain's own would give it other processes' CPU time (issue 10 #5):
+ * read its process instead, count it, say so once. */
+static void domain_cgroup_not_own(struct accounting *a, struct acct_domain *d, const char *why)
+{
+	a->errors[ERR_CGROUP]++;
+	log_warn("domain %s: %s: CPU time from its qemu process %s instead, which misses vhost "
+		 "and I/O threads outside it",
+		d->name, why, cpu_source_path(d->cpu));
+}
+
+/* Two tracked domains in one cgroup: neither may read it (both would get the sum). */
+static void domain_check_shared(struct accounting *a, struct acct_domain *d)
+{
+	bool is_shared = false;
+
+	for (size_t i = 0; i < a->n_domains; i++) {
+		struct acct_domain *o = a->domains[i];
+		if (o == d || !o->cpu || !cpu_source_is_same_cgroup(d->cpu, o->cpu))
+			continue;
+		is_shared = true;
+		/* tried once: a thousand domains in one cgroup cost no syscalls per check */
+		if (o->is_cgroup_shared)
+			continue;
+		o->is_cgroup_shared = true;
+		if (cpu_source_use_process(o->cpu) == 0) {
+			o->has_last_cpu = false;
+			_cleanup_free_ char *why =
+				xasprintf("its cgroup is shared with domain %s", d->name);
+			domain_cgroup_not_own(a, o, why);
+		}
+	}
+	d->is_cgroup_shared = is_shared;
+	if (is_shared && cpu_source_use_process(d->cpu) == 0)
+		domain_cgroup_not_own(a, d, "its cgroup is shared with another domain");
+}
+
 int accounting_domain_set_pid(struct accounting *a, struct acct_domain *d, pid_t pid)
 {
 	cpu_source_free(d->cpu);
 	d->cpu = NULL;
 	d->read_cpu_ns = NULL;
 	d->has_last_cpu = false;
+	d->is_cgroup_shared = false;
 	if (pid <= 0)
 		return 0;
 	int r = cpu_source_open(a->cfg->proc_root, a->cfg->cgroup_root, pid, &d->cpu);
@@ -214,7 +252,13 @@ int accounting_domain_set_pid(struct accounting *a, struct acct_domain *d, pid_t
 		log_warn("domain %s: no CPU time for pid %d: %s", d->name, (int)pid, strerror(-r));
 		return r;
 	}
-	log_debug("domain %s: CPU time from %s", d->name, cpu_source_path(d->cpu));
+	if (cpu_source_has_foreign_cgroup(d->cpu))
+		domain_cgroup_not_own(a, d,
+			"its cgroup is not a per-domain one (the root, libvirtd's, or outside "
+			"machine.slice and machine/)");
+	domain_check_shared(a, d);
+	log_debug("domain %s: CPU time from %s (%s)", d->name, cpu_source_path(d->cpu),
+		cpu_source_kind_name(cpu_source_kind(d->cpu)));
 	return 0;
 }
 
@@ -226,6 +270,13 @@ void accounting_domain_set_cpu_reader(
 	d->read_cpu_ns = read_cpu_ns;
 	d->read_cpu_arg = arg;
 	d->has_last_cpu = false;
+}
+
+const char *accounting_domain_cpu_source(const struct acct_domain *d)
+{
+	if (d->cpu)
+		return cpu_source_kind_name(cpu_source_kind(d->cpu));
+	return d->read_cpu_ns ? "libvirt" : NULL;
 }
 
 const char *accounting_domain_name(const struct acct_domain *d)
@@ -456,6 +507,15 @@ void accounting_render(const struct accounting *a, bool libvirt_connected, struc
 			prom_sample(out, "powerd_domain_power_watts", labels,
 				power_w(a->domains[i]->last_uj[z], a->last_dt_ns));
 		}
+	prom_family(out, "powerd_domain_cpu_source", PROM_GAUGE,
+		"Where a running domain's CPU time is read, as the source label (cgroup2, cgroup1, "
+		"process, libvirt); value 1.");
+	for (size_t i = 0; i < a->n_domains; i++) {
+		const char *src = accounting_domain_cpu_source(a->domains[i]);
+		const char *labels[] = { "domain", a->domains[i]->name, "source", src, NULL };
+		if (src)
+			prom_sample(out, "powerd_domain_cpu_source", labels, 1);
+	}
 	prom_family(out, "powerd_domains", PROM_GAUGE, "Domains whose energy is tracked.");
 	prom_sample(out, "powerd_domains", NULL, (double)a->n_domains);
 	prom_family(out, "powerd_host_energy_estimated", PROM_GAUGE,
@@ -467,7 +527,8 @@ void accounting_render(const struct accounting *a, bool libvirt_connected, struc
 	prom_sample(out, "powerd_tick_duration_seconds", NULL, (double)a->last_tick_ns / 1e9);
 	prom_family(out, "powerd_errors_total", PROM_COUNTER,
 		"Failed reads or writes by kind: sensor (host energy), cpu (CPU time), tree "
-		"(domain trees), channel (domain channels).");
+		"(domain trees), channel (domain channels), cgroup (a domain's cgroup was not its "
+		"own: its process was read).");
 	for (size_t k = 0; k < ERR_KINDS; k++) {
 		const char *labels[] = { "kind", error_kinds[k], NULL };
 		prom_sample(out, "powerd_errors_total", labels, (double)a->errors[k]);

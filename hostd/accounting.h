@@ -44,6 +44,10 @@ int accounting_domain_set_pid(struct accounting *a, struct acct_domain *d, pid_t
 void accounting_domain_set_cpu_reader(
 	struct acct_domain *d, int (*read_cpu_ns)(void *arg, uint64_t *ret_ns), void *arg);
 const char *accounting_domain_name(const struct acct_domain *d);
+/* Where the domain's CPU time comes from: "cgroup2", "cgroup1", "process" (its qemu process:
+ * misses vhost workers and I/O threads outside it), "libvirt" (a cpu reader callback); NULL
+ * while it does not run. The string is static. */
+const char *accounting_domain_cpu_source(const struct acct_domain *d);
 /* Cumulative energy attributed to the domain per zone (index as accounting_zone_name). */
 uint64_t accounting_domain_energy_uj(const struct acct_domain *d, size_t zone);
 

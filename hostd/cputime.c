@@ -4,20 +4,26 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sys/stat.h>
 
 #include "common/log.h"
 #include "common/procstat.h"
 #include "common/util.h"
 
 #define CGROUP_FILE_MAX 8192
+#define MOUNTINFO_MAX (1024 * 1024)
+#define CG_MOUNTS_MAX 16
 #define READ_BUF 2048
 
-enum cpu_kind { CPU_CGROUP2, CPU_CGROUP1, CPU_PROC_STAT };
-
 struct cpu_source {
-	enum cpu_kind kind;
+	enum cpu_source_kind kind;
 	int fd;
 	char *path;
+	char *stat_path; /* proc_root/<pid>/stat */
+	bool has_foreign_cgroup;
+	bool has_cgroup_id; /* cg_dev/cg_ino name the cgroup file resolved, used or not */
+	dev_t cg_dev;
+	ino_t cg_ino;
 	char buf[READ_BUF];
 };
 
@@ -26,6 +32,46 @@ struct host_cpu {
 	char *path;
 	char buf[READ_BUF];
 };
+
+/* A cgroup hierarchy with CPU accounting: v2, or v1 with the cpuacct controller. */
+struct cg_mount {
+	bool is_v2;
+	char *point; /* where it is mounted */
+	char *root;  /* the cgroup seen at point: "/" unless the mount is of a subtree */
+};
+
+struct cg_mounts {
+	struct cg_mount m[CG_MOUNTS_MAX];
+	size_t n;
+};
+
+static void cg_mounts_done(struct cg_mounts *ms)
+{
+	for (size_t i = 0; i < ms->n; i++) {
+		free(ms->m[i].point);
+		free(ms->m[i].root);
+	}
+	ms->n = 0;
+}
+
+static void cg_mounts_add(struct cg_mounts *ms, bool is_v2, char *point, const char *root)
+{
+	if (ms->n == CG_MOUNTS_MAX) {
+		free(point);
+		return;
+	}
+	ms->m[ms->n].is_v2 = is_v2;
+	ms->m[ms->n].point = point;
+	ms->m[ms->n].root = xstrdup(root);
+	ms->n++;
+}
+
+static bool endswith(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), l = strlen(suffix);
+
+	return n >= l && streq(s + n - l, suffix);
+}
 
 /* Strip one trailing "/<leaf>" component in place. */
 static void strip_leaf(char *path, const char *leaf)
@@ -42,19 +88,40 @@ static int domain_cgroup_path(const char *raw, size_t len, char **ret)
 {
 	_cleanup_free_ char *p = xstrndup(raw, len);
 
-	if (p[0] != '/' || strstr(p, "/../") || strstr(p, "/./") ||
-		(strlen(p) >= 3 && streq(p + strlen(p) - 3, "/..")))
+	if (p[0] != '/' || strstr(p, "/../") || strstr(p, "/./") || strstr(p, "//") ||
+		endswith(p, "/..") || endswith(p, "/."))
 		return -EINVAL;
 	strip_leaf(p, "emulator");
 	strip_leaf(p, "libvirt");
-	/* the root cgroup is the whole host, not a domain */
-	if (streq(p, "/") || p[0] == '\0')
-		return -ENOENT;
 	*ret = TAKE_PTR(p);
 	return 0;
 }
 
-static bool has_controller(const char *list, size_t len, const char *want)
+/* A domain's own cgroup as libvirt makes it: machine-qemu\x2d<id>\x2d<name>.scope (systemd) or
+ * [qemu-<id>-]<name>.libvirt-qemu (cgroupfs), below machine.slice or machine/ (or a partition
+ * there). Not the root, not libvirtd's cgroup, not a container's that holds libvirtd. */
+static bool is_domain_cgroup(const char *p)
+{
+	const char *leaf = strrchr(p, '/');
+
+	if (!leaf || !leaf[1])
+		return false;
+	leaf++;
+	if (!endswith(leaf, ".libvirt-qemu") &&
+		!(startswith(leaf, "machine-qemu") && endswith(leaf, ".scope")))
+		return false;
+	for (const char *c = p; c < leaf - 1;) {
+		const char *e = strchr(c + 1, '/');
+		size_t n = (size_t)(e - c - 1);
+		if ((n == 13 && strncmp(c + 1, "machine.slice", 13) == 0) ||
+			(n == 7 && strncmp(c + 1, "machine", 7) == 0))
+			return true;
+		c = e;
+	}
+	return false;
+}
+
+static bool has_option(const char *list, size_t len, const char *want)
 {
 	size_t wl = strlen(want);
 
@@ -69,6 +136,82 @@ static bool has_controller(const char *list, size_t len, const char *want)
 	return false;
 }
 
+/* mountinfo escapes space, tab, newline and backslash as \ooo: decode in place. */
+static void unescape_octal(char *s)
+{
+	char *o = s;
+
+	for (char *i = s; *i;) {
+		if (i[0] == '\\' && i[1] >= '0' && i[1] <= '3' && i[2] >= '0' && i[2] <= '7' &&
+			i[3] >= '0' && i[3] <= '7') {
+			*o++ = (char)((i[1] - '0') * 64 + (i[2] - '0') * 8 + (i[3] - '0'));
+			i += 4;
+		} else {
+			*o++ = *i++;
+		}
+	}
+	*o = '\0';
+}
+
+static bool is_under(const char *path, const char *root)
+{
+	size_t n = strlen(root);
+
+	if (streq(root, "/"))
+		return path[0] == '/';
+	return strncmp(path, root, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* One mountinfo line: "id parent maj:min root point opts [tags...] - fstype source superopts". */
+static void mountinfo_line(char *line, const char *cgroup_root, struct cg_mounts *ms)
+{
+	char *f[32];
+	size_t n = 0, dash = 0;
+
+	for (char *save = NULL, *t = strtok_r(line, " ", &save); t && n < ARRAY_SIZE(f);
+		t = strtok_r(NULL, " ", &save))
+		f[n++] = t;
+	for (size_t i = 6; i < n && !dash; i++)
+		if (streq(f[i], "-"))
+			dash = i;
+	if (!dash || dash + 3 >= n)
+		return;
+	const char *fstype = f[dash + 1], *super = f[dash + 3];
+	bool is_v2 = streq(fstype, "cgroup2");
+	if (!is_v2 && !(streq(fstype, "cgroup") && has_option(super, strlen(super), "cpuacct")))
+		return;
+	unescape_octal(f[3]);
+	unescape_octal(f[4]);
+	if (f[3][0] != '/' || !is_under(f[4], cgroup_root))
+		return;
+	cg_mounts_add(ms, is_v2, xstrdup(f[4]), f[3]);
+}
+
+/* The hierarchies with CPU accounting mounted at or below cgroup_root, from mountinfo; the
+ * usual places if mountinfo cannot be read or shows none (fixture trees). */
+static void cg_mounts_find(const char *proc_root, const char *cgroup_root, struct cg_mounts *ms)
+{
+	_cleanup_free_ char *root = xstrdup(cgroup_root);
+	_cleanup_free_ char *mi = xasprintf("%s/self/mountinfo", proc_root);
+	_cleanup_free_ char *buf = xmalloc(MOUNTINFO_MAX);
+	size_t len;
+
+	for (size_t n = strlen(root); n > 1 && root[n - 1] == '/'; n--)
+		root[n - 1] = '\0';
+	if (read_file_at(AT_FDCWD, mi, buf, MOUNTINFO_MAX, &len) == 0) {
+		for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l;
+			l = strtok_r(NULL, "\n", &save))
+			mountinfo_line(l, root, ms);
+		if (ms->n > 0)
+			return;
+	}
+	static const char *const v1_dirs[] = { "cpuacct", "cpu,cpuacct", "cpuacct,cpu" };
+	cg_mounts_add(ms, true, xstrdup(root), "/");
+	cg_mounts_add(ms, true, xasprintf("%s/unified", root), "/");
+	for (size_t i = 0; i < ARRAY_SIZE(v1_dirs); i++)
+		cg_mounts_add(ms, false, xasprintf("%s/%s", root, v1_dirs[i]), "/");
+}
+
 int cpu_source_read(struct cpu_source *s, uint64_t *ret_ns)
 {
 	size_t len;
@@ -78,11 +221,11 @@ int cpu_source_read(struct cpu_source *s, uint64_t *ret_ns)
 	if (r < 0)
 		return r;
 	switch (s->kind) {
-	case CPU_CGROUP2:
+	case CPU_SOURCE_CGROUP2:
 		return procstat_parse_cgroup_usage(s->buf, len, ret_ns);
-	case CPU_CGROUP1:
+	case CPU_SOURCE_CGROUP1:
 		return parse_u64_content(s->buf, len, ret_ns);
-	case CPU_PROC_STAT:
+	case CPU_SOURCE_PROCESS:
 		r = procstat_parse_pid(s->buf, len, &st);
 		if (r < 0)
 			return r;
@@ -92,97 +235,196 @@ int cpu_source_read(struct cpu_source *s, uint64_t *ret_ns)
 	return -EINVAL;
 }
 
-static int try_open(struct cpu_source *s, enum cpu_kind kind, char *path)
+/* Open path as the source's kind and read it once; on failure the source is left closed. */
+static int try_open(struct cpu_source *s, enum cpu_source_kind kind, const char *path)
 {
 	uint64_t ns;
+	struct stat st;
+	int r;
 
 	s->kind = kind;
 	s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (s->fd < 0) {
-		int r = -errno;
-		free(path);
-		return r;
-	}
-	s->path = path;
-	int r = cpu_source_read(s, &ns);
+	if (s->fd < 0)
+		return -errno;
+	r = fstat(s->fd, &st) < 0 ? -errno : cpu_source_read(s, &ns);
 	if (r < 0) {
 		log_debug("cputime: %s unusable: %s", path, strerror(-r));
 		close(s->fd);
 		s->fd = -1;
-		free(s->path);
-		s->path = NULL;
+		return r;
 	}
-	return r;
+	free(s->path);
+	s->path = xstrdup(path);
+	if (kind != CPU_SOURCE_PROCESS) {
+		s->has_cgroup_id = true;
+		s->cg_dev = st.st_dev;
+		s->cg_ino = st.st_ino;
+	}
+	return 0;
 }
 
-/* The domain's cgroup from proc_root/<pid>/cgroup: the v2 line, else v1's cpuacct line. */
-static int open_cgroup(struct cpu_source *s, const char *cgroup_root, const char *cgfile)
+/* The cgroup file of the domain cgroup cg in mount m, NULL if the mount does not show it. */
+static char *cgroup_file(const struct cg_mount *m, const char *cg)
 {
-	for (int pass = 0; pass < 2; pass++) {
-		for (const char *line = cgfile; *line;) {
-			const char *end = strchr(line, '\n');
-			size_t len = end ? (size_t)(end - line) : strlen(line);
-			const char *c1 = memchr(line, ':', len);
-			const char *c2 =
-				c1 ? memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - line)) : NULL;
-			if (c2) {
-				size_t ctl_len = (size_t)(c2 - c1 - 1);
-				bool is_v2 = c1 - line == 1 && line[0] == '0' && ctl_len == 0;
-				bool is_v1 = !is_v2 && has_controller(c1 + 1, ctl_len, "cpuacct");
-				_cleanup_free_ char *rel = NULL;
-				if (((pass == 0 && is_v2) || (pass == 1 && is_v1)) &&
-					domain_cgroup_path(
-						c2 + 1, len - (size_t)(c2 + 1 - line), &rel) == 0) {
-					char *path;
-					if (is_v2)
-						path = xasprintf("%s%s/cpu.stat", cgroup_root, rel);
-					else
-						path = xasprintf("%s/%.*s%s/cpuacct.usage",
-							cgroup_root, (int)ctl_len, c1 + 1, rel);
-					if (try_open(s, is_v2 ? CPU_CGROUP2 : CPU_CGROUP1, path) ==
-						0)
-						return 0;
-				}
-			}
-			if (!end)
-				break;
-			line = end + 1;
-		}
+	const char *file = m->is_v2 ? "cpu.stat" : "cpuacct.usage";
+
+	if (!is_under(cg, m->root))
+		return NULL;
+	const char *rest = streq(m->root, "/") ? cg : cg + strlen(m->root);
+	return xasprintf("%s%s/%s", streq(m->point, "/") ? "" : m->point, rest, file);
+}
+
+/* Try the hierarchy (v2 or v1) whose cgroup for pid is raw[0..len). */
+static int open_hierarchy(
+	struct cpu_source *s, const struct cg_mounts *ms, bool is_v2, const char *raw, size_t len)
+{
+	_cleanup_free_ char *cg = NULL;
+	bool is_mounted = false;
+
+	for (size_t i = 0; i < ms->n; i++)
+		is_mounted |= ms->m[i].is_v2 == is_v2;
+	if (!is_mounted || domain_cgroup_path(raw, len, &cg) < 0)
+		return -ENOENT;
+	if (!is_domain_cgroup(cg)) {
+		log_debug(
+			"cputime: cgroup %s%s is not a domain's own", is_v2 ? "" : "cpuacct:", cg);
+		s->has_foreign_cgroup = true;
+		return -ENOENT;
+	}
+	for (size_t i = 0; i < ms->n; i++) {
+		if (ms->m[i].is_v2 != is_v2)
+			continue;
+		_cleanup_free_ char *path = cgroup_file(&ms->m[i], cg);
+		if (path && try_open(s, is_v2 ? CPU_SOURCE_CGROUP2 : CPU_SOURCE_CGROUP1, path) == 0)
+			return 0;
 	}
 	return -ENOENT;
+}
+
+/* Find the v2 line ("0::<path>") or v1's cpuacct line of /proc/<pid>/cgroup. */
+static bool find_line(const char *cgfile, bool is_v2, const char **ret, size_t *ret_len)
+{
+	for (const char *line = cgfile; *line;) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		const char *c1 = memchr(line, ':', len);
+		const char *c2 = c1 ? memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - line)) : NULL;
+		if (c2) {
+			size_t ctl_len = (size_t)(c2 - c1 - 1);
+			bool match = is_v2 ? c1 - line == 1 && line[0] == '0' && ctl_len == 0
+					   : has_option(c1 + 1, ctl_len, "cpuacct");
+			if (match) {
+				*ret = c2 + 1;
+				*ret_len = len - (size_t)(c2 + 1 - line);
+				return true;
+			}
+		}
+		if (!end)
+			break;
+		line = end + 1;
+	}
+	return false;
+}
+
+static int open_cgroup(
+	struct cpu_source *s, const char *proc_root, const char *cgroup_root, const char *cgfile)
+{
+	struct cg_mounts ms = { 0 };
+	const char *raw;
+	size_t len;
+	int r = -ENOENT;
+
+	cg_mounts_find(proc_root, cgroup_root, &ms);
+	if (find_line(cgfile, true, &raw, &len))
+		r = open_hierarchy(s, &ms, true, raw, len);
+	if (r < 0 && find_line(cgfile, false, &raw, &len))
+		r = open_hierarchy(s, &ms, false, raw, len);
+	cg_mounts_done(&ms);
+	if (r == 0)
+		s->has_foreign_cgroup = false;
+	return r;
 }
 
 int cpu_source_open(
 	const char *proc_root, const char *cgroup_root, pid_t pid, struct cpu_source **ret)
 {
-	_cleanup_free_ char *cgpath = xasprintf("%s/%d/cgroup", proc_root, (int)pid);
-	_cleanup_free_ char *cgfile = xmalloc(CGROUP_FILE_MAX);
-	struct cpu_source *s = xcalloc(1, sizeof(*s));
+	_cleanup_free_ char *cgpath = NULL;
+	_cleanup_free_ char *cgfile = NULL;
+	struct cpu_source *s;
 	size_t len;
 	int r;
 
-	if (pid <= 0) {
-		free(s);
+	if (pid <= 0)
 		return -EINVAL;
-	}
+	cgpath = xasprintf("%s/%d/cgroup", proc_root, (int)pid);
+	cgfile = xmalloc(CGROUP_FILE_MAX);
+	s = xcalloc(1, sizeof(*s));
 	s->fd = -1;
+	s->stat_path = xasprintf("%s/%d/stat", proc_root, (int)pid);
 	if (read_file_at(AT_FDCWD, cgpath, cgfile, CGROUP_FILE_MAX, &len) == 0 &&
-		open_cgroup(s, cgroup_root, cgfile) == 0) {
+		open_cgroup(s, proc_root, cgroup_root, cgfile) == 0) {
 		*ret = s;
 		return 0;
 	}
-	r = try_open(s, CPU_PROC_STAT, xasprintf("%s/%d/stat", proc_root, (int)pid));
+	r = try_open(s, CPU_SOURCE_PROCESS, s->stat_path);
 	if (r < 0) {
-		free(s);
+		cpu_source_free(s);
 		return r;
 	}
 	*ret = s;
 	return 0;
 }
 
+int cpu_source_use_process(struct cpu_source *s)
+{
+	int fd = s->fd;
+	enum cpu_source_kind kind = s->kind;
+
+	if (kind == CPU_SOURCE_PROCESS)
+		return 0;
+	int r = try_open(s, CPU_SOURCE_PROCESS, s->stat_path);
+	if (r < 0) {
+		/* keep reading the cgroup: a number that is too big beats none */
+		s->kind = kind;
+		s->fd = fd;
+		return r;
+	}
+	close(fd);
+	return 0;
+}
+
 const char *cpu_source_path(const struct cpu_source *s)
 {
 	return s->path;
+}
+
+enum cpu_source_kind cpu_source_kind(const struct cpu_source *s)
+{
+	return s->kind;
+}
+
+const char *cpu_source_kind_name(enum cpu_source_kind kind)
+{
+	switch (kind) {
+	case CPU_SOURCE_CGROUP2:
+		return "cgroup2";
+	case CPU_SOURCE_CGROUP1:
+		return "cgroup1";
+	case CPU_SOURCE_PROCESS:
+		return "process";
+	}
+	return "unknown";
+}
+
+bool cpu_source_has_foreign_cgroup(const struct cpu_source *s)
+{
+	return s->has_foreign_cgroup;
+}
+
+bool cpu_source_is_same_cgroup(const struct cpu_source *a, const struct cpu_source *b)
+{
+	return a->has_cgroup_id && b->has_cgroup_id && a->cg_dev == b->cg_dev &&
+	       a->cg_ino == b->cg_ino;
 }
 
 void cpu_source_free(struct cpu_source *s)
@@ -192,6 +434,7 @@ void cpu_source_free(struct cpu_source *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s->path);
+	free(s->stat_path);
 	free(s);
 }
 

@@ -2,19 +2,39 @@
  * opened once and pread every tick: a tick costs one read per domain, no scan of /proc. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 struct cpu_source;
 
-/* Resolve pid's cgroup through proc_root/<pid>/cgroup: cgroup v2 cpu.stat (usage_usec) of the
- * domain's cgroup (libvirt's "…/emulator" or "…/libvirt/emulator" leaf is walked up to the
- * domain's scope, so vCPU, emulator and I/O threads all count), v1 cpuacct.usage likewise;
- * else proc_root/<pid>/stat (utime+stime of the process). */
+enum cpu_source_kind { CPU_SOURCE_CGROUP2, CPU_SOURCE_CGROUP1, CPU_SOURCE_PROCESS };
+
+/* Resolve pid's cgroups through proc_root/<pid>/cgroup and the cgroup mounts at or below
+ * cgroup_root (from proc_root/self/mountinfo; without it, the usual places: cgroup_root itself,
+ * cgroup_root/unified, cgroup_root/cpuacct, cgroup_root/cpu,cpuacct). In order: cgroup v2
+ * cpu.stat (usage_usec) of the domain's cgroup, wherever the v2 hierarchy is mounted; v1
+ * cpuacct.usage likewise; else proc_root/<pid>/stat (utime+stime of the process). libvirt's
+ * "…/emulator" or "…/libvirt/emulator" leaf is walked up to the domain's own cgroup, so vCPU,
+ * emulator and I/O threads and vhost workers all count. A cgroup that is not a domain's (the
+ * root, one outside machine.slice or machine/, one not named as libvirt names a domain's) is
+ * never read: see cpu_source_has_foreign_cgroup. */
 int cpu_source_open(
 	const char *proc_root, const char *cgroup_root, pid_t pid, struct cpu_source **ret);
 int cpu_source_read(struct cpu_source *s, uint64_t *ret_ns);
 const char *cpu_source_path(const struct cpu_source *s);
+enum cpu_source_kind cpu_source_kind(const struct cpu_source *s);
+/* "cgroup2", "cgroup1", "process" (the values of powerd_domain_cpu_source's source label) */
+const char *cpu_source_kind_name(enum cpu_source_kind kind);
+/* The process was chosen because a mounted hierarchy with CPU accounting put pid in a cgroup
+ * that is not a domain's own (qemu left in libvirtd's cgroup, or at the root). */
+bool cpu_source_has_foreign_cgroup(const struct cpu_source *s);
+/* Both were resolved to the same cgroup file (they may have been switched to their processes
+ * since): two domains in one cgroup. */
+bool cpu_source_is_same_cgroup(const struct cpu_source *a, const struct cpu_source *b);
+/* Read the process instead of the cgroup from now on (its cgroup is shared); the cgroup's
+ * identity is kept for cpu_source_is_same_cgroup. */
+int cpu_source_use_process(struct cpu_source *s);
 void cpu_source_free(struct cpu_source *s);
 
 struct host_cpu;

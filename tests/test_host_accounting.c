@@ -603,6 +603,120 @@ static void test_metrics(void **state)
 	accounting_free(a);
 }
 
+static int dom_dirfd_named(struct fx *f, const char *name)
+{
+	_cleanup_free_ char *path = xasprintf("%s/%s", f->share, name);
+	assert_int_equal(mkdir(path, 0755), 0);
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+static void write_proc_stat(struct fx *f, int pid, uint64_t ticks)
+{
+	_cleanup_free_ char *rel = xasprintf("%d/stat", pid);
+	tu_writef(f->proc, rel,
+		"%d (qemu-kvm) S 1 1 1 0 -1 0 0 0 0 0 %" PRIu64 " 0 0 0 20 0 1 0 1 1 1\n", pid,
+		ticks);
+}
+
+/* Issue 10 #5: qemu left in libvirtd's cgroup (cgroup_controllers = []), or two domains in one
+ * cgroup (a containerised libvirtd): each domain reads its own process, never the shared
+ * cgroup, and each such domain is counted as an error of kind cgroup. The CPU source of every
+ * domain is a metric. */
+static void test_cgroup_not_own(void **state)
+{
+	struct fx *f = *state;
+	struct accounting *a;
+	struct acct_domain *s1, *s2, *s3, *lv;
+	struct strbuf b = { 0 };
+	double v;
+	const char *shared = "machine/qemu-9-s.libvirt-qemu";
+
+	assert_int_equal(accounting_new(&f->cfg, &a), 0);
+	add_domains(f, a);
+	tu_write(f->proc, "2001/cgroup", "0::/machine/qemu-9-s.libvirt-qemu/emulator\n");
+	tu_write(f->proc, "2002/cgroup", "0::/machine/qemu-9-s.libvirt-qemu\n");
+	tu_write(f->proc, "2003/cgroup", "0::/machine/qemu-9-s.libvirt-qemu/emulator\n");
+	tu_write(f->proc, "2004/cgroup", "0::/system.slice/libvirtd.service\n");
+	_cleanup_free_ char *rel = xasprintf("%s/cpu.stat", shared);
+	tu_write(f->cg, rel, "usage_usec 1000\n");
+	tu_write(f->cg, "system.slice/libvirtd.service/cpu.stat", "usage_usec 1000\n");
+	for (int pid = 2001; pid <= 2004; pid++)
+		write_proc_stat(f, pid, 1);
+	int fd1 = dom_dirfd_named(f, "s1"), fd2 = dom_dirfd_named(f, "s2");
+	int fd3 = dom_dirfd_named(f, "s3"), fd4 = dom_dirfd_named(f, "lv");
+	assert_int_equal(accounting_add_domain(a, "s1", fd1, &s1), 0);
+	assert_int_equal(accounting_add_domain(a, "s2", fd2, &s2), 0);
+	assert_int_equal(accounting_add_domain(a, "s3", fd3, &s3), 0);
+	assert_int_equal(accounting_add_domain(a, "lv", fd4, &lv), 0);
+	assert_int_equal(accounting_domain_set_pid(a, s1, 2001), 0);
+	/* alone in it so far: its cgroup is read */
+	assert_string_equal(accounting_domain_cpu_source(s1), "cgroup2");
+	assert_int_equal(accounting_domain_set_pid(a, s2, 2002), 0);
+	assert_int_equal(accounting_domain_set_pid(a, s3, 2003), 0);
+	assert_int_equal(accounting_domain_set_pid(a, lv, 2004), 0);
+	assert_string_equal(accounting_domain_cpu_source(s1), "process");
+	assert_string_equal(accounting_domain_cpu_source(s2), "process");
+	assert_string_equal(accounting_domain_cpu_source(s3), "process");
+	assert_string_equal(accounting_domain_cpu_source(lv), "process");
+	assert_string_equal(accounting_domain_cpu_source(f->dom[0]), "cgroup2");
+	assert_string_equal(accounting_domain_cpu_source(f->dom[2]), "libvirt");
+	assert_string_equal(accounting_domain_cpu_source(f->dom[3]), "process");
+
+	assert_int_equal(accounting_tick(a), 0);
+	/* the shared cgroup and libvirtd's take all the busy time; the processes none */
+	f->user_ticks += 100;
+	write_stat(f);
+	tu_write(f->cg, rel, "usage_usec 1001000\n");
+	tu_write(f->cg, "system.slice/libvirtd.service/cpu.stat", "usage_usec 1001000\n");
+	f->raw[0][0] += 5000000;
+	write_powercap(f);
+	assert_int_equal(accounting_tick(a), 0);
+	assert_int_equal(accounting_domain_energy_uj(s1, 0), 0);
+	assert_int_equal(accounting_domain_energy_uj(s2, 0), 0);
+	assert_int_equal(accounting_domain_energy_uj(lv, 0), 0);
+	/* now the processes run: each gets its own time, not the cgroup's */
+	f->user_ticks += 100;
+	write_stat(f);
+	write_proc_stat(f, 2001, 26);
+	write_proc_stat(f, 2002, 51);
+	f->raw[0][0] += 4000000;
+	write_powercap(f);
+	assert_int_equal(accounting_tick(a), 0);
+	assert_int_equal(accounting_domain_energy_uj(s1, 0), 1000000);
+	assert_int_equal(accounting_domain_energy_uj(s2, 0), 2000000);
+
+	accounting_render(a, true, &b);
+	assert_int_equal(tu_metric(b.buf, "powerd_errors_total{kind=\"cgroup\"}", &v), 0);
+	assert_true(v == 4);
+	assert_int_equal(
+		tu_metric(b.buf, "powerd_domain_cpu_source{domain=\"s1\",source=\"process\"}", &v),
+		0);
+	assert_true(v == 1);
+	assert_int_equal(
+		tu_metric(b.buf, "powerd_domain_cpu_source{domain=\"vm0\",source=\"cgroup2\"}", &v),
+		0);
+	assert_int_equal(
+		tu_metric(b.buf, "powerd_domain_cpu_source{domain=\"vm2\",source=\"libvirt\"}", &v),
+		0);
+	assert_int_equal(
+		tu_metric(b.buf, "powerd_domain_cpu_source{domain=\"vm3\",source=\"process\"}", &v),
+		0);
+	strbuf_done(&b);
+	/* a stopped domain has no source */
+	assert_int_equal(accounting_domain_set_pid(a, s3, 0), 0);
+	assert_null(accounting_domain_cpu_source(s3));
+	accounting_render(a, true, &b);
+	assert_null(strstr(b.buf, "powerd_domain_cpu_source{domain=\"s3\""));
+	strbuf_done(&b);
+	close(fd1);
+	close(fd2);
+	close(fd3);
+	close(fd4);
+	accounting_free(a);
+}
+
 static int count_fds(void)
 {
 	DIR *d = opendir("/proc/self/fd");
@@ -807,6 +921,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_idle_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_estimate, NULL, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cgroup_not_own, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_thousand_domains, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_publishers, setup, teardown),
 	};

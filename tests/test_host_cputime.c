@@ -1,6 +1,7 @@
 /* CPU time sources: fixture proc and cgroup trees laid out as on real hosts (cgroup v2 under
  * systemd and cgroupfs, v1 hybrid), /proc/<pid>/stat with a hostile comm, garbage, and the real
- * /proc of this process. */
+ * /proc of this process; mountinfo fixtures of hybrid, pure v2 and pure v1 hosts, cgroups that are
+ * not a domain's own (issue 10 #5), two domains in one cgroup. */
 #include "tests/testutil.h"
 
 #include <inttypes.h>
@@ -202,6 +203,299 @@ static void test_proc_stat_fallback(void **state)
 	assert_int_equal(cpu_source_open(f->proc, f->cg, 999, &s), -ENOENT);
 }
 
+/* proc/self/mountinfo naming mounts at or below the fixture's cgroup root; mount points are
+ * escaped as the kernel does (the fixture root may hold a space) */
+static void write_mountinfo(const struct fixture *f, const char *const *lines, size_t n)
+{
+	struct strbuf b = { 0 };
+	_cleanup_free_ char *esc = NULL;
+	struct strbuf e = { 0 };
+
+	for (const char *c = f->cg; *c; c++)
+		if (*c == ' ')
+			strbuf_puts(&e, "\\040");
+		else
+			strbuf_printf(&e, "%c", *c);
+	esc = xstrdup(e.buf);
+	strbuf_done(&e);
+	strbuf_puts(&b, "22 1 0:21 / /proc rw,nosuid - proc proc rw\n");
+	for (size_t i = 0; i < n; i++)
+		strbuf_printf(&b, "%zu 22 0:%zu %s\n", 30 + i, 30 + i, lines[i]);
+	_cleanup_free_ char *all = xstrdup(b.buf);
+	strbuf_done(&b);
+	/* every "@" in the lines stands for the escaped cgroup root */
+	struct strbuf o = { 0 };
+	for (const char *c = all; *c; c++)
+		if (*c == '@')
+			strbuf_puts(&o, esc);
+		else
+			strbuf_printf(&o, "%c", *c);
+	tu_write(f->proc, "self/mountinfo", o.buf);
+	strbuf_done(&o);
+}
+
+static int setup_space(void **state)
+{
+	struct fixture *f;
+
+	setup(state);
+	f = *state;
+	free(f->cg);
+	f->cg = xasprintf("%s/cgroup root", f->dir);
+	return 0;
+}
+
+/* This machine (Debian 12 under a systemd that is not PID 1, stock qemu.conf): v1 controllers
+ * under a tmpfs, cgroup2 at unified/; libvirt puts qemu in a per-domain cgroup everywhere except
+ * cpuacct, which stays at the root. */
+static void test_hybrid_unified(void **state)
+{
+	struct fixture *f = *state;
+	struct cpu_source *s;
+	uint64_t ns;
+	static const char *const mounts[] = {
+		"/ @ rw,relatime - tmpfs tmpfs rw,mode=755",
+		"/ @/cpu rw,relatime - cgroup cgroup rw,cpu",
+		"/ @/cpuacct rw,relatime - cgroup cgroup rw,cpuacct",
+		"/ @/memory rw,relatime - cgroup cgroup rw,memory",
+		"/ @/systemd rw,relatime - cgroup cgroup rw,name=systemd",
+		"/ @/unified rw,relatime shared:9 - cgroup2 cgroup2 rw",
+		"/ /elsewhere rw - cgroup2 cgroup2 rw",
+	};
+	const char *dom = "machine/qemu-3-vm.libvirt-qemu";
+
+	write_mountinfo(f, mounts, ARRAY_SIZE(mounts));
+	write_cgroup(f, 300,
+		"9:name=systemd:/\n8:pids:/\n4:memory:/machine/qemu-3-vm.libvirt-qemu/emulator\n"
+		"2:cpuacct:/\n1:cpu:/machine/qemu-3-vm.libvirt-qemu/emulator\n"
+		"0::/machine/qemu-3-vm.libvirt-qemu/emulator\n");
+	write_pid_stat(f, 300, "qemu-system-x86", 1, 1);
+	/* decoys: the cpuacct root (the whole host), a v2 file where the v2 tree is not mounted */
+	tu_write(f->cg, "cpuacct/cpuacct.usage", "999999999999\n");
+	_cleanup_free_ char *decoy = xasprintf("%s/cpu.stat", dom);
+	tu_write(f->cg, decoy, "usage_usec 1\n");
+	_cleanup_free_ char *uni = xasprintf("unified/%s", dom);
+	cpu_stat(f, uni, 2286000);
+	_cleanup_free_ char *leaf = xasprintf("%s/emulator", uni);
+	cpu_stat(f, leaf, 5);
+
+	assert_int_equal(cpu_source_open(f->proc, f->cg, 300, &s), 0);
+	_cleanup_free_ char *want = xasprintf("%s/%s/cpu.stat", f->cg, uni);
+	assert_string_equal(cpu_source_path(s), want);
+	assert_int_equal(cpu_source_kind(s), CPU_SOURCE_CGROUP2);
+	assert_string_equal(cpu_source_kind_name(cpu_source_kind(s)), "cgroup2");
+	assert_false(cpu_source_has_foreign_cgroup(s));
+	assert_int_equal(cpu_source_read(s, &ns), 0);
+	assert_int_equal(ns, UINT64_C(2286000000));
+	cpu_source_free(s);
+
+	/* the same with cpuacct per domain too: v2 still wins (it has the whole cgroup) */
+	write_cgroup(f, 301,
+		"2:cpuacct:/machine/qemu-4-vm.libvirt-qemu/emulator\n"
+		"0::/machine/qemu-4-vm.libvirt-qemu/emulator\n");
+	tu_write(f->cg, "cpuacct/machine/qemu-4-vm.libvirt-qemu/cpuacct.usage", "7\n");
+	cpu_stat(f, "unified/machine/qemu-4-vm.libvirt-qemu", 8);
+	assert_int_equal(cpu_source_open(f->proc, f->cg, 301, &s), 0);
+	assert_int_equal(cpu_source_kind(s), CPU_SOURCE_CGROUP2);
+	assert_int_equal(cpu_source_read(s, &ns), 0);
+	assert_int_equal(ns, 8000);
+	cpu_source_free(s);
+
+	/* v2 present but without usage (an old kernel): cpuacct of the domain */
+	tu_write(f->cg, "unified/machine/qemu-4-vm.libvirt-qemu/cpu.stat", "");
+	assert_int_equal(cpu_source_open(f->proc, f->cg, 301, &s), 0);
+	assert_int_equal(cpu_source_kind(s), CPU_SOURCE_CGROUP1);
+	assert_int_equal(cpu_source_read(s, &ns), 0);
+	assert_int_equal(ns, 7);
+	cpu_source_free(s);
+}
+
+/* Pure v2 at the cgroup root (systemd's default since 247) */
+static void test_pure_v2(void **state)
+{
+	struct fixture *f = *state;
+	struct cpu_source *s;
+	uint64_t ns;
+	static const char *const mounts[] = {
+		"/ @ rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 "
+		"rw,nsdelegate,memory_recursiveprot",
+	};
+	const char *scope = "machine.slice/machine-qemu\\x2d1\\x2dvm.scope";
+
+	write_mountinfo(f, mounts, ARRAY_SIZE(mounts));
+	write_cgroup(
+		f, 310, "0::/machine.slice/machine-qemu\\x2d1\\x2dvm.scope/libvirt/emulator\n");
+	cpu_stat(f, scope, 123);
+	assert_int_equal(cpu_source_open(f->proc, f->cg, 310, &s), 0);
+	_cleanup_free_ char *want = xasprintf("%s/%s/cpu.stat", f->cg, scope);
+	assert_string_equal(cpu_source_path(s), want);
+	assert_int_equal(cpu_source_kind(s), CPU_SOURCE_CGROUP2);
+	assert_int_equal(cpu_source_read(s, &ns), 0);
+	assert_int_equal(ns, 123000);
+	cpu_source_free(s);
+
+	/* a domain in a custom partition below machine.slice */
+	write_cgroup(f, 311,
+		"0::/machine.slice/machine-prod.slice/machine-qemu\\x2d2\\x2dvm.scope/libvirt/"
+		"emulator\n");
+	cpu_stat(f, "machine.slice/machine-prod.slice/machine-qemu\\x2d2\\x2dvm.scope", 5);
+	assert_int_equal(cpu_source_open(f->proc, f->cg, 311, &s), 0);
+	assert_int_equal(cpu_source_kind(s), CPU_SOURCE_CGROUP2);
+	cpu_source_free(s);
+}
+
+/* Pure v1 (cgroup_no_v1 unset, no unified mount): cpu,cpuacct co-mounted, and a container
+ * whose cpuacct mount shows only its own subtree. */
+static void test_pure_v1(void **state)
+{
+	struct fixture *f = *state;
+	struct cpu_source *s;
+	uint64_t ns;
+	static const char *const mounts[] = {
+		"/ @ ro,nosuid,nodev,noexec shared:8 - tmpfs tmpfs ro,mode=755",
+		"/ @/systemd rw shared:9 - cgroup cgroup rw,xattr,name=systemd",
+		"/ @/cpu,cpuacct rw shared:12 - cgroup cgroup rw,cpu,cpuacct",
+		"/ @/memory rw shared:13 - cgroup cgroup rw,memory",
+	};
+
+	write_mountinfo(f, mounts, ARRAY_SIZE(mounts));
+	write_cgroup(f, 320,
+		"5:memory:/machine.slice/machine-qemu\\x2d1\\x2dvm.scope/libvirt/emulator\n"
+		"3:cpu,cpuacct:/machine.slice/machine-qemu\\x2d1\\x2dvm.scope/libvirt/emulator\n"
+		"1:name=systemd:/machine.slice/machine-qemu\\x2d1\\x2dvm.scope\n0::/\n");
+	tu_write(f->cg, "cpu,cpuacct/machine.slice/machine-qemu\\x2d1\\x2dvm.scope/cpuacct.usage",
+		"4242\n");
+	/* "0::/" with no v2 mounted says nothing: not a foreign cgroup */
+	assert_int_equal(cpu_source_open(f->proc, f->cg, 320, &s), 0);
+	assert_int_equal(cpu_source_kind(s), CPU_SOURCE_CGROUP1);
+	assert_string_equal(cpu_source_kind_name(cpu_source_kind(s)), "cgroup1");
+	assert_false(cpu_source_has_foreign_cgroup(s));
+	assert_int_equal(cpu_source_read(s, &ns), 0);
+	assert_int_equal(ns, 4242);
+	cpu_source_free(s);
+
+	/* a container's view: the mount shows /lxc/c1 at its point */
+	static const char *const ct[] = {
+		"/lxc/c1 @/cpuacct rw - cgroup cgroup rw,cpuacct",
+	};
+	write_mountinfo(f, ct, ARRAY_SIZE(ct));
+	write_cgroup(f, 321, "2:cpuacct:/lxc/c1/machine/qemu-1-vm.libvirt-qemu/emulator\n");
+	tu_write(f->cg, "cpuacct/machine/qemu-1-vm.libvirt-qemu/cpuacct.usage", "55\n");
+	assert_int_equal(cpu_source_open(f->proc, f->cg, 321, &s), 0);
+	assert_int_equal(cpu_source_kind(s), CPU_SOURCE_CGROUP1);
+	assert_int_equal(cpu_source_read(s, &ns), 0);
+	assert_int_equal(ns, 55);
+	cpu_source_free(s);
+	/* a cgroup outside what the mount shows is not reachable there */
+	write_cgroup(f, 322, "2:cpuacct:/lxc/c2/machine/qemu-1-vm.libvirt-qemu/emulator\n");
+	write_pid_stat(f, 322, "qemu", 3, 0);
+	assert_int_equal(cpu_source_open(f->proc, f->cg, 322, &s), 0);
+	assert_int_equal(cpu_source_kind(s), CPU_SOURCE_PROCESS);
+	cpu_source_free(s);
+}
+
+/* Issue 10 #5: qemu not in a per-domain cgroup (cgroup_controllers = [], a containerised
+ * libvirtd): its cgroup is libvirtd's, or the root, or a container's. Never read it. */
+static void test_foreign_cgroup(void **state)
+{
+	struct fixture *f = *state;
+	struct cpu_source *s;
+	uint64_t ns;
+	static const char *const mounts[] = {
+		"/ @/cpuacct rw - cgroup cgroup rw,cpuacct",
+		"/ @/unified rw - cgroup2 cgroup2 rw",
+	};
+	static const char *const cgroups[] = {
+		"2:cpuacct:/system.slice/libvirtd.service\n0::/system.slice/libvirtd.service\n",
+		"2:cpuacct:/\n0::/\n",
+		"0::/machine.slice/libpod-0123abcd.scope\n",
+		"0::/machine.slice\n",
+		"0::/machine\n",
+		"0::/user.slice/qemu-1-vm.libvirt-qemu\n",
+	};
+
+	write_mountinfo(f, mounts, ARRAY_SIZE(mounts));
+	tu_write(f->cg, "cpuacct/cpuacct.usage", "1000000000000\n");
+	tu_write(f->cg, "cpuacct/system.slice/libvirtd.service/cpuacct.usage", "1000000000\n");
+	cpu_stat(f, "unified", 1000000000);
+	cpu_stat(f, "unified/system.slice/libvirtd.service", 1000000);
+	cpu_stat(f, "unified/machine.slice/libpod-0123abcd.scope", 1000000);
+	cpu_stat(f, "unified/machine.slice", 1000000);
+	cpu_stat(f, "unified/machine", 1000000);
+	cpu_stat(f, "unified/user.slice/qemu-1-vm.libvirt-qemu", 1000000);
+	for (size_t i = 0; i < ARRAY_SIZE(cgroups); i++) {
+		write_cgroup(f, 330, cgroups[i]);
+		write_pid_stat(f, 330, "qemu-system-x86", 4, 6);
+		assert_int_equal(cpu_source_open(f->proc, f->cg, 330, &s), 0);
+		assert_int_equal(cpu_source_kind(s), CPU_SOURCE_PROCESS);
+		assert_string_equal(cpu_source_kind_name(cpu_source_kind(s)), "process");
+		assert_true(cpu_source_has_foreign_cgroup(s));
+		assert_int_equal(cpu_source_read(s, &ns), 0);
+		assert_int_equal(ns, 10 * tick_ns());
+		cpu_source_free(s);
+	}
+}
+
+/* Two domains resolved to one cgroup: the identity survives the switch to the process. */
+static void test_shared_cgroup(void **state)
+{
+	struct fixture *f = *state;
+	struct cpu_source *a, *b, *c;
+	uint64_t ns;
+
+	write_cgroup(f, 340, "0::/machine/qemu-1-vm.libvirt-qemu/emulator\n");
+	write_cgroup(f, 341, "0::/machine/qemu-1-vm.libvirt-qemu\n");
+	write_cgroup(f, 342, "0::/machine/qemu-2-other.libvirt-qemu/emulator\n");
+	cpu_stat(f, "machine/qemu-1-vm.libvirt-qemu", 77);
+	cpu_stat(f, "machine/qemu-2-other.libvirt-qemu", 88);
+	write_pid_stat(f, 340, "qemu", 1, 0);
+	write_pid_stat(f, 341, "qemu", 2, 0);
+	assert_int_equal(cpu_source_open(f->proc, f->cg, 340, &a), 0);
+	assert_int_equal(cpu_source_open(f->proc, f->cg, 341, &b), 0);
+	assert_int_equal(cpu_source_open(f->proc, f->cg, 342, &c), 0);
+	assert_true(cpu_source_is_same_cgroup(a, b));
+	assert_false(cpu_source_is_same_cgroup(a, c));
+	assert_int_equal(cpu_source_use_process(b), 0);
+	assert_int_equal(cpu_source_kind(b), CPU_SOURCE_PROCESS);
+	assert_int_equal(cpu_source_read(b, &ns), 0);
+	assert_int_equal(ns, 2 * tick_ns());
+	assert_true(cpu_source_is_same_cgroup(a, b));
+	/* no process left: the cgroup stays */
+	assert_int_equal(cpu_source_use_process(c), -ENOENT);
+	assert_int_equal(cpu_source_kind(c), CPU_SOURCE_CGROUP2);
+	assert_int_equal(cpu_source_read(c, &ns), 0);
+	assert_int_equal(ns, 88000);
+	cpu_source_free(a);
+	cpu_source_free(b);
+	cpu_source_free(c);
+}
+
+static void test_mountinfo_hostile(void **state)
+{
+	struct fixture *f = *state;
+	struct cpu_source *s;
+	uint64_t ns;
+	static const char *const mounts[] = {
+		"",
+		"- cgroup2",
+		"/ @/a",
+		"/ @/b rw - cgroup2",
+		"/ @/c rw - cgroup",
+		"relative @/d rw - cgroup2 cgroup2 rw",
+		"/ @/unified rw - cgroup2 cgroup2 rw",
+	};
+
+	write_mountinfo(f, mounts, ARRAY_SIZE(mounts));
+	write_cgroup(f, 350, "0::/machine/qemu-1-vm.libvirt-qemu/emulator\n");
+	cpu_stat(f, "unified/machine/qemu-1-vm.libvirt-qemu", 9);
+	cpu_stat(f, "d/machine/qemu-1-vm.libvirt-qemu", 10);
+	assert_int_equal(cpu_source_open(f->proc, f->cg, 350, &s), 0);
+	assert_int_equal(cpu_source_kind(s), CPU_SOURCE_CGROUP2);
+	assert_int_equal(cpu_source_read(s, &ns), 0);
+	assert_int_equal(ns, 9000);
+	cpu_source_free(s);
+}
+
 static void test_host_cpu(void **state)
 {
 	struct fixture *f = *state;
@@ -286,6 +580,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_v2_cgroupfs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proc_stat_fallback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hybrid_unified, setup_space, teardown),
+		cmocka_unit_test_setup_teardown(test_pure_v2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pure_v1, setup_space, teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_cgroup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shared_cgroup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mountinfo_hostile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_cpu, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_real_proc, setup, teardown),
 	};
