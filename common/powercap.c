@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
+#include "common/channel_record.h"
 #include "common/util.h"
 
 /* A counter is a few digits: anything longer than this is garbage, not a value to parse. */
@@ -565,6 +566,13 @@ int heartbeat_parse(const char *buf, size_t len, struct heartbeat *ret)
 		memcpy(key, line, klen);
 		key[klen] = '\0';
 
+		if (streq(key, "instance")) {
+			/* the counter's origin (DESIGN.md §4): 32 lowercase hex digits */
+			if (hb.instance[0] || !channel_instance_is_valid(sp + 1, vlen))
+				return -EINVAL;
+			memcpy(hb.instance, sp + 1, vlen);
+			continue;
+		}
 		bool *seen = NULL;
 		if (streq(key, "version"))
 			seen = &has_version;
@@ -612,6 +620,8 @@ size_t heartbeat_format(const struct heartbeat *hb, char *buf, size_t size)
 		"version 1\nseq %" PRIu64 "\ninterval_ms %" PRIu64 "\ntime_ms %" PRIu64
 		"\nestimated %d\n",
 		hb->seq, hb->interval_ms, hb->time_ms, hb->is_estimated ? 1 : 0);
+	if (n >= 0 && (size_t)n < size && hb->instance[0])
+		n += snprintf(buf + n, size - (size_t)n, "instance %s\n", hb->instance);
 	if (n < 0)
 		return 0;
 	return MIN((size_t)n, size > 0 ? size - 1 : 0);

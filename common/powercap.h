@@ -85,12 +85,15 @@ uint64_t energy_counter_update(
  *   interval_ms <u64>   the host's sampling interval
  *   time_ms <u64>       CLOCK_REALTIME of the tick, informative only (guest clocks drift)
  *   estimated <0|1>     1 when energy is estimated from CPU use, not measured
+ *   instance <32 hex>   the counters' origin (one host boot and share_dir; DESIGN.md §4);
+ *                       written when known, optional when read
  * Unknown keys are ignored (forward compatible); missing seq or interval_ms is -EINVAL. */
 struct heartbeat {
 	uint64_t seq;
 	uint64_t interval_ms;
 	uint64_t time_ms;
 	bool is_estimated;
+	char instance[33]; /* "" when unknown */
 };
 
 int heartbeat_parse(const char *buf, size_t len, struct heartbeat *ret);

@@ -13,6 +13,7 @@
 #include "common/util.h"
 #include "common/tree.h"
 #include "hostd/cputime.h"
+#include "hostd/instance.h"
 #include "hostd/publish.h"
 #include "hostd/sensor.h"
 #include "version.h"
@@ -57,6 +58,7 @@ struct accounting {
 	double min_power_w[SENSOR_ZONES_MAX]; /* lowest interval average since start-up */
 	bool has_min_power[SENSOR_ZONES_MAX];
 	uint64_t seq;
+	char instance[CHANNEL_INSTANCE_LEN + 1];
 	uint64_t last_tick_ns;
 	uint64_t errors[ERR_KINDS];
 	bool is_host_cpu_failing;
@@ -80,6 +82,10 @@ int accounting_new(const struct host_config *cfg, struct accounting **ret)
 	if (r < 0)
 		goto fail;
 	r = host_cpu_open(cfg->proc_root, &a->host_cpu);
+	if (r < 0)
+		goto fail;
+	/* until the daemon sets the one kept in share_dir */
+	r = host_instance_random(a->instance);
 	if (r < 0)
 		goto fail;
 	a->n_zones = sensor_n_zones(a->sensor);
@@ -125,6 +131,16 @@ void accounting_set_config(struct accounting *a, const struct host_config *cfg)
 {
 	/* estimate watts and the idle policy are read at every tick; roots take a restart */
 	a->cfg = cfg;
+}
+
+void accounting_set_instance(struct accounting *a, const char *instance)
+{
+	snprintf(a->instance, sizeof(a->instance), "%s", instance);
+}
+
+const char *accounting_instance(const struct accounting *a)
+{
+	return a->instance;
 }
 
 int accounting_add_domain(
@@ -354,6 +370,7 @@ static void publish(struct accounting *a)
 		.time_ms = now_realtime_ms(),
 		.is_estimated = sensor_is_estimated(a->sensor),
 	};
+	memcpy(hb.instance, a->instance, sizeof(hb.instance));
 	const struct publish_tick tick = {
 		.hb = &hb,
 		.zone_names = a->zone_names,

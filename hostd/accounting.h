@@ -23,6 +23,10 @@ int accounting_new(const struct host_config *cfg, struct accounting **ret);
 void accounting_free(struct accounting *a);
 void accounting_set_config(struct accounting *a, const struct host_config *cfg);
 
+/* The host instance id (instance.h) written in every heartbeat and channel record; a random one
+ * until this is called. */
+void accounting_set_instance(struct accounting *a, const char *instance);
+const char *accounting_instance(const struct accounting *a);
 /* Track a domain whose tree lives in the directory tree_dirfd (duplicated; the caller keeps its
  * own). Creates or adopts the tree: existing energy_uj values are continued, never reset.
  * tree_dirfd -1: no tree (counters start at 0). */

@@ -14,6 +14,7 @@
 #include "common/strbuf.h"
 #include "hostd/accounting.h"
 #include "hostd/domains.h"
+#include "hostd/instance.h"
 #include "hostd/libvirt_loop.h"
 
 struct daemon {
@@ -201,6 +202,22 @@ static void raise_fd_limit(void)
 	}
 }
 
+/* The counters' origin, kept in share_dir (which domains_new made) for this boot. */
+static void set_instance(struct daemon *d)
+{
+	char instance[CHANNEL_INSTANCE_LEN + 1];
+	int r = host_instance_load(d->cfg.share_dir, d->cfg.proc_root, instance);
+
+	if (r < 0) {
+		log_warn("cannot keep the host instance id in %s/" MOUNTS_PRIVATE_DIR
+			 "/" HOST_INSTANCE_FILE
+			 ": %s; guests will rebase their counters at every restart",
+			d->cfg.share_dir, strerror(-r));
+		return;
+	}
+	accounting_set_instance(d->acct, instance);
+}
+
 static int daemon_setup(struct daemon *d)
 {
 	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
@@ -229,6 +246,7 @@ static int daemon_setup(struct daemon *d)
 	r = domains_new(d->base, &d->cfg, d->acct, &d->domains);
 	if (r < 0)
 		return r;
+	set_instance(d);
 	domains_set_attempt_cb(d->domains, on_attempt, d);
 	d->tick_ev = event_new(d->base, -1, d->is_once ? 0 : EV_PERSIST, tick_cb, d);
 	if (!d->tick_ev)

@@ -16,6 +16,8 @@ int publisher_publish(struct publisher *p, const char *domain, const struct publ
 {
 	int r = p->ops->publish(p, tick, total_uj);
 
+	if (r == -EAGAIN)
+		return 0; /* nothing published by design (not connected, no room): no streak */
 	if (r < 0 && !p->is_failing)
 		log_warn("domain %s: cannot write its %s: %s", domain, p->ops->kind, strerror(-r));
 	else if (r == 0 && p->is_failing)

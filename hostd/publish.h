@@ -27,8 +27,10 @@ struct publisher;
 
 struct publisher_ops {
 	const char *kind; /* "tree", "channel": messages and powerd_errors_total{kind} */
-	/* Publish the domain's cumulative energy per zone (total_uj[0..tick->n_zones)). 0, or a
-	 * negative errno that the caller counts and logs once per streak. */
+	/* Publish the domain's cumulative energy per zone (total_uj[0..tick->n_zones)). 0; -EAGAIN
+	 * when nothing was published by design (a channel not connected, or full: the next record
+	 * supersedes this one); another negative errno is a failure the caller counts and logs
+	 * once per streak. */
 	int (*publish)(
 		struct publisher *p, const struct publish_tick *tick, const uint64_t *total_uj);
 	void (*free)(struct publisher *p);

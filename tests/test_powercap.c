@@ -611,6 +611,20 @@ static void test_heartbeat(void **state)
 	assert_true(back.time_ms == hb.time_ms);
 	assert_true(back.is_estimated);
 
+	/* the counters' origin, when known; read back, and refused when it is not 32 hex */
+	strcpy(hb.instance, "00112233445566778899aabbccddeeff");
+	len = heartbeat_format(&hb, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\ninstance 00112233445566778899aabbccddeeff\n"));
+	assert_int_equal(heartbeat_parse(buf, len, &back), 0);
+	assert_string_equal(back.instance, hb.instance);
+	const char *bad_instance[] = { "seq 1\ninterval_ms 2\ninstance 0011\n",
+		"seq 1\ninterval_ms 2\ninstance 00112233445566778899AABBCCDDEEFF\n",
+		"seq 1\ninterval_ms 2\ninstance 00112233445566778899aabbccddeeff\n"
+		"instance 00112233445566778899aabbccddeeff\n" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad_instance); i++)
+		assert_int_equal(
+			heartbeat_parse(bad_instance[i], strlen(bad_instance[i]), &back), -EINVAL);
+
 	const char *good = "seq 1\ninterval_ms 2\nnew_thing a b c\n\nx 1";
 	assert_int_equal(heartbeat_parse(good, strlen(good), &back), 0);
 	assert_int_equal(back.seq, 1);
