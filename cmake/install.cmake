@@ -30,7 +30,8 @@ if(NOT DEFINED POWERD_SYSTEMD_UNITDIR)
 		"Directory for systemd system units (absolute, or relative to the prefix)")
 endif()
 
-set(POWERD_HOST_UNITS ${CMAKE_SOURCE_DIR}/units/powerd-host.service)
+set(POWERD_HOST_UNITS ${CMAKE_SOURCE_DIR}/units/powerd-host.service
+	${CMAKE_SOURCE_DIR}/units/powerd-host.socket)
 set(POWERD_GUEST_UNITS ${CMAKE_SOURCE_DIR}/units/powerd-guest.service
 	${CMAKE_SOURCE_DIR}/units/var-scaphandre.mount)
 
@@ -134,6 +135,8 @@ CPU time and exports a powercap-like tree per domain that the guest mounts over 
 set(CPACK_COMPONENT_GUEST_DESCRIPTION "power sensor for Qemu/KVM virtual machines: guest daemon
 powerd-guest reads the powercap-like tree powerd-host shares into the VM, splits it over the
 VM's services and serves Prometheus metrics.")
+# postinst creates the system user powerd with adduser (README "Privilege separation").
+set(CPACK_DEBIAN_HOST_PACKAGE_DEPENDS "adduser")
 set(CPACK_DEBIAN_HOST_PACKAGE_RECOMMENDS "libvirt-daemon-system")
 set(CPACK_DEBIAN_HOST_PACKAGE_SUGGESTS "prometheus")
 set(CPACK_DEBIAN_HOST_PACKAGE_CONTROL_EXTRA "${CMAKE_SOURCE_DIR}/packaging/host/postinst;${CMAKE_SOURCE_DIR}/packaging/host/prerm;${CMAKE_SOURCE_DIR}/packaging/host/postrm;${CMAKE_SOURCE_DIR}/packaging/host/conffiles")

@@ -501,12 +501,22 @@ static char *html_escape(const char *s)
 	return out;
 }
 
-int http_server_new(struct event_base *base, const char *listen, const struct http_limits *limits,
+int http_listen_open(const char *listen, int *ret_fd, char *err, size_t err_size)
+{
+	*ret_fd = -1;
+	if (!listen || !*listen) {
+		snprintf(err, err_size, "no listen address");
+		return -EINVAL;
+	}
+	return open_listen_socket(listen, ret_fd, err, err_size);
+}
+
+/* The server without listeners: limits, the index page, evhttp and its callbacks. */
+static int server_create(struct event_base *base, const struct http_limits *limits,
 	const char *title, struct http_server **ret, char *err, size_t err_size)
 {
 	static const struct http_limits defaults = HTTP_LIMITS_DEFAULT;
 	struct http_server *s = xcalloc(1, sizeof(*s));
-	int n, r;
 
 	s->limits = limits ? *limits : defaults;
 	if (!s->limits.max_header_bytes)
@@ -527,8 +537,8 @@ int http_server_new(struct event_base *base, const char *listen, const struct ht
 	s->http = evhttp_new(base);
 	if (!s->post_accept || !s->http) {
 		snprintf(err, err_size, "cannot create the HTTP server");
-		r = -ENOMEM;
-		goto fail;
+		http_server_free(s);
+		return -ENOMEM;
 	}
 	evhttp_set_max_headers_size(s->http, (ev_ssize_t)s->limits.max_header_bytes);
 	evhttp_set_max_body_size(s->http, (ev_ssize_t)s->limits.max_body_bytes);
@@ -543,7 +553,41 @@ int http_server_new(struct event_base *base, const char *listen, const struct ht
 	 * its 413 only after the whole body arrived, which a scrape endpoint has no use for. */
 	evhttp_set_gencb(s->http, request_cb, s);
 	evhttp_set_bevcb(s->http, conn_new_cb, s);
+	*ret = s;
+	return 0;
+}
 
+int http_server_new_fds(struct event_base *base, const int *fds, size_t n_fds,
+	const struct http_limits *limits, const char *title, struct http_server **ret, char *err,
+	size_t err_size)
+{
+	struct http_server *s;
+	size_t i = 0;
+	int r;
+
+	r = server_create(base, limits, title, &s, err, err_size);
+	for (; r >= 0 && i < n_fds; i++)
+		r = add_listener(s, base, fds[i], err, err_size);
+	if (r < 0) {
+		/* add_listener closed the one that failed; the rest were never taken over. */
+		for (; i < n_fds; i++)
+			close(fds[i]);
+		http_server_free(s);
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
+int http_server_new(struct event_base *base, const char *listen, const struct http_limits *limits,
+	const char *title, struct http_server **ret, char *err, size_t err_size)
+{
+	struct http_server *s;
+	int n, r;
+
+	r = server_create(base, limits, title, &s, err, err_size);
+	if (r < 0)
+		return r;
 	n = sd_listen_fds(1);
 	if (n < 0) {
 		snprintf(err, err_size, "socket activation: %s", strerror(-n));

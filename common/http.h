@@ -30,6 +30,14 @@ struct http_limits {
  * -EADDRINUSE etc. with err naming the address. title is shown on "/" ("powerd-guest"). */
 int http_server_new(struct event_base *base, const char *listen, const struct http_limits *limits,
 	const char *title, struct http_server **ret, char *err, size_t err_size);
+/* Open a listening TCP socket (non-blocking, close-on-exec) for listen, with the syntax above;
+ * -errno with err naming the address. */
+int http_listen_open(const char *listen, int *ret_fd, char *err, size_t err_size);
+/* Serve on sockets that already listen (a privileged process opened them): taken over, closed
+ * by http_server_free() (on failure: all of them, now). */
+int http_server_new_fds(struct event_base *base, const int *fds, size_t n_fds,
+	const struct http_limits *limits, const char *title, struct http_server **ret, char *err,
+	size_t err_size);
 /* Replace the served exposition (copied). */
 void http_server_set_metrics(struct http_server *s, const char *text, size_t len);
 /* The port actually bound (for listen ":0" in tests); 0 if unknown. */

@@ -8,7 +8,6 @@
 
 #include <event2/event.h>
 
-#include "common/http.h"
 #include "common/log.h"
 #include "common/notify.h"
 #include "common/strbuf.h"
@@ -16,6 +15,7 @@
 #include "hostd/domains.h"
 #include "hostd/instance.h"
 #include "hostd/libvirt_loop.h"
+#include "hostd/privsep.h"
 
 struct daemon {
 	struct event_base *base;
@@ -27,7 +27,7 @@ struct daemon {
 	int once_ticks;
 	struct accounting *acct;
 	struct domains *domains;
-	struct http_server *http;
+	struct privsep *privsep; /* the HTTP server process; NULL with --once */
 	struct notify *notify;
 	struct event *tick_ev;
 	struct event *sig_ev[3];
@@ -93,9 +93,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	render(d);
-	if (d->http)
-		http_server_set_metrics(
-			d->http, d->metrics.buf ? d->metrics.buf : "", d->metrics.len);
+	privsep_send(d->privsep, PRIVSEP_MSG_METRICS, d->metrics.buf ? d->metrics.buf : "",
+		d->metrics.len);
 	update_status(d);
 }
 
@@ -107,21 +106,11 @@ static void arm_tick(struct daemon *d)
 	event_add(d->tick_ev, &tv);
 }
 
-static int open_http(struct daemon *d, struct http_server **ret)
+/* The metrics socket (and the status socket) are opened here, by the privileged part; what
+ * listens on them is the unprivileged server process (privsep.h). */
+static int open_http(struct daemon *d)
 {
-	struct http_limits limits = HTTP_LIMITS_DEFAULT;
-	char err[256] = "";
-	int r;
-
-	*ret = NULL;
-	if (!d->cfg.metrics_listen[0])
-		return 0;
-	r = http_server_new(
-		d->base, d->cfg.metrics_listen, &limits, "powerd-host", ret, err, sizeof(err));
-	if (r < 0)
-		log_err("metrics_listen %s: %s", d->cfg.metrics_listen,
-			err[0] ? err : strerror(-r));
-	return r;
+	return privsep_new(d->base, d->cfg.metrics_listen, "", &d->privsep);
 }
 
 static void reload(struct daemon *d)
@@ -144,13 +133,8 @@ static void reload(struct daemon *d)
 	domains_set_config(d->domains, &d->cfg);
 	if (old.interval_ms != d->cfg.interval_ms)
 		arm_tick(d);
-	if (is_listen_changed) {
-		struct http_server *h;
-		http_server_free(d->http);
-		d->http = NULL;
-		if (open_http(d, &h) == 0)
-			d->http = h;
-	}
+	if (is_listen_changed)
+		privsep_set_listen(d->privsep, d->cfg.metrics_listen);
 	host_config_free(&old);
 	notify_reload_done();
 	update_status(d);
@@ -176,7 +160,7 @@ static void daemon_free(struct daemon *d)
 			event_free(d->sig_ev[i]);
 	if (d->tick_ev)
 		event_free(d->tick_ev);
-	http_server_free(d->http);
+	privsep_free(d->privsep);
 	notify_free(d->notify);
 	domains_free(d->domains);
 	accounting_free(d->acct);
@@ -253,7 +237,7 @@ static int daemon_setup(struct daemon *d)
 		return -ENOMEM;
 	if (d->is_once)
 		return 0;
-	r = open_http(d, &d->http);
+	r = open_http(d);
 	if (r < 0)
 		return r;
 	r = notify_new(d->base, &d->notify);

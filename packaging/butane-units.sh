@@ -123,6 +123,9 @@ EOT
 	else
 		missing units/powerd-host.service
 	fi
+	if [ -f "$src/units/powerd-host.socket" ]; then
+		unit "$src/units/powerd-host.socket"
+	fi
 	;;
 *)
 	echo "usage: butane-units.sh guest|host [SOURCE_DIR]" >&2

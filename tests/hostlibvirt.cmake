@@ -7,14 +7,18 @@ foreach(t test_host_libvirt test_host_mounts test_host_domains)
 		set_tests_properties(${t} PROPERTIES LABELS "unit;host" TIMEOUT 120)
 	endif()
 endforeach()
-if(TARGET test_host_daemon)
-	set_tests_properties(test_host_daemon PROPERTIES LABELS "integration;host" TIMEOUT 120)
-endif()
+foreach(t test_host_daemon test_host_privsep)
+	if(TARGET ${t})
+		set_tests_properties(${t} PROPERTIES LABELS "integration;host" TIMEOUT 120)
+	endif()
+endforeach()
 
 find_program(VALGRIND_PROGRAM valgrind)
 find_program(UNSHARE_PROGRAM unshare)
 if(VALGRIND_PROGRAM AND NOT POWERD_SANITIZE)
-	foreach(name test_host_libvirt test_host_mounts test_host_domains)
+	# test_host_privsep: the daemon it starts runs natively (valgrind has no seccomp(2)); the
+	# test's own process, and the hand-over header, under valgrind.
+	foreach(name test_host_libvirt test_host_mounts test_host_domains test_host_privsep)
 		if(TARGET ${name})
 			add_test(NAME ${name}_valgrind COMMAND ${VALGRIND_PROGRAM} -q --error-exitcode=1
 				--leak-check=full --errors-for-leak-kinds=definite,indirect

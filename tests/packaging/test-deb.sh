@@ -65,7 +65,7 @@ for f in /usr/sbin/powerd-host /usr/sbin/powerd-guest /usr/share/man/man8/powerd
 	/usr/share/man/man5/powerd-guest.yaml.5.gz; do
 	[ -f "$root$f" ] || fail "cmake --install: $f missing"
 done
-for u in powerd-host.service powerd-guest.service var-scaphandre.mount; do
+for u in powerd-host.service powerd-host.socket powerd-guest.service var-scaphandre.mount; do
 	if [ -f "$src/units/$u" ]; then
 		cmp -s "$src/units/$u" "$root$unitdir/$u" || fail "cmake --install: $unitdir/$u"
 	fi
@@ -130,15 +130,16 @@ if command -v man >/dev/null; then
 	done
 fi
 units=()
-for u in powerd-host.service powerd-guest.service var-scaphandre.mount; do
+for u in powerd-host.service powerd-host.socket powerd-guest.service var-scaphandre.mount; do
 	[ -f "$src/units/$u" ] || continue
 	[ -f "$unitdir/$u" ] || fail "$unitdir/$u not installed"
 	units+=("$unitdir/$u")
 done
-for u in powerd-host.service powerd-guest.service; do
+for u in powerd-host.service powerd-host.socket powerd-guest.service; do
 	[ -f "$unitdir/$u" ] || continue
 	ls /etc/systemd/system/*.wants/"$u" >/dev/null 2>&1 || fail "$u not enabled by postinst"
 done
+getent passwd powerd >/dev/null || fail "postinst did not create the system user powerd"
 if [ -f "$src/units/powerd-libvirt-hook" ]; then
 	[ "$(stat -c %a /etc/libvirt/hooks/qemu.d/powerd)" = 755 ] || fail "hook not installed 0755"
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # systemd-analyze security --offline=true on the units of units/ (owned by the daemon engineers):
-# powerd-guest.service must keep an overall exposure <= 2.0; powerd-host.service's is reported
-# (it mounts tmpfs and needs CAP_SYS_ADMIN, so it cannot be as low). The parsing is shown to work
+# powerd-guest.service must keep an overall exposure <= 2.0, powerd-host.service <= 4.0 (it mounts
+# tmpfs and needs CAP_SYS_ADMIN, so it cannot be as low). The parsing is shown to work
 # on a bare unit, whose exposure must come out high. Also the contract of DESIGN.md §3 the
 # packaging relies on: Type=notify with a watchdog, RequiresMountsFor=/var/scaphandre, the mount.
 #
@@ -10,6 +10,10 @@
 #   powerd-host.service   4.0 OK      root with CAP_SYS_ADMIN + @mount, and deliberately no mount
 #                                     namespace (its tmpfs mounts must reach libvirtd and qemu):
 #                                     ProtectSystem=, PrivateTmp=, PrivateDevices=, ... cannot apply
+#   powerd-host.service   3.9 OK      2026-12-01, privilege separation: +CAP_SET(UID|GID|PCAP) and
+#                                     setresuid/setgroups (+0.5), the metrics socket from
+#                                     powerd-host.socket: AF_UNIX only, IPAddressDeny=any (-0.6);
+#                                     asserted <= 4.0
 #   a bare [Service] unit 9.6 UNSAFE  (the parsing check below)
 set -euo pipefail
 src=${1:?usage: test-units.sh SOURCE_DIR}
@@ -58,8 +62,17 @@ fi
 if [ -f "$src/units/powerd-host.service" ]; then
 	h=$(exposure "$src/units/powerd-host.service")
 	[ -n "$h" ] || { cat "$tmp/err"; fail "no exposure for powerd-host.service"; }
-	echo "powerd-host.service exposure $h (reported, not asserted)"
+	echo "powerd-host.service exposure $h (bare unit: $bare)"
+	! over "$h" 4.0 || fail "powerd-host.service exposure $h > 4.0"
 	u=$src/units/powerd-host.service
+	# The metrics socket is systemd's (the service may create no IP socket), the status socket
+	# lives in its runtime directory.
+	grep -qx 'Requires=powerd-host.socket' "$u" || fail "powerd-host.service: no Requires=powerd-host.socket"
+	grep -qx 'RestrictAddressFamilies=AF_UNIX' "$u" || fail "powerd-host.service: IP address families allowed"
+	grep -qx 'RuntimeDirectory=powerd-host' "$u" || fail "powerd-host.service: no RuntimeDirectory=powerd-host"
+	s=$src/units/powerd-host.socket
+	[ -f "$s" ] || fail "no units/powerd-host.socket"
+	grep -qx 'ListenStream=127.0.0.1:9731' "$s" || fail "powerd-host.socket: not ListenStream=127.0.0.1:9731"
 	grep -qx 'Type=notify' "$u" || fail "powerd-host.service: not Type=notify"
 	grep -qE '^WatchdogSec=' "$u" || fail "powerd-host.service: no WatchdogSec"
 	grep -qE '^ExecStart=/usr/sbin/powerd-host( |$)' "$u" ||
