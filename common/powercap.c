@@ -417,6 +417,27 @@ const char *powercap_layout_name(enum powercap_layout layout)
 	return "powerd";
 }
 
+/* The largest constraint_N_max_power_uw of the zone (sysfs lists constraints from 0 up), 0 when
+ * it has none: a hint for telling wraps from resets, so an unreadable one is not an error. */
+static uint64_t zone_max_power_uw(const struct powercap_zone *z)
+{
+	uint64_t max_uw = 0;
+
+	for (unsigned n = 0; n < 8; n++) {
+		char file[48], buf[POWERCAP_VALUE_MAX];
+		size_t len;
+		uint64_t v;
+
+		snprintf(file, sizeof(file), "constraint_%u_max_power_uw", n);
+		int r = read_file_at(z->dir_fd, file, buf, sizeof(buf), &len);
+		if (r == -ENOENT)
+			break;
+		if (r == 0 && parse_u64_content(buf, len, &v) == 0)
+			max_uw = MAX(max_uw, v);
+	}
+	return max_uw;
+}
+
 int powercap_tree_open(const char *root, struct powercap_tree **ret, char *err, size_t err_size)
 {
 	return powercap_tree_open_flags(root, 0, ret, err, err_size);
@@ -470,6 +491,8 @@ int powercap_tree_open_flags(
 			subs.v[j].z.dir_fd = subs.v[j].z.energy_fd = -1;
 		}
 	}
+	for (size_t i = 0; i < t->n_zones; i++)
+		t->zones[i].max_power_uw = zone_max_power_uw(&t->zones[i]);
 	/* Subzones whose package does not exist are left out (closed with the lists). */
 	scan_list_done(&pkgs);
 	scan_list_done(&subs);
@@ -511,8 +534,59 @@ int powercap_zone_read(
 	return read_energy_fd(fd, ret_energy_uj);
 }
 
-uint64_t energy_counter_update(
-	struct energy_counter *c, uint64_t raw, uint64_t max_range, enum counter_step *ret_step)
+void powercap_zone_limits(
+	const struct powercap_zone *z, enum counter_kind kind, struct counter_limits *ret)
+{
+	*ret = (struct counter_limits){
+		.kind = kind,
+		.max_range_uj = z->has_max_energy_range ? z->max_energy_range_uj : 0,
+		.max_power_uw = COUNTER_MAX_POWER_UW_DEFAULT,
+	};
+	if (z->max_power_uw > 0 && z->max_power_uw <= UINT64_MAX / COUNTER_CONSTRAINT_FACTOR)
+		ret->max_power_uw = z->max_power_uw * COUNTER_CONSTRAINT_FACTOR;
+}
+
+typedef unsigned __int128 u128;
+
+#define RAPL_STATUS_MASK UINT64_C(0xffffffff)
+
+/* Where the counter wraps, in nJ: RAPL's (max / 0xffffffff units, the unit in whole nJ as the
+ * kernel keeps it) when max is what the kernel's formula gives for that unit, else max itself. */
+static u128 wrap_modulus_nj(const struct counter_limits *lim)
+{
+	u128 max_nj = (u128)lim->max_range_uj * 1000;
+
+	if (lim->kind == COUNTER_RAPL) {
+		u128 unit_nj = (max_nj + RAPL_STATUS_MASK - 1) / RAPL_STATUS_MASK;
+		if (unit_nj > 0 && unit_nj * RAPL_STATUS_MASK / 1000 == lim->max_range_uj)
+			return unit_nj << 32;
+	}
+	return max_nj;
+}
+
+/* The energy a wrap from last to raw means, in nJ (frac carried in); 0 when it cannot be one. */
+static u128 wrap_delta_nj(
+	const struct energy_counter *c, uint64_t raw, const struct counter_limits *lim)
+{
+	if (lim->max_range_uj == 0 || c->last_raw > lim->max_range_uj)
+		return 0;
+	u128 modulus = wrap_modulus_nj(lim);
+	u128 last_nj = (u128)c->last_raw * 1000;
+	if (last_nj >= modulus)
+		return 0;
+	return modulus - last_nj + (u128)raw * 1000 + c->frac_nj;
+}
+
+static bool is_plausible(u128 delta_nj, const struct counter_limits *lim, uint64_t dt_ns)
+{
+	uint64_t max_uw = lim->max_power_uw ? lim->max_power_uw : COUNTER_MAX_POWER_UW_DEFAULT;
+
+	/* µW × ns = 1e-15 J = 1e-6 nJ */
+	return delta_nj * 1000000 <= (u128)max_uw * dt_ns;
+}
+
+uint64_t energy_counter_update(struct energy_counter *c, uint64_t raw,
+	const struct counter_limits *lim, uint64_t dt_ns, enum counter_step *ret_step)
 {
 	enum counter_step step;
 	uint64_t delta = 0;
@@ -523,14 +597,17 @@ uint64_t energy_counter_update(
 	} else if (raw >= c->last_raw) {
 		step = COUNTER_OK;
 		delta = raw - c->last_raw;
-	} else if (max_range > 0 && c->last_raw <= max_range && c->last_raw > max_range / 2 &&
-		   raw < max_range / 2) {
-		step = COUNTER_WRAPPED;
-		delta = max_range - c->last_raw + raw;
 	} else {
-		/* The source restarted (a new tree, a host daemon that lost its state): count
-		 * nothing for this interval and follow the new value from here. */
-		step = COUNTER_RESET;
+		u128 d_nj = wrap_delta_nj(c, raw, lim);
+		if (d_nj > 0 && is_plausible(d_nj, lim, dt_ns)) {
+			step = COUNTER_WRAPPED;
+			delta = (uint64_t)(d_nj / 1000);
+			c->frac_nj = (uint32_t)(d_nj % 1000);
+		} else {
+			/* The source restarted (a new tree, a host daemon that lost its state, a
+			 * package reset): count nothing for this interval, follow the new value. */
+			step = COUNTER_RESET;
+		}
 	}
 	c->last_raw = raw;
 	c->total_uj += delta;

@@ -21,6 +21,7 @@ struct powercap_zone {
 	int energy_fd;	  /* energy_uj kept open (sysfs only), else -1: reopened per read */
 	uint64_t max_energy_range_uj; /* 0 when the file is missing or unreadable */
 	bool has_max_energy_range;
+	uint64_t max_power_uw; /* largest constraint_N_max_power_uw (sysfs), 0 when none */
 };
 
 /* What wrote the tree, as far as its shape tells. */
@@ -59,9 +60,11 @@ void powercap_tree_free(struct powercap_tree *t);
 int powercap_zone_read(
 	const struct powercap_tree *t, const struct powercap_zone *z, uint64_t *ret_energy_uj);
 
-/* A monotonic 64-bit total kept from a counter that wraps at max_range (values 0..max_range).
- * A decrease is a wrap when it is plausible (the counter was in the upper half and restarted in
- * the lower half of the range), otherwise a reset of the source, absorbed with a delta of 0. */
+/* A monotonic 64-bit total kept from a counter that wraps.
+ * A decrease is a wrap only when the energy it implies over the elapsed time is plausible for the
+ * zone (at most its max power); otherwise it is a reset of the source, absorbed with a delta of 0
+ * (then the new value is followed). A decrease after a stall longer than half the range is still a
+ * wrap when its power is plausible. An increase is always energy (counters only move forward). */
 enum counter_step {
 	COUNTER_FIRST, /* first sample: delta 0 */
 	COUNTER_OK,
@@ -69,15 +72,47 @@ enum counter_step {
 	COUNTER_RESET,
 };
 
+enum counter_kind {
+	/* Hardware RAPL (sysfs): the 32-bit status counter times the energy unit. The kernel's
+	 * max_energy_range_uj is 0xffffffff units (rounded down to a µJ), so the counter wraps one
+	 * unit (max / 0xffffffff, 61.035 µJ on most Intel parts) above it: counted exactly, the
+	 * fraction of a µJ carried. A range the kernel's formula cannot give wraps at the range. */
+	COUNTER_RAPL,
+	/* powerd's own trees: values 0..range-1 (written as total % range), wrap at the range */
+	COUNTER_EXACT,
+};
+
+/* Without a constraint_N_max_power_uw, the most a zone is believed to draw: above any package or
+ * whole host (an 8-socket server stays under 3 kW), far below what most resets mistaken for
+ * wraps imply (a RAPL counter at 200 kJ reset to 0 would be a 62 kJ wrap: 62 kW over 1 s). A
+ * reset just below the top of the range is indistinguishable from a wrap, and costs as little. */
+#define COUNTER_MAX_POWER_UW_DEFAULT (UINT64_C(5000) * 1000000)
+/* A zone's constraint max power is its sustained limit (TDP, PL1); turbo and short-term limits
+ * run above it: the plausible maximum is this many times the largest constraint. */
+#define COUNTER_CONSTRAINT_FACTOR 4
+
+struct counter_limits {
+	enum counter_kind kind;
+	uint64_t max_range_uj; /* 0: no range known, every decrease is a reset */
+	uint64_t max_power_uw; /* 0: COUNTER_MAX_POWER_UW_DEFAULT */
+};
+
 struct energy_counter {
 	uint64_t last_raw;
 	uint64_t total_uj;
+	uint32_t frac_nj; /* of a µJ owed by RAPL wraps (the unit is not a whole µJ) */
 	bool has_last;
 };
 
-/* Feed one raw sample; returns the energy since the previous one (µJ) and adds it to total_uj. */
-uint64_t energy_counter_update(
-	struct energy_counter *c, uint64_t raw, uint64_t max_range, enum counter_step *ret_step);
+/* The limits of zone z read as kind: its range, and its constraint max power times
+ * COUNTER_CONSTRAINT_FACTOR, else the default. */
+void powercap_zone_limits(
+	const struct powercap_zone *z, enum counter_kind kind, struct counter_limits *ret);
+
+/* Feed one raw sample taken dt_ns after the previous one; returns the energy since the previous
+ * one (µJ) and adds it to total_uj. */
+uint64_t energy_counter_update(struct energy_counter *c, uint64_t raw,
+	const struct counter_limits *lim, uint64_t dt_ns, enum counter_step *ret_step);
 
 /* The heartbeat (file POWERCAP_HEARTBEAT_FILE), text of "key value" lines:
  *   version 1

@@ -107,7 +107,9 @@ int pread_head(int fd, char *buf, size_t size, size_t *ret_len);
 /* Write the whole buffer, retrying short writes and EINTR. */
 int write_all(int fd, const void *buf, size_t len);
 
-uint64_t now_monotonic_ns(void);
+uint64_t now_monotonic_ns(void); /* stops while the machine is suspended */
+/* CLOCK_BOOTTIME: CLOCK_MONOTONIC plus the time spent suspended, as energy counters see it */
+uint64_t now_boottime_ns(void);
 uint64_t now_realtime_ms(void);
 
 #define NSEC_PER_SEC UINT64_C(1000000000)

@@ -208,11 +208,13 @@ static void zones_update(struct source *s, const uint64_t *raw, uint64_t dt_ns)
 	for (size_t i = 0; i < s->tree->n_zones; i++) {
 		const struct powercap_zone *pz = &s->tree->zones[i];
 		struct source_zone *z = zone_find(s, pz->id);
-		uint64_t max = pz->has_max_energy_range ? pz->max_energy_range_uj : 0;
+		struct counter_limits lim;
 
 		if (!z)
 			continue;
-		z->interval_uj = energy_counter_update(&z->counter, raw[i], max, NULL);
+		/* sysfs wraps as RAPL does; powerd's trees exactly at their range */
+		powercap_zone_limits(pz, s->tree->is_sysfs ? COUNTER_RAPL : COUNTER_EXACT, &lim);
+		z->interval_uj = energy_counter_update(&z->counter, raw[i], &lim, dt_ns, NULL);
 		/* The served total is the tree's own counter, as node_exporter or Scaphandre
 		 * reading the same share would report it, not the energy since this daemon started:
 		 * it starts at the first value ever read and goes on by unwrapped deltas from there

@@ -50,8 +50,10 @@ struct accounting {
 	/* scratch for attribution_split, sized with the domain array */
 	uint64_t *cpu_ns, *frac, *share_uj;
 
+	void (*clock)(void *arg, uint64_t *ret_boot_ns, uint64_t *ret_mono_ns);
+	void *clock_arg;
 	bool has_last;
-	uint64_t last_mono_ns, last_busy_ns, last_all_ns;
+	uint64_t last_boot_ns, last_mono_ns, last_busy_ns, last_all_ns;
 	uint64_t last_dt_ns;
 	uint64_t host_total_uj[SENSOR_ZONES_MAX];
 	uint64_t host_last_uj[SENSOR_ZONES_MAX];
@@ -72,12 +74,27 @@ static uint64_t thread_cpu_ns(void)
 	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
+static void real_clock(void *arg, uint64_t *ret_boot_ns, uint64_t *ret_mono_ns)
+{
+	(void)arg;
+	*ret_boot_ns = now_boottime_ns();
+	*ret_mono_ns = now_monotonic_ns();
+}
+
+void accounting_set_clock(struct accounting *a,
+	void (*clock)(void *arg, uint64_t *ret_boot_ns, uint64_t *ret_mono_ns), void *arg)
+{
+	a->clock = clock ? clock : real_clock;
+	a->clock_arg = arg;
+}
+
 int accounting_new(const struct host_config *cfg, struct accounting **ret)
 {
 	struct accounting *a = xcalloc(1, sizeof(*a));
 	int r;
 
 	a->cfg = cfg;
+	a->clock = real_clock;
 	r = sensor_open(cfg->powercap_root, &a->sensor);
 	if (r < 0)
 		goto fail;
@@ -339,25 +356,26 @@ static uint64_t domain_cpu_delta(struct accounting *a, struct acct_domain *d)
 	return delta;
 }
 
-/* Under idle_power: host, the energy of the interval that is idle power and stays unattributed. */
-static uint64_t idle_part_uj(struct accounting *a, size_t z, uint64_t energy_uj, uint64_t dt_ns)
+/* Under idle_power: host, the energy of the interval that is idle power and stays unattributed.
+ * run_ns is the time the host ran: a suspended host draws no idle power. */
+static uint64_t idle_part_uj(struct accounting *a, size_t z, uint64_t energy_uj, uint64_t run_ns)
 {
 	double idle_w;
 
-	if (a->cfg->idle_power != IDLE_POLICY_HOST || dt_ns == 0)
+	if (a->cfg->idle_power != IDLE_POLICY_HOST || run_ns == 0)
 		return 0;
 	if (a->cfg->idle_watts > 0 && z == 0) {
 		/* configured idle watts are the whole host's idle: the package zone's */
 		idle_w = a->cfg->idle_watts;
 	} else {
-		double p = (double)energy_uj * 1e3 / (double)dt_ns;
+		double p = (double)energy_uj * 1e3 / (double)run_ns;
 		if (!a->has_min_power[z] || p < a->min_power_w[z]) {
 			a->min_power_w[z] = p;
 			a->has_min_power[z] = true;
 		}
 		idle_w = a->min_power_w[z];
 	}
-	double idle_uj = idle_w * (double)dt_ns / 1e3;
+	double idle_uj = idle_w * (double)run_ns / 1e3;
 	return idle_uj >= (double)energy_uj ? energy_uj : (uint64_t)idle_uj;
 }
 
@@ -389,10 +407,11 @@ static void publish(struct accounting *a)
 int accounting_tick(struct accounting *a)
 {
 	uint64_t t0 = thread_cpu_ns();
-	uint64_t now = now_monotonic_ns(), busy, all;
+	uint64_t now_boot, now_mono, busy, all;
 	uint64_t delta_uj[SENSOR_ZONES_MAX];
 	int r;
 
+	a->clock(a->clock_arg, &now_boot, &now_mono);
 	r = host_cpu_read(a->host_cpu, &busy, &all);
 	if (r < 0) {
 		a->errors[ERR_CPU]++;
@@ -404,18 +423,26 @@ int accounting_tick(struct accounting *a)
 	}
 	a->is_host_cpu_failing = false;
 
-	uint64_t dt = a->has_last ? now - a->last_mono_ns : 0;
+	/* Elapsed time counts suspend (CLOCK_BOOTTIME), as RAPL does: with CLOCK_MONOTONIC the
+	 * first interval after a resume would hold the suspend's energy in one interval's time. */
+	uint64_t dt = a->has_last ? now_boot - a->last_boot_ns : 0;
 	/* differences modulo 2^64: the ns totals of a big host wrap after years */
 	uint64_t dbusy = a->has_last ? busy - a->last_busy_ns : 0;
 	uint64_t dall = a->has_last ? all - a->last_all_ns : 0;
-	r = sensor_sample(
-		a->sensor, dt, dbusy, dall, a->cfg->idle_watts, a->cfg->max_watts, delta_uj);
+	const struct sensor_interval iv = {
+		.elapsed_ns = dt,
+		.running_ns = a->has_last ? now_mono - a->last_mono_ns : 0,
+		.busy_ns = dbusy,
+		.all_ns = dall,
+	};
+	r = sensor_sample(a->sensor, &iv, a->cfg->idle_watts, a->cfg->max_watts, delta_uj);
 	if (r < 0) {
 		/* baselines stay: the next good tick covers this interval too */
 		a->errors[ERR_SENSOR]++;
 		goto out;
 	}
-	a->last_mono_ns = now;
+	a->last_boot_ns = now_boot;
+	a->last_mono_ns = now_mono;
 	a->last_busy_ns = busy;
 	a->last_all_ns = all;
 	a->last_dt_ns = dt;
@@ -430,7 +457,7 @@ int accounting_tick(struct accounting *a)
 	}
 
 	for (size_t z = 0; z < a->n_zones; z++) {
-		uint64_t energy = delta_uj[z] - idle_part_uj(a, z, delta_uj[z], dt);
+		uint64_t energy = delta_uj[z] - idle_part_uj(a, z, delta_uj[z], iv.running_ns);
 		for (size_t i = 0; i < a->n_domains; i++)
 			a->frac[i] = a->domains[i]->frac[z];
 		attribution_split(energy, dbusy, a->cpu_ns, a->n_domains, a->frac, a->share_uj);

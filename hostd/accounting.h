@@ -55,6 +55,11 @@ const char *accounting_domain_cpu_source(const struct acct_domain *d);
 /* Cumulative energy attributed to the domain per zone (index as accounting_zone_name). */
 uint64_t accounting_domain_energy_uj(const struct acct_domain *d, size_t zone);
 
+/* The clock of intervals (tests inject one): CLOCK_BOOTTIME for the elapsed time energy counters
+ * saw, CLOCK_MONOTONIC for the time the host ran. NULL: the real clocks. */
+void accounting_set_clock(struct accounting *a,
+	void (*clock)(void *arg, uint64_t *ret_boot_ns, uint64_t *ret_mono_ns), void *arg);
+
 /* One interval. Errors of single domains are logged (once per streak) and do not fail the tick;
  * a failed host sensor read fails it (-errno) and nothing is attributed. */
 int accounting_tick(struct accounting *a);

@@ -9,6 +9,7 @@
 struct host_zone {
 	size_t zone; /* the domain zone it is summed into */
 	struct energy_counter counter;
+	struct counter_limits limits; /* RAPL semantics: powercap_root is the hardware's */
 	uint64_t raw;
 };
 
@@ -19,6 +20,7 @@ struct sensor {
 	char names[SENSOR_ZONES_MAX][POWERCAP_NAME_MAX];
 	double estimate_frac_uj;
 	bool is_failing;
+	bool is_partial;
 };
 
 static int subzone_rank(const char *name)
@@ -47,6 +49,7 @@ static void map_zones(struct sensor *s)
 	for (size_t i = 0; i < t->n_zones; i++) {
 		const struct powercap_zone *z = &t->zones[i];
 		s->host[i].zone = SIZE_MAX;
+		powercap_zone_limits(z, COUNTER_RAPL, &s->host[i].limits);
 		if (z->parent < 0 && startswith(z->name, "package-")) {
 			s->host[i].zone = 0;
 			s->n_zones = MAX(s->n_zones, (size_t)1);
@@ -152,16 +155,24 @@ double sensor_estimate_uj(
 	return watts * (double)dt_ns / 1e3;
 }
 
-int sensor_sample(struct sensor *s, uint64_t dt_ns, uint64_t busy_ns, uint64_t all_ns,
-	double idle_w, double max_w, uint64_t *delta_uj)
+bool sensor_is_partial(const struct sensor *s)
+{
+	return s->is_partial;
+}
+
+int sensor_sample(struct sensor *s, const struct sensor_interval *iv, double idle_w, double max_w,
+	uint64_t *delta_uj)
 {
 	for (size_t z = 0; z < s->n_zones; z++)
 		delta_uj[z] = 0;
 	if (!s->tree) {
-		double e = sensor_estimate_uj(idle_w, max_w, busy_ns, all_ns, dt_ns) +
-			   s->estimate_frac_uj;
+		/* nothing runs while the host is suspended: no energy to estimate for it */
+		double e =
+			sensor_estimate_uj(idle_w, max_w, iv->busy_ns, iv->all_ns, iv->running_ns) +
+			s->estimate_frac_uj;
 		delta_uj[0] = (uint64_t)e;
 		s->estimate_frac_uj = e - (double)delta_uj[0];
+		s->is_partial = false;
 		return 0;
 	}
 
@@ -181,16 +192,22 @@ int sensor_sample(struct sensor *s, uint64_t dt_ns, uint64_t busy_ns, uint64_t a
 	if (s->is_failing)
 		log_notice("sensor: %s readable again", s->tree->root);
 	s->is_failing = false;
+	s->is_partial = false;
 	for (size_t i = 0; i < s->tree->n_zones; i++) {
 		struct host_zone *h = &s->host[i];
 		enum counter_step step;
 		if (h->zone == SIZE_MAX)
 			continue;
 		delta_uj[h->zone] += energy_counter_update(
-			&h->counter, h->raw, s->tree->zones[i].max_energy_range_uj, &step);
+			&h->counter, h->raw, &h->limits, iv->elapsed_ns, &step);
 		if (step == COUNTER_RESET)
-			log_notice("sensor: %s energy_uj went back without a wrap: counted as 0",
-				s->tree->zones[i].id);
+			log_notice(
+				"sensor: %s energy_uj went back without a plausible wrap (at most "
+				"%.0f W over %.3f s): counted as 0",
+				s->tree->zones[i].id, (double)h->limits.max_power_uw / 1e6,
+				(double)iv->elapsed_ns / 1e9);
+		if (step == COUNTER_RESET || step == COUNTER_FIRST)
+			s->is_partial = true;
 	}
 	return 0;
 }

@@ -23,12 +23,21 @@ size_t sensor_n_zones(const struct sensor *s);
 const char *sensor_zone_name(const struct sensor *s, size_t zone);
 bool sensor_is_estimated(const struct sensor *s);
 
+/* One interval, as the sensor needs it. */
+struct sensor_interval {
+	uint64_t elapsed_ns;	  /* CLOCK_BOOTTIME: what energy counters saw, suspend included */
+	uint64_t running_ns;	  /* CLOCK_MONOTONIC: the time the host ran (the estimate's) */
+	uint64_t busy_ns, all_ns; /* host CPU time (the estimate's) */
+};
+
 /* One sample: the energy of each zone since the previous successful sample into
- * delta_uj[sensor_n_zones()], 0 at the first. dt_ns, busy_ns and all_ns are the interval's
- * wall time and host CPU time (used by the estimate only). A failed read of any zone fails the
- * whole sample (-errno) and changes nothing: the next sample covers both intervals. */
-int sensor_sample(struct sensor *s, uint64_t dt_ns, uint64_t busy_ns, uint64_t all_ns,
-	double idle_w, double max_w, uint64_t *delta_uj);
+ * delta_uj[sensor_n_zones()], 0 at the first. A failed read of any zone fails the whole sample
+ * (-errno) and changes nothing: the next sample covers both intervals. */
+int sensor_sample(struct sensor *s, const struct sensor_interval *iv, double idle_w, double max_w,
+	uint64_t *delta_uj);
+/* The last successful sample was a first one, or a zone went back without a plausible wrap
+ * (counted 0): its energy is not the interval's. */
+bool sensor_is_partial(const struct sensor *s);
 
 /* The estimate's energy over dt_ns in µJ (as a real number: the caller carries fractions). */
 double sensor_estimate_uj(

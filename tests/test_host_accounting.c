@@ -22,8 +22,12 @@ typedef unsigned __int128 u128;
 
 #define N_DOM 5
 #define N_ZONE 3
-/* package 1 wraps at this range, package 0 at the usual 2^32 µJ of RAPL */
+/* package 1 has this range (0xffffffff units of 61035 nJ), the others 0xffffffff units of 1 mJ.
+ * RAPL counters wrap one unit above the range: the fixtures wrap at the whole µJ below that
+ * (package 1: 61.36 µJ above, so each wrap leaves the counter a fraction of a µJ it carries). */
 #define PKG1_RANGE UINT64_C(262143328850)
+#define PKG1_WRAP (PKG1_RANGE + 61)
+#define PKG_WRAP (UINT64_C(4294967296) * 1000)
 
 static const char *const zone_names[N_ZONE] = { "package-0", "core", "dram" };
 
@@ -35,7 +39,9 @@ struct fx {
 	uint64_t raw[2][N_ZONE];
 	uint64_t user_ticks, idle_ticks;
 	uint64_t dom_usec[N_DOM];
-	uint64_t reader_ns; /* the callback domain's CPU time */
+	uint64_t reader_ns;	   /* the callback domain's CPU time */
+	uint64_t boot_ns, mono_ns; /* the injected clock */
+	uint64_t suspend_ns;	   /* the next reading of the clock comes after this suspend */
 	int dirfd[N_DOM];
 	struct acct_domain *dom[N_DOM];
 	/* the model: adopted start, fixed-point sums of shares */
@@ -105,6 +111,25 @@ static int read_cb(void *arg, uint64_t *ret)
 	struct fx *f = arg;
 	*ret = f->reader_ns;
 	return 0;
+}
+
+/* Each reading is one second later (plus a suspend when one is due): ticks are intervals of
+ * known length, whatever the test machine's speed. */
+static void fx_clock(void *arg, uint64_t *ret_boot_ns, uint64_t *ret_mono_ns)
+{
+	struct fx *f = arg;
+
+	f->boot_ns += NSEC_PER_SEC + f->suspend_ns;
+	f->mono_ns += NSEC_PER_SEC;
+	f->suspend_ns = 0;
+	*ret_boot_ns = f->boot_ns;
+	*ret_mono_ns = f->mono_ns;
+}
+
+static void new_accounting(struct fx *f, struct accounting **ret)
+{
+	assert_int_equal(accounting_new(&f->cfg, ret), 0);
+	accounting_set_clock(*ret, fx_clock, f);
 }
 
 static void build_powercap(struct fx *f)
@@ -274,9 +299,8 @@ static void advance(struct fx *f, const uint64_t pkg_delta[2][N_ZONE], uint64_t 
 
 	for (int p = 0; p < 2; p++)
 		for (int z = 0; z < N_ZONE; z++) {
-			uint64_t range =
-				p == 1 && z == 0 ? PKG1_RANGE : UINT64_C(4294967295) * 1000;
-			f->raw[p][z] = (f->raw[p][z] + pkg_delta[p][z]) % range;
+			uint64_t wrap = p == 1 && z == 0 ? PKG1_WRAP : PKG_WRAP;
+			f->raw[p][z] = (f->raw[p][z] + pkg_delta[p][z]) % wrap;
 			e[z] += pkg_delta[p][z];
 		}
 	f->user_ticks += busy_ticks;
@@ -335,7 +359,7 @@ static void test_split_exact(void **state)
 	struct accounting *a;
 	uint64_t seed = 42;
 
-	assert_int_equal(accounting_new(&f->cfg, &a), 0);
+	new_accounting(f, &a);
 	assert_false(accounting_is_estimated(a));
 	assert_int_equal(accounting_n_zones(a), N_ZONE);
 	for (int z = 0; z < N_ZONE; z++)
@@ -402,7 +426,7 @@ static void test_remove_readd_restart(void **state)
 	struct accounting *a;
 	uint64_t seed = 7, keep[N_ZONE];
 
-	assert_int_equal(accounting_new(&f->cfg, &a), 0);
+	new_accounting(f, &a);
 	add_domains(f, a);
 	assert_int_equal(accounting_tick(a), 0);
 	run_ticks(f, a, 10, &seed);
@@ -438,7 +462,7 @@ static void test_remove_readd_restart(void **state)
 		for (int z = 0; z < N_ZONE; z++)
 			last[i][z] = accounting_domain_energy_uj(f->dom[i], z);
 	accounting_free(a);
-	assert_int_equal(accounting_new(&f->cfg, &a), 0);
+	new_accounting(f, &a);
 	memset(f->host_uj, 0, sizeof(f->host_uj));
 	add_domains(f, a);
 	for (int i = 0; i < N_DOM; i++)
@@ -453,6 +477,71 @@ static void test_remove_readd_restart(void **state)
 	accounting_free(a);
 }
 
+/* Issue 10 #1: package 1 at 200 kJ (of its 262 kJ range) reset to 1 mJ is a reset, not a wrap
+ * that adds 62 kJ to the host and the domains; a real wrap goes on being one. */
+static void test_reset_upper_half(void **state)
+{
+	struct fx *f = *state;
+	struct accounting *a;
+	uint64_t keep[N_DOM];
+
+	new_accounting(f, &a);
+	add_domains(f, a);
+	assert_int_equal(accounting_tick(a), 0);
+	f->raw[1][0] = UINT64_C(200000000000);
+	write_powercap(f);
+	assert_int_equal(accounting_tick(a), 0);
+	uint64_t before = accounting_host_energy_uj(a, 0);
+	for (int i = 0; i < N_DOM; i++)
+		keep[i] = accounting_domain_energy_uj(f->dom[i], 0);
+	f->raw[1][0] = 1000;
+	write_powercap(f);
+	f->user_ticks += 100;
+	f->dom_usec[0] += 500000;
+	write_stat(f);
+	write_dom(f, 0);
+	assert_int_equal(accounting_tick(a), 0);
+	assert_int_equal(accounting_host_energy_uj(a, 0), before);
+	for (int i = 0; i < N_DOM; i++)
+		assert_int_equal(accounting_domain_energy_uj(f->dom[i], 0), keep[i]);
+	/* counting goes on from the new value */
+	f->raw[1][0] = 501000;
+	write_powercap(f);
+	assert_int_equal(accounting_tick(a), 0);
+	assert_int_equal(accounting_host_energy_uj(a, 0) - before, 500000);
+	accounting_free(a);
+}
+
+/* Issue 10 #8: a suspend of 10 minutes between two ticks. RAPL kept counting (600 J); the
+ * interval is 601 s long, not the 1 s CLOCK_MONOTONIC saw: 1 W, not a 600 W spike. */
+static void test_suspend(void **state)
+{
+	struct fx *f = *state;
+	struct accounting *a;
+
+	new_accounting(f, &a);
+	add_domains(f, a);
+	assert_int_equal(accounting_tick(a), 0);
+	uint64_t pd[2][N_ZONE] = { { 300000000, 0, 0 }, { 301000000, 0, 0 } };
+	uint64_t dus[N_DOM] = { 1000, 2000, 3000, 0, 4000 };
+	advance(f, pd, 100, dus, true);
+	f->suspend_ns = 600 * NSEC_PER_SEC;
+	assert_int_equal(accounting_tick(a), 0);
+	check_trees(f, a);
+	assert_true(fabs(accounting_host_power_w(a, 0) - 1.0) < 1e-9);
+	/* and a wrap during the suspend is one: 6 J in 601 s */
+	f->raw[1][0] = PKG1_RANGE - 1000000;
+	write_powercap(f);
+	assert_int_equal(accounting_tick(a), 0);
+	uint64_t before = accounting_host_energy_uj(a, 0);
+	f->raw[1][0] = 5000000;
+	write_powercap(f);
+	f->suspend_ns = 600 * NSEC_PER_SEC;
+	assert_int_equal(accounting_tick(a), 0);
+	assert_int_equal(accounting_host_energy_uj(a, 0) - before, 6000061);
+	accounting_free(a);
+}
+
 /* idle_power: host. The lowest average power seen is idle: at first the whole interval is. */
 static void test_idle_host(void **state)
 {
@@ -460,7 +549,7 @@ static void test_idle_host(void **state)
 	struct accounting *a;
 
 	f->cfg.idle_power = IDLE_POLICY_HOST;
-	assert_int_equal(accounting_new(&f->cfg, &a), 0);
+	new_accounting(f, &a);
 	add_domains(f, a);
 	assert_int_equal(accounting_tick(a), 0);
 	uint64_t pd[2][N_ZONE] = { { 3000000, 1000000, 500000 }, { 3000000, 1000000, 500000 } };
@@ -565,7 +654,7 @@ static void test_metrics(void **state)
 	uint64_t seed = 3;
 	double v;
 
-	assert_int_equal(accounting_new(&f->cfg, &a), 0);
+	new_accounting(f, &a);
 	add_domains(f, a);
 	assert_int_equal(accounting_tick(a), 0);
 	run_ticks(f, a, 3, &seed);
@@ -746,7 +835,7 @@ static void test_thousand_domains(void **state)
 	_cleanup_free_ char *mnt = xasprintf("%s/many", f->dir);
 	assert_int_equal(mkdir(mnt, 0755), 0);
 	bool is_mounted = mount("powerd-test", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m") == 0;
-	assert_int_equal(accounting_new(&f->cfg, &a), 0);
+	new_accounting(f, &a);
 	assert_int_equal(accounting_tick(a), 0);
 	int before = count_fds();
 	int share = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -790,7 +879,7 @@ static void test_cpu_failure_streak(void **state)
 	struct accounting *a;
 	uint64_t seed = 11;
 
-	assert_int_equal(accounting_new(&f->cfg, &a), 0);
+	new_accounting(f, &a);
 	add_domains(f, a);
 	assert_int_equal(accounting_tick(a), 0);
 	run_ticks(f, a, 3, &seed);
@@ -918,6 +1007,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_split_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_readd_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cpu_failure_streak, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_upper_half, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_suspend, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_estimate, NULL, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),

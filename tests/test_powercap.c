@@ -69,6 +69,9 @@ static void sysfs_zone(
 	tu_write(z, "constraint_0_name", "long_term\n");
 	tu_write(z, "constraint_0_power_limit_uw", "65000000\n");
 	tu_write(z, "constraint_0_time_window_us", "27983872\n");
+	tu_write(z, "constraint_0_max_power_uw", "95000000\n");
+	tu_write(z, "constraint_1_name", "short_term\n");
+	tu_write(z, "constraint_1_max_power_uw", "120000000\n");
 	tu_write(z, "power/autosuspend_delay_ms", "");
 	/* Links back up the hierarchy: a reader that recursed through them would loop. */
 	symlink_at(z, "../../../../../class/powercap", "subsystem");
@@ -148,6 +151,9 @@ static void test_one_socket(void **state)
 	assert_zone(f->t, 1, "intel-rapl:0:0", "core", 0, 0);
 	assert_zone(f->t, 2, "intel-rapl:0:1", "uncore", 0, 0);
 	assert_zone(f->t, 3, "intel-rapl:0:2", "dram", 0, 0);
+	/* the largest of the constraints' max power */
+	for (size_t i = 0; i < f->t->n_zones; i++)
+		assert_int_equal(f->t->zones[i].max_power_uw, 120000000);
 	for (size_t i = 0; i < f->t->n_zones; i++) {
 		assert_true(f->t->zones[i].has_max_energy_range);
 		assert_true(f->t->zones[i].max_energy_range_uj == UINT64_C(262143328850));
@@ -497,45 +503,163 @@ static void test_real_sysfs(void **state)
 	powercap_tree_free(t);
 }
 
+#define SEC UINT64_C(1000000000)
+
 static void test_counter(void **state)
 {
 	struct energy_counter c = { 0 };
 	enum counter_step step;
 	const uint64_t range = UINT64_C(262143328850);
+	const struct counter_limits lim = { .kind = COUNTER_RAPL, .max_range_uj = range };
 
-	assert_int_equal(energy_counter_update(&c, 1000, range, &step), 0);
+	assert_int_equal(energy_counter_update(&c, 1000, &lim, SEC, &step), 0);
 	assert_int_equal(step, COUNTER_FIRST);
-	assert_int_equal(energy_counter_update(&c, 1500, range, &step), 500);
+	assert_int_equal(energy_counter_update(&c, 1500, &lim, SEC, &step), 500);
 	assert_int_equal(step, COUNTER_OK);
-	assert_int_equal(energy_counter_update(&c, 1500, range, &step), 0);
+	assert_int_equal(energy_counter_update(&c, 1500, &lim, SEC, &step), 0);
 	assert_int_equal(step, COUNTER_OK);
 	assert_int_equal(c.total_uj, 500);
 
-	/* Wrap at the top of the range. */
-	assert_int_equal(energy_counter_update(&c, range - 100, range, &step), range - 1600);
-	assert_int_equal(energy_counter_update(&c, 50, range, &step), 150);
+	/* Wrap at the top of the range: RAPL wraps one unit above it (2^32 × 61035 nJ), so
+	 * 100 µJ to the range, 61.36 to the wrap, 50 after it. */
+	assert_int_equal(energy_counter_update(&c, range - 100, &lim, SEC, &step), range - 1600);
+	assert_int_equal(energy_counter_update(&c, 50, &lim, SEC, &step), 211);
 	assert_int_equal(step, COUNTER_WRAPPED);
-	assert_true(c.total_uj == range - 100 - 1000 + 150);
+	assert_true(c.total_uj == range - 100 - 1000 + 211);
 
 	/* A decrease that is no plausible wrap is a reset: no energy, follow the new value. */
 	uint64_t before = c.total_uj;
-	assert_int_equal(energy_counter_update(&c, range / 4, range, &step), range / 4 - 50);
-	assert_int_equal(energy_counter_update(&c, 10, range, &step), 0);
+	assert_int_equal(energy_counter_update(&c, range / 4, &lim, SEC, &step), range / 4 - 50);
+	assert_int_equal(energy_counter_update(&c, 10, &lim, SEC, &step), 0);
 	assert_int_equal(step, COUNTER_RESET);
-	assert_int_equal(energy_counter_update(&c, 30, range, &step), 20);
+	assert_int_equal(energy_counter_update(&c, 30, &lim, SEC, &step), 20);
 	assert_int_equal(step, COUNTER_OK);
 	assert_true(c.total_uj == before + range / 4 - 50 + 20);
 
 	/* Without a range a decrease is always a reset. */
+	const struct counter_limits none = { .kind = COUNTER_RAPL };
 	struct energy_counter d = { 0 };
-	energy_counter_update(&d, 900, 0, NULL);
-	assert_int_equal(energy_counter_update(&d, 5, 0, &step), 0);
+	energy_counter_update(&d, 900, &none, SEC, NULL);
+	assert_int_equal(energy_counter_update(&d, 5, &none, SEC, &step), 0);
 	assert_int_equal(step, COUNTER_RESET);
 	/* A previous value above the range cannot be a wrap. */
+	const struct counter_limits small = { .kind = COUNTER_EXACT, .max_range_uj = 800 };
 	struct energy_counter e = { 0 };
-	energy_counter_update(&e, 1000, 0, NULL);
-	assert_int_equal(energy_counter_update(&e, 10, 800, &step), 0);
+	energy_counter_update(&e, 1000, &none, SEC, NULL);
+	assert_int_equal(energy_counter_update(&e, 10, &small, SEC, &step), 0);
 	assert_int_equal(step, COUNTER_RESET);
+}
+
+/* Issue 10 #1: a reset from the upper half of the range is not a wrap when the energy the wrap
+ * implies is impossible in the time; and a real wrap after a long stall is one. */
+static void test_counter_reset_or_wrap_by_power(void **state)
+{
+	const uint64_t range = UINT64_C(262143328850);
+	const struct counter_limits lim = { .kind = COUNTER_RAPL, .max_range_uj = range };
+	struct energy_counter c = { 0 };
+	enum counter_step step;
+
+	/* 200 kJ reset to 1 mJ: a wrap would be 62 kJ in 1 s (62 kW) */
+	energy_counter_update(&c, UINT64_C(200000000000), &lim, SEC, NULL);
+	assert_int_equal(energy_counter_update(&c, 1000, &lim, SEC, &step), 0);
+	assert_int_equal(step, COUNTER_RESET);
+	assert_int_equal(c.total_uj, 0);
+	assert_int_equal(energy_counter_update(&c, 1500, &lim, SEC, &step), 500);
+	/* ... but over 60 s it is 1 kW: a wrap */
+	c = (struct energy_counter){ 0 };
+	energy_counter_update(&c, UINT64_C(200000000000), &lim, SEC, NULL);
+	assert_int_equal(
+		energy_counter_update(&c, 1000, &lim, 60 * SEC, &step), UINT64_C(62143329911));
+	assert_int_equal(step, COUNTER_WRAPPED);
+
+	/* A stall of an hour from the lower half, nearly a full range later (72.8 W): a wrap,
+	 * not a reset; the same decrease in 1 s is a reset */
+	c = (struct energy_counter){ 0 };
+	energy_counter_update(&c, range / 4, &lim, SEC, NULL);
+	uint64_t want = range + 61 - 1000000;
+	assert_int_equal(
+		energy_counter_update(&c, range / 4 - 1000000, &lim, 3600 * SEC, &step), want);
+	assert_int_equal(step, COUNTER_WRAPPED);
+	c = (struct energy_counter){ 0 };
+	energy_counter_update(&c, range / 4, &lim, SEC, NULL);
+	assert_int_equal(energy_counter_update(&c, range / 4 - 1000000, &lim, SEC, &step), 0);
+	assert_int_equal(step, COUNTER_RESET);
+
+	/* No time at all: nothing is plausible */
+	c = (struct energy_counter){ 0 };
+	energy_counter_update(&c, range - 10, &lim, SEC, NULL);
+	assert_int_equal(energy_counter_update(&c, 10, &lim, 0, &step), 0);
+	assert_int_equal(step, COUNTER_RESET);
+
+	/* The zone's own max power, times the constraint factor (50 W: 200 W) */
+	struct powercap_zone z = {
+		.max_energy_range_uj = range, .has_max_energy_range = true, .max_power_uw = 50000000
+	};
+	struct counter_limits zl;
+	powercap_zone_limits(&z, COUNTER_RAPL, &zl);
+	assert_int_equal(zl.kind, COUNTER_RAPL);
+	assert_true(zl.max_range_uj == range);
+	assert_int_equal(zl.max_power_uw, 200000000);
+	c = (struct energy_counter){ 0 };
+	energy_counter_update(&c, range - 150000000, &zl, SEC, NULL); /* 150 J to the top */
+	assert_int_equal(energy_counter_update(&c, 100, &zl, SEC, &step), 150000161);
+	assert_int_equal(step, COUNTER_WRAPPED);
+	energy_counter_update(&c, range - 250000000, &zl, SEC, NULL); /* 250 J: 250 W */
+	assert_int_equal(energy_counter_update(&c, 100, &zl, SEC, &step), 0);
+	assert_int_equal(step, COUNTER_RESET);
+	/* no constraint: the default bound */
+	z.max_power_uw = 0;
+	z.has_max_energy_range = false;
+	powercap_zone_limits(&z, COUNTER_EXACT, &zl);
+	assert_true(zl.max_power_uw == COUNTER_MAX_POWER_UW_DEFAULT);
+	assert_int_equal(zl.max_range_uj, 0);
+}
+
+/* Issue 10 #7: RAPL wraps one counter unit above max_energy_range_uj, counted to the nJ (the
+ * fraction carried); powerd's trees wrap exactly at their range. */
+static void test_counter_wrap_unit(void **state)
+{
+	const uint64_t range = UINT64_C(262143328850); /* 0xffffffff × 61035 nJ, in µJ */
+	const struct counter_limits lim = { .kind = COUNTER_RAPL, .max_range_uj = range };
+	struct energy_counter c = { 0 };
+	enum counter_step step;
+
+	/* 25 wraps from 100 µJ under the range to 50 over 0: each 211.36 µJ */
+	energy_counter_update(&c, range - 100, &lim, SEC, NULL);
+	for (int i = 0; i < 25; i++) {
+		energy_counter_update(&c, 50, &lim, SEC, &step);
+		assert_int_equal(step, COUNTER_WRAPPED);
+		energy_counter_update(&c, range - 100, &lim, SEC, &step);
+		assert_int_equal(step, COUNTER_OK);
+	}
+	/* 25 × (range + 61.36 µJ): the wraps' whole µJ, the last fraction still owed */
+	uint64_t full_nj_x25 = UINT64_C(262143328911360) * 25;
+	assert_true(c.total_uj == full_nj_x25 / 1000);
+	assert_int_equal(c.frac_nj, full_nj_x25 % 1000);
+
+	/* AMD's unit, 15.258 µJ: 0xffffffff × 15258 nJ = 65532610987 µJ */
+	const struct counter_limits amd = { .kind = COUNTER_RAPL,
+		.max_range_uj = UINT64_C(65532610987) };
+	c = (struct energy_counter){ 0 };
+	energy_counter_update(&c, UINT64_C(65532610987), &amd, SEC, NULL);
+	assert_int_equal(energy_counter_update(&c, 0, &amd, SEC, &step), 15);
+	assert_int_equal(c.frac_nj, 368);
+
+	/* powerd's trees: 0..2^50-1, written as total % 2^50 */
+	const uint64_t tree_range = UINT64_C(1) << 50;
+	const struct counter_limits tree = { .kind = COUNTER_EXACT, .max_range_uj = tree_range };
+	c = (struct energy_counter){ 0 };
+	energy_counter_update(&c, tree_range - 10, &tree, SEC, NULL);
+	assert_int_equal(energy_counter_update(&c, 5, &tree, SEC, &step), 15);
+	assert_int_equal(step, COUNTER_WRAPPED);
+	assert_int_equal(c.frac_nj, 0);
+
+	/* a range the kernel's formula cannot give (no whole-nJ unit): wraps at the range */
+	const struct counter_limits odd = { .kind = COUNTER_RAPL, .max_range_uj = 1000000 };
+	c = (struct energy_counter){ 0 };
+	energy_counter_update(&c, 999990, &odd, SEC, NULL);
+	assert_int_equal(energy_counter_update(&c, 5, &odd, SEC, &step), 15);
+	assert_int_equal(step, COUNTER_WRAPPED);
 }
 
 static uint64_t rng_next(uint64_t *s)
@@ -551,17 +675,21 @@ static uint64_t rng_next(uint64_t *s)
 static void test_counter_random(void **state)
 {
 	const uint64_t range = 1000000;
+	/* exact wraps; 1 s intervals and a bound that makes any wrap plausible */
+	const struct counter_limits lim = {
+		.kind = COUNTER_EXACT, .max_range_uj = range, .max_power_uw = UINT64_MAX
+	};
 	struct energy_counter c = { 0 };
 	uint64_t seed = 12345, raw = 777, true_total = 0, lost = 0, prev_total = 0;
 	enum counter_step step;
 
-	energy_counter_update(&c, raw, range, &step);
+	energy_counter_update(&c, raw, &lim, SEC, &step);
 	for (int i = 0; i < 200000; i++) {
 		uint64_t r = rng_next(&seed);
 		if (r % 1000 == 0) {
 			/* Reset to a low value (source restarted). */
 			uint64_t nraw = rng_next(&seed) % (range / 4);
-			uint64_t delta = energy_counter_update(&c, nraw, range, &step);
+			uint64_t delta = energy_counter_update(&c, nraw, &lim, SEC, &step);
 			if (nraw < raw) {
 				assert_true(step == COUNTER_RESET || step == COUNTER_WRAPPED);
 				if (step == COUNTER_WRAPPED)
@@ -577,7 +705,7 @@ static void test_counter_random(void **state)
 			if (raw >= range)
 				raw -= range;
 			true_total += step_uj;
-			uint64_t delta = energy_counter_update(&c, raw, range, &step);
+			uint64_t delta = energy_counter_update(&c, raw, &lim, SEC, &step);
 			if (step == COUNTER_RESET) {
 				lost += step_uj;
 				assert_int_equal(delta, 0);
@@ -673,6 +801,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
 		cmocka_unit_test(test_real_sysfs),
 		cmocka_unit_test(test_counter),
+		cmocka_unit_test(test_counter_reset_or_wrap_by_power),
+		cmocka_unit_test(test_counter_wrap_unit),
 		cmocka_unit_test(test_counter_random),
 		cmocka_unit_test(test_heartbeat),
 	};

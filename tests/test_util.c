@@ -2,6 +2,7 @@
 #include "tests/testutil.h"
 
 #include <fcntl.h>
+#include <time.h>
 
 static void test_parse_u64(void **state)
 {
@@ -107,10 +108,28 @@ static void test_parse_size(void **state)
 	assert_int_equal(parse_size_bytes("", &b), -EINVAL);
 }
 
+/* Issue 10 #8: the boot-time clock counts suspend, so it is never behind the monotonic one and
+ * moves with it while the machine runs. */
+static void test_boottime(void **state)
+{
+	uint64_t m0 = now_monotonic_ns(), b0 = now_boottime_ns();
+	struct timespec ts;
+
+	assert_true(b0 >= m0);
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	uint64_t direct = (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+	uint64_t b1 = now_boottime_ns(), m1 = now_monotonic_ns();
+	assert_true(direct >= b0 && b1 >= direct);
+	/* no suspend can happen in these microseconds: both clocks advanced alike (10 ms slack) */
+	int64_t skew = (int64_t)(b1 - b0) - (int64_t)(m1 - m0);
+	assert_true(skew > -(int64_t)(10 * NSEC_PER_MSEC) && skew < (int64_t)(10 * NSEC_PER_MSEC));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_u64),
+		cmocka_unit_test(test_boottime),
 		cmocka_unit_test(test_parse_content),
 		cmocka_unit_test(test_parse_span),
 		cmocka_unit_test(test_pread_head),
