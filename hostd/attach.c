@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "hostd/domxml.h"
 #include "hostd/host_config.h"
 #include "hostd/mounts.h"
 
@@ -54,36 +55,14 @@ static const char *virt_last_error(void)
 	return m ? m : "unknown libvirt error";
 }
 
-static bool node_is(const xmlNode *n, const char *name)
-{
-	return n && n->type == XML_ELEMENT_NODE && streq((const char *)n->name, name);
-}
-
-static xmlNode *child_element(xmlNode *parent, const char *name)
-{
-	for (xmlNode *n = parent ? parent->children : NULL; n; n = n->next)
-		if (node_is(n, name) && !n->ns)
-			return n;
-	return NULL;
-}
-
-static bool attr_is(xmlNode *n, const char *attr, const char *value)
-{
-	xmlChar *v = xmlGetProp(n, (const xmlChar *)attr);
-	bool is = v && streq((const char *)v, value);
-
-	xmlFree(v);
-	return is;
-}
-
 /* The <filesystem> whose <target dir='scaphandre'/> is ours, if any. */
 static xmlNode *find_share(xmlNode *devices)
 {
 	for (xmlNode *n = devices ? devices->children : NULL; n; n = n->next) {
-		if (!node_is(n, "filesystem"))
+		if (!domxml_node_is(n, "filesystem"))
 			continue;
-		xmlNode *t = child_element(n, "target");
-		if (t && attr_is(t, "dir", SHARE_TARGET))
+		xmlNode *t = domxml_child(n, "target");
+		if (t && domxml_attr_is(t, "dir", SHARE_TARGET))
 			return n;
 	}
 	return NULL;
@@ -91,9 +70,9 @@ static xmlNode *find_share(xmlNode *devices)
 
 static enum share_kind share_kind_of(xmlNode *fs)
 {
-	xmlNode *d = child_element(fs, "driver");
+	xmlNode *d = domxml_child(fs, "driver");
 
-	return d && attr_is(d, "type", "virtiofs") ? SHARE_VIRTIOFS : SHARE_9P;
+	return d && domxml_attr_is(d, "type", "virtiofs") ? SHARE_VIRTIOFS : SHARE_9P;
 }
 
 static const char *share_kind_name(enum share_kind k)
@@ -101,50 +80,32 @@ static const char *share_kind_name(enum share_kind k)
 	return k == SHARE_VIRTIOFS ? "virtiofs" : "9p";
 }
 
-static xmlNode *new_child(xmlNode *parent, const char *name)
-{
-	return xmlNewChild(parent, NULL, (const xmlChar *)name, NULL);
-}
-
-static void set_attr(xmlNode *n, const char *name, const char *value)
-{
-	xmlSetProp(n, (const xmlChar *)name, (const xmlChar *)value);
-}
-
-static void unlink_free(xmlNode *n)
-{
-	if (!n)
-		return;
-	xmlUnlinkNode(n);
-	xmlFreeNode(n);
-}
-
 static xmlNode *build_share(const char *source_dir, bool is_virtiofs)
 {
 	xmlNode *fs = xmlNewNode(NULL, (const xmlChar *)"filesystem");
 
-	set_attr(fs, "type", "mount");
+	domxml_set_attr(fs, "type", "mount");
 	if (is_virtiofs) {
-		set_attr(new_child(fs, "driver"), "type", "virtiofs");
+		domxml_set_attr(domxml_new_child(fs, "driver"), "type", "virtiofs");
 	} else {
-		set_attr(fs, "accessmode", "passthrough");
+		domxml_set_attr(fs, "accessmode", "passthrough");
 	}
-	set_attr(new_child(fs, "source"), "dir", source_dir);
-	set_attr(new_child(fs, "target"), "dir", SHARE_TARGET);
+	domxml_set_attr(domxml_new_child(fs, "source"), "dir", source_dir);
+	domxml_set_attr(domxml_new_child(fs, "target"), "dir", SHARE_TARGET);
 	/* libvirt 9.0 rejects <readonly/> on virtiofs: there the export itself is a read-only mount
 	 */
 	if (!is_virtiofs)
-		new_child(fs, "readonly");
+		domxml_new_child(fs, "readonly");
 	return fs;
 }
 
 /* powerd's record in <metadata>: <powerd:attach xmlns:powerd=... memory-backing="..."/>. */
 static xmlNode *find_record(xmlNode *root)
 {
-	xmlNode *md = child_element(root, "metadata");
+	xmlNode *md = domxml_child(root, "metadata");
 
 	for (xmlNode *n = md ? md->children : NULL; n; n = n->next)
-		if (node_is(n, "attach") && n->ns && n->ns->href &&
+		if (domxml_node_is(n, "attach") && n->ns && n->ns->href &&
 			streq((const char *)n->ns->href, POWERD_XMLNS))
 			return n;
 	return NULL;
@@ -152,36 +113,36 @@ static xmlNode *find_record(xmlNode *root)
 
 static void write_record(xmlNode *root, const char *memory_backing)
 {
-	xmlNode *md = child_element(root, "metadata");
+	xmlNode *md = domxml_child(root, "metadata");
 
 	if (!md)
-		md = new_child(root, "metadata");
+		md = domxml_new_child(root, "metadata");
 	xmlNode *rec = xmlNewChild(md, NULL, (const xmlChar *)"attach", NULL);
 	xmlNs *ns =
 		xmlNewNs(rec, (const xmlChar *)POWERD_XMLNS, (const xmlChar *)POWERD_XMLNS_PREFIX);
 
 	xmlSetNs(rec, ns);
-	set_attr(rec, "memory-backing", memory_backing);
+	domxml_set_attr(rec, "memory-backing", memory_backing);
 }
 
 /* Make guest memory shareable with virtiofsd; returns what was added (NULL: nothing). */
 static const char *ensure_shared_memory(xmlNode *root)
 {
-	xmlNode *mb = child_element(root, "memoryBacking");
+	xmlNode *mb = domxml_child(root, "memoryBacking");
 
 	if (!mb) {
-		mb = new_child(root, "memoryBacking");
-		set_attr(new_child(mb, "source"), "type", "memfd");
-		set_attr(new_child(mb, "access"), "mode", "shared");
+		mb = domxml_new_child(root, "memoryBacking");
+		domxml_set_attr(domxml_new_child(mb, "source"), "type", "memfd");
+		domxml_set_attr(domxml_new_child(mb, "access"), "mode", "shared");
 		return MB_ADDED_ELEMENT;
 	}
-	xmlNode *access = child_element(mb, "access");
+	xmlNode *access = domxml_child(mb, "access");
 	if (access) {
-		if (attr_is(access, "mode", "shared"))
+		if (domxml_attr_is(access, "mode", "shared"))
 			return NULL;
-		set_attr(access, "mode", "shared");
+		domxml_set_attr(access, "mode", "shared");
 	} else {
-		set_attr(new_child(mb, "access"), "mode", "shared");
+		domxml_set_attr(domxml_new_child(mb, "access"), "mode", "shared");
 	}
 	/* a private access mode we overwrote is not restored: the record only says "access" */
 	return MB_ADDED_ACCESS;
@@ -190,18 +151,18 @@ static const char *ensure_shared_memory(xmlNode *root)
 static void undo_shared_memory(xmlNode *root)
 {
 	xmlNode *rec = find_record(root);
-	xmlNode *mb = child_element(root, "memoryBacking");
+	xmlNode *mb = domxml_child(root, "memoryBacking");
 
 	if (!rec)
 		return;
-	if (mb && attr_is(rec, "memory-backing", MB_ADDED_ELEMENT))
-		unlink_free(mb);
-	else if (mb && attr_is(rec, "memory-backing", MB_ADDED_ACCESS))
-		unlink_free(child_element(mb, "access"));
+	if (mb && domxml_attr_is(rec, "memory-backing", MB_ADDED_ELEMENT))
+		domxml_unlink_free(mb);
+	else if (mb && domxml_attr_is(rec, "memory-backing", MB_ADDED_ACCESS))
+		domxml_unlink_free(domxml_child(mb, "access"));
 	xmlNode *md = rec->parent;
-	unlink_free(rec);
+	domxml_unlink_free(rec);
 	if (md && !xmlFirstElementChild(md))
-		unlink_free(md);
+		domxml_unlink_free(md);
 }
 
 /* Apply the edit to doc; *ret_changed says whether anything changed. 0, or -errno with msg. */
@@ -211,17 +172,17 @@ static int edit_domain(xmlDoc *doc, const struct attach_args *a, const char *sou
 	xmlNode *root = xmlDocGetRootElement(doc);
 
 	*ret_changed = false;
-	if (!node_is(root, "domain")) {
+	if (!domxml_node_is(root, "domain")) {
 		snprintf(msg, msg_size, "libvirt returned XML without a <domain> root");
 		return -EINVAL;
 	}
-	xmlNode *devices = child_element(root, "devices");
+	xmlNode *devices = domxml_child(root, "devices");
 	xmlNode *share = find_share(devices);
 
 	if (!a->is_attach) {
 		if (!share && !find_record(root))
 			return 0;
-		unlink_free(share);
+		domxml_unlink_free(share);
 		undo_shared_memory(root);
 		*ret_changed = true;
 		return 0;
@@ -238,17 +199,17 @@ static int edit_domain(xmlDoc *doc, const struct attach_args *a, const char *sou
 		}
 		/* a source left from an older name or share_dir: qemu would not start once that
 		 * directory is gone (a renamed domain's old share is removed) */
-		xmlNode *src = child_element(share, "source");
-		if (src && attr_is(src, "dir", source_dir))
+		xmlNode *src = domxml_child(share, "source");
+		if (src && domxml_attr_is(src, "dir", source_dir))
 			return 0;
 		if (!src)
-			src = new_child(share, "source");
-		set_attr(src, "dir", source_dir);
+			src = domxml_new_child(share, "source");
+		domxml_set_attr(src, "dir", source_dir);
 		*ret_changed = true;
 		return 0;
 	}
 	if (!devices)
-		devices = new_child(root, "devices");
+		devices = domxml_new_child(root, "devices");
 	xmlAddChild(devices, build_share(source_dir, a->is_virtiofs));
 	if (a->is_virtiofs) {
 		const char *added = ensure_shared_memory(root);
@@ -349,8 +310,7 @@ static int run(const struct attach_args *a, const struct host_config *cfg)
 		log_err("domain %s: cannot read its XML: %s", a->domain, virt_last_error());
 		goto out;
 	}
-	doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
-		XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	doc = domxml_parse(xml);
 	if (!doc) {
 		log_err("domain %s: cannot parse the XML libvirt returned", a->domain);
 		goto out;

@@ -75,6 +75,7 @@ static void render(struct daemon *d)
 {
 	strbuf_reset(&d->metrics);
 	accounting_render(d->acct, domains_is_connected(d->domains), &d->metrics);
+	domains_render(d->domains, &d->metrics);
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)

@@ -11,7 +11,10 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "common/prom.h"
 #include "hostd/accounting.h"
+#include "hostd/channel.h"
+#include "hostd/domxml.h"
 #include "hostd/host_config.h"
 
 /* Where libvirt's qemu driver (system instance) records each domain's qemu pid. */
@@ -30,6 +33,9 @@ struct domain {
 	bool has_cpu_reader; /* CPU time from libvirt (no host process known) */
 	virDomainPtr vdom;   /* NULL while disconnected */
 	struct acct_domain *acct;
+	struct channel *channel;  /* owned by acct (its channel publisher); NULL: channel off */
+	bool needs_channel_check; /* the deferred channel check (channel_check_cb) is due */
+	bool is_unserved_logged;  /* no controller / refused: said once per domain */
 };
 
 struct domains {
@@ -43,9 +49,11 @@ struct domains {
 	bool is_connected;
 	bool is_qemu;
 	bool is_failing; /* connection attempts failing: logged once per streak */
+	bool is_read_only_logged;
 	unsigned backoff_ms;
 	struct event *reconnect_ev;
 	struct event *dropped_ev;
+	struct event *channel_ev; /* deferred channel checks: libvirt calls outside its callbacks */
 	void (*attempt_cb)(void *arg);
 	void *attempt_arg;
 	struct domain **v;
@@ -130,12 +138,104 @@ static void domain_reshare(struct domains *d, struct domain *dm, bool is_running
 	close(fd);
 }
 
+/* Look at the domain's channel from the loop, soon: never inside libvirt's event dispatch. */
+static void channel_check_later(struct domains *d, struct domain *dm)
+{
+	static const struct timeval zero = { 0, 0 };
+
+	if (!dm->channel)
+		return;
+	dm->needs_channel_check = true;
+	evtimer_add(d->channel_ev, &zero);
+}
+
+static void channel_unserved(struct domain *dm, enum channel_state st, const char *reason)
+{
+	channel_set_unserved(dm->channel, st, reason);
+	if (dm->is_unserved_logged)
+		return;
+	dm->is_unserved_logged = true;
+	if (st == CHANNEL_NO_CONTROLLER)
+		log_warn("domain %s: no virtio-serial controller, so no energy channel; run "
+			 "'powerd-host attach %s --channel' and restart the domain (or use its "
+			 "share)",
+			dm->name, dm->name);
+	else
+		log_warn("domain %s: libvirt refused to hot-plug the energy channel: %s", dm->name,
+			reason);
+}
+
+/* The live XML of a running domain says whether it has the channel (and qemu's socket for it)
+ * and a controller to plug it into. */
+static int channel_inspect(struct domain *dm, struct domxml_channel *ret)
+{
+	_cleanup_free_ char *xml = virDomainGetXMLDesc(dm->vdom, 0);
+
+	if (!xml) {
+		log_warn("domain %s: cannot read its live XML: %s", dm->name, last_error());
+		return -EIO;
+	}
+	int r = domxml_channel_inspect(xml, ret);
+	if (r < 0)
+		log_warn("domain %s: cannot parse its live XML", dm->name);
+	return r;
+}
+
+/* Hot-plug the channel if the domain lacks it (live only: the definition stays as it is), then
+ * connect to the socket libvirt chose for it. */
+static void channel_check(struct domain *dm)
+{
+	struct domxml_channel ch;
+
+	if (!dm->vdom || !dm->is_running || channel_inspect(dm, &ch) < 0)
+		return;
+	if (!ch.has_channel && !ch.has_controller) {
+		channel_unserved(dm, CHANNEL_NO_CONTROLLER, "no virtio-serial controller");
+		goto out;
+	}
+	if (!ch.has_channel) {
+		if (virDomainAttachDeviceFlags(
+			    dm->vdom, DOMXML_CHANNEL_DEVICE, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+			channel_unserved(dm, CHANNEL_HOTPLUG_REFUSED, last_error());
+			goto out;
+		}
+		log_info("domain %s: energy channel hot-plugged (live only)", dm->name);
+		domxml_channel_done(&ch);
+		if (channel_inspect(dm, &ch) < 0)
+			return;
+	}
+	dm->is_unserved_logged = false;
+	if (!ch.path)
+		log_warn("domain %s: its energy channel has no unix socket in the live XML",
+			dm->name);
+	channel_connect_to(dm->channel, ch.path);
+out:
+	domxml_channel_done(&ch);
+}
+
+static void channel_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct domains *d = arg;
+
+	for (size_t i = 0; i < d->n; i++) {
+		struct domain *dm = d->v[i];
+		if (!dm->needs_channel_check)
+			continue;
+		dm->needs_channel_check = false;
+		channel_check(dm);
+	}
+}
+
 static void domain_set_running(struct domains *d, struct domain *dm, bool is_running)
 {
 	bool was_running = dm->is_running;
 	pid_t pid = 0;
 
 	dm->is_running = is_running;
+	if (is_running)
+		channel_check_later(d, dm);
+	else if (dm->channel)
+		channel_set_unserved(dm->channel, CHANNEL_OFF, NULL);
 	if (!is_running) {
 		dm->pid = 0;
 		dm->is_paused = false;
@@ -211,6 +311,9 @@ static struct domain *domain_track(
 	dm->is_persistent = is_persistent;
 	dm->mount = ms;
 	dm->acct = acct;
+	if (d->cfg->channel == CHANNEL_MODE_AUTO && channel_new(d->base, name, &dm->channel) == 0)
+		accounting_domain_set_publisher(
+			acct, PUBLISH_CHANNEL, channel_publisher(dm->channel));
 	domain_set_vdom(dm, vdom);
 	domain_set_running(d, dm, is_running);
 	if (d->n == d->cap) {
@@ -401,11 +504,31 @@ static void attempt_failed(struct domains *d, const char *what)
 	d->backoff_ms = MIN(d->backoff_ms * 2, DOMAINS_BACKOFF_MAX_MS);
 }
 
+/* Hot-plugging the channel is a write API: channel: auto asks for a read-write connection, and
+ * falls back to a read-only one (no hot-plug, channels already there are still served). */
+static virConnectPtr open_connection(struct domains *d)
+{
+	virConnectPtr conn;
+
+	if (d->cfg->channel != CHANNEL_MODE_AUTO)
+		return virConnectOpenReadOnly(d->cfg->libvirt_uri);
+	conn = virConnectOpen(d->cfg->libvirt_uri);
+	if (conn)
+		return conn;
+	conn = virConnectOpenReadOnly(d->cfg->libvirt_uri);
+	if (conn && !d->is_read_only_logged)
+		log_warn("no read-write connection to %s (%s): the energy channel cannot be "
+			 "hot-plugged, only channels already defined are served",
+			d->cfg->libvirt_uri, last_error());
+	d->is_read_only_logged = conn != NULL;
+	return conn;
+}
+
 static void connect_attempt(struct domains *d)
 {
 	const char *type;
 
-	d->conn = virConnectOpenReadOnly(d->cfg->libvirt_uri);
+	d->conn = open_connection(d);
 	if (!d->conn) {
 		attempt_failed(d, "connect to");
 		goto out;
@@ -457,7 +580,8 @@ int domains_new(struct event_base *base, const struct host_config *cfg, struct a
 	}
 	d->reconnect_ev = evtimer_new(base, reconnect_cb, d);
 	d->dropped_ev = evtimer_new(base, dropped_cb, d);
-	if (!d->reconnect_ev || !d->dropped_ev) {
+	d->channel_ev = evtimer_new(base, channel_check_cb, d);
+	if (!d->reconnect_ev || !d->dropped_ev || !d->channel_ev) {
 		domains_free(d);
 		return -ENOMEM;
 	}
@@ -478,6 +602,8 @@ void domains_free(struct domains *d)
 		event_free(d->reconnect_ev);
 	if (d->dropped_ev)
 		event_free(d->dropped_ev);
+	if (d->channel_ev)
+		event_free(d->channel_ev);
 	mounts_free(d->mounts);
 	free(d);
 }
@@ -497,6 +623,8 @@ void domains_set_config(struct domains *d, const struct host_config *cfg)
 {
 	if (!streq(cfg->share_dir, mounts_share_dir(d->mounts)))
 		log_warn("share_dir changed to %s: takes effect at the next start", cfg->share_dir);
+	if (cfg->channel != d->cfg->channel)
+		log_warn("channel changed: takes effect at the next start");
 	d->cfg = cfg;
 	if (d->conn) {
 		domains_reconcile(d);
@@ -540,6 +668,54 @@ int domains_lookup(const struct domains *d, const char *name, struct domain_view
 	*ret = (struct domain_view){ .is_persistent = dm->is_persistent,
 		.is_running = dm->is_running,
 		.is_paused = dm->is_paused,
-		.mount = dm->mount };
+		.mount = dm->mount,
+		.channel = dm->channel ? channel_get_state(dm->channel) : CHANNEL_OFF,
+		.channel_reason = dm->channel ? channel_reason(dm->channel) : "" };
 	return 0;
+}
+
+static const char *mount_state_name(enum mount_state ms)
+{
+	return ms == MOUNT_TMPFS ? "tmpfs" : ms == MOUNT_IN_PLACE ? "in_place" : "none";
+}
+
+void domains_render(const struct domains *d, struct strbuf *out)
+{
+	prom_family(out, "powerd_domain_channel_connected", PROM_GAUGE,
+		"1 while powerd-host is connected to the domain's energy channel.");
+	for (size_t i = 0; i < d->n; i++) {
+		const struct domain *dm = d->v[i];
+		const char *labels[] = { "domain", dm->name, NULL };
+		bool is_connected =
+			dm->channel && channel_get_state(dm->channel) == CHANNEL_CONNECTED;
+		prom_sample(out, "powerd_domain_channel_connected", labels, is_connected ? 1 : 0);
+	}
+	prom_family(out, "powerd_domain_transport", PROM_GAUGE,
+		"Each way a domain's energy is published and its state, value 1: transport tree "
+		"(state tmpfs, in_place, none) and channel (connected, connecting, no_controller, "
+		"hotplug_refused, off).");
+	for (size_t i = 0; i < d->n; i++) {
+		const struct domain *dm = d->v[i];
+		enum channel_state st = dm->channel ? channel_get_state(dm->channel) : CHANNEL_OFF;
+		const char *tree[] = { "domain", dm->name, "transport", "tree", "state",
+			mount_state_name(dm->mount), NULL };
+		const char *chan[] = { "domain", dm->name, "transport", "channel", "state",
+			channel_state_name(st), NULL };
+		prom_sample(out, "powerd_domain_transport", tree, 1);
+		prom_sample(out, "powerd_domain_transport", chan, 1);
+	}
+	prom_family(out, "powerd_domain_channel_records_total", PROM_COUNTER,
+		"Records written to the domain's energy channel (outcome sent), or dropped because "
+		"the socket had no room or was gone (outcome dropped).");
+	for (size_t i = 0; i < d->n; i++) {
+		const struct domain *dm = d->v[i];
+		if (!dm->channel)
+			continue;
+		const char *sent[] = { "domain", dm->name, "outcome", "sent", NULL };
+		const char *dropped[] = { "domain", dm->name, "outcome", "dropped", NULL };
+		prom_sample(out, "powerd_domain_channel_records_total", sent,
+			(double)channel_records_sent(dm->channel));
+		prom_sample(out, "powerd_domain_channel_records_total", dropped,
+			(double)channel_records_dropped(dm->channel));
+	}
 }

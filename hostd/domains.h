@@ -1,13 +1,17 @@
 /* The domain manager: follows libvirt's domains (lifecycle events, and a full listing at start-up
  * and after every reconnect, since events were missed meanwhile), and for every tracked one keeps
- * its share (mounts.h) and its accounting (accounting.h). The connection is read-only, kept alive
- * with keepalive probes, and re-established with exponential backoff (1 s .. 30 s) when it drops;
- * domains and their counters stay while it is down. */
+ * its share (mounts.h), its accounting (accounting.h) and, with channel: auto, its energy channel
+ * (channel.h: hot-plugged live where a virtio-serial controller allows it, from a deferred loop
+ * callback). The connection is read-write with channel: auto (hot-plug is a write API), else
+ * read-only; it is kept alive with keepalive probes, and re-established with exponential backoff (1
+ * s .. 30 s) when it drops; domains and their counters stay while it is down. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/strbuf.h"
+#include "hostd/channel.h"
 #include "hostd/mounts.h"
 
 struct event_base;
@@ -47,7 +51,12 @@ struct domain_view {
 	bool is_running;
 	bool is_paused;
 	enum mount_state mount;
+	enum channel_state channel; /* CHANNEL_OFF with channel: off */
+	const char *channel_reason; /* why not served ("" if nothing); valid until the loop runs */
 };
 
 /* -ENOENT if the domain is not tracked. */
 int domains_lookup(const struct domains *d, const char *name, struct domain_view *ret);
+/* Per-domain transport metrics (README): powerd_domain_channel_connected{domain},
+ * powerd_domain_transport{domain,transport,state}, powerd_domain_channel_records_total. */
+void domains_render(const struct domains *d, struct strbuf *out);

@@ -10,6 +10,7 @@
 
 /* clang-format off */
 static const char *const idle_policy_names[] = { "shared", "host", NULL };
+static const char *const channel_mode_names[] = { "auto", "off", NULL };
 /* Indexed from LOG_ERR: the loader stores an index, host_config_load turns it into a level. */
 static const char *const log_level_names[] = { "error", "warning", "notice", "info", "debug", NULL };
 
@@ -46,6 +47,8 @@ const struct config_key host_config_schema[] = {
 	{ .name = "idle_power", .type = CONFIG_ENUM,
 	  .offset = offsetof(struct host_config, idle_power), .enum_names = idle_policy_names },
 	{ .name = "estimate", .type = CONFIG_MAP, .children = estimate_keys },
+	{ .name = "channel", .type = CONFIG_ENUM,
+	  .offset = offsetof(struct host_config, channel), .enum_names = channel_mode_names },
 	{ .name = "metrics_listen", .type = CONFIG_STRING,
 	  .offset = offsetof(struct host_config, metrics_listen), .check = config_check_listen },
 	{ .name = "log_level", .type = CONFIG_ENUM,
@@ -65,6 +68,7 @@ void host_config_init(struct host_config *c)
 		.proc_root = xstrdup("/proc"),
 		.cgroup_root = xstrdup("/sys/fs/cgroup"),
 		.idle_power = IDLE_POLICY_SHARED,
+		.channel = CHANNEL_MODE_AUTO,
 		.metrics_listen = xstrdup("127.0.0.1:9731"),
 		.log_level = LOG_INFO,
 	};

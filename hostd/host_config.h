@@ -10,6 +10,7 @@
 #define HOST_CONFIG_DEFAULT_PATH "/etc/powerd/host.yaml"
 
 enum idle_policy { IDLE_POLICY_SHARED, IDLE_POLICY_HOST };
+enum channel_mode { CHANNEL_MODE_AUTO, CHANNEL_MODE_OFF };
 
 struct host_config {
 	char *libvirt_uri;	    /* qemu:///system */
@@ -22,6 +23,7 @@ struct host_config {
 	char *proc_root;	    /* /proc */
 	char *cgroup_root;	    /* /sys/fs/cgroup */
 	int idle_power;		    /* enum idle_policy */
+	int channel;		    /* enum channel_mode: the energy channel (DESIGN.md §4) */
 	double idle_watts;	    /* estimate.idle_watts */
 	double max_watts;	    /* estimate.max_watts */
 	char *metrics_listen;	    /* 127.0.0.1:9731; "" = off */

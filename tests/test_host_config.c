@@ -45,6 +45,7 @@ static void assert_defaults(const struct host_config *c)
 	assert_string_equal(c->proc_root, "/proc");
 	assert_string_equal(c->cgroup_root, "/sys/fs/cgroup");
 	assert_int_equal(c->idle_power, IDLE_POLICY_SHARED);
+	assert_int_equal(c->channel, CHANNEL_MODE_AUTO);
 	assert_true(c->idle_watts == 0 && c->max_watts == 0);
 	assert_string_equal(c->metrics_listen, "127.0.0.1:9731");
 	assert_int_equal(c->log_level, LOG_INFO);
@@ -103,6 +104,7 @@ static void test_every_key(void **state)
 		"proc_root: /tmp/proc\n"
 		"cgroup_root: /tmp/cg\n"
 		"idle_power: host\n"
+		"channel: off\n"
 		"estimate: { idle_watts: 40.5, max_watts: 200 }\n"
 		"metrics_listen: \"\"\n"
 		"log_level: debug\n");
@@ -119,6 +121,7 @@ static void test_every_key(void **state)
 	assert_string_equal(c.proc_root, "/tmp/proc");
 	assert_string_equal(c.cgroup_root, "/tmp/cg");
 	assert_int_equal(c.idle_power, IDLE_POLICY_HOST);
+	assert_int_equal(c.channel, CHANNEL_MODE_OFF);
 	assert_true(c.idle_watts == 40.5 && c.max_watts == 200);
 	assert_string_equal(c.metrics_listen, "");
 	assert_int_equal(c.log_level, LOG_DEBUG);
@@ -177,6 +180,7 @@ static void test_errors(void **state)
 	assert_bad(f, "proc_root: proc\n", 1, "proc_root");
 	assert_bad(f, "cgroup_root: cg\n", 1, "cgroup_root");
 	assert_bad(f, "idle_power: kepler\n", 1, "idle_power");
+	assert_bad(f, "channel: on\n", 1, "channel");
 	assert_bad(f, "estimate:\n  idle_watts: 100001\n", 2, "idle_watts");
 	assert_bad(f, "estimate:\n  max_watts: -1\n", 2, "max_watts");
 	assert_bad(f, "metrics_listen: nonsense\n", 1, "metrics_listen");

@@ -9,14 +9,19 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
 
 #include <event2/event.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "common/channel_record.h"
 #include "common/log.h"
 #include "common/powercap.h"
+#include "common/strbuf.h"
 #include "hostd/accounting.h"
 #include "hostd/domains.h"
 #include "hostd/host_config.h"
@@ -577,6 +582,177 @@ static void test_in_place_reshare_fails(void **state)
 	assert_true(run_until(is_gone, f, "ip2", 5000));
 }
 
+static enum channel_state want_channel;
+static bool has_channel_state(struct fx *f, const char *name)
+{
+	struct domain_view v;
+	return domains_lookup(f->d, name, &v) == 0 && v.channel == want_channel;
+}
+
+static void define_start(const char *name, const char *devices)
+{
+	char xml[1024];
+
+	snprintf(xml, sizeof(xml),
+		"<domain type='test'><name>%s</name><memory>8192</memory>"
+		"<os><type>hvm</type></os><devices>%s</devices></domain>",
+		name, devices);
+	virDomainPtr dom = virDomainDefineXML(rw, xml);
+	assert_non_null(dom);
+	assert_int_equal(virDomainCreate(dom), 0);
+	virDomainFree(dom);
+}
+
+static void destroy_undefine(const char *name)
+{
+	virDomainPtr dom = virDomainLookupByName(rw, name);
+
+	assert_non_null(dom);
+	virDomainDestroy(dom);
+	assert_int_equal(virDomainUndefine(dom), 0);
+	virDomainFree(dom);
+}
+
+/* channel: auto on the test driver: a domain without a controller is not served (and says so), the
+ * driver refuses hot-plug (its reason kept), and a domain whose live XML has the channel gets
+ * one record per tick on the socket, the same energy as its tree; stopping it closes the channel.
+ */
+static void test_channel(void **state)
+{
+	struct fx *f = *state;
+	struct domain_view v;
+	_cleanup_free_ char *sock = xasprintf("%s/chan.sock", f->tmp);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_close_ int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(lfd >= 0);
+	strcpy(sa.sun_path, sock);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	assert_int_equal(f->cfg.channel, CHANNEL_MODE_AUTO);
+
+	domains_start(f->d);
+	define_start("nochan", "");
+	define_start("refused", "<controller type='virtio-serial' index='0'/>");
+	char served[512];
+	snprintf(served, sizeof(served),
+		"<controller type='virtio-serial' index='0'/><channel type='unix'><source "
+		"mode='bind' path='%s'/><target type='virtio' "
+		"name='org.powerd.energy.0'/></channel>",
+		sock);
+	define_start("served", served);
+
+	want_channel = CHANNEL_NO_CONTROLLER;
+	assert_true(run_until(has_channel_state, f, "nochan", 5000));
+	want_channel = CHANNEL_HOTPLUG_REFUSED;
+	assert_true(run_until(has_channel_state, f, "refused", 5000));
+	assert_int_equal(domains_lookup(f->d, "refused", &v), 0);
+	assert_non_null(strstr(v.channel_reason, "not supported"));
+	want_channel = CHANNEL_CONNECTED;
+	assert_true(run_until(has_channel_state, f, "served", 5000));
+	/* the stock domain "test" has no controller either */
+	want_channel = CHANNEL_NO_CONTROLLER;
+	assert_true(run_until(has_channel_state, f, "test", 5000));
+
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	_cleanup_close_ int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(cfd >= 0);
+	assert_int_equal(accounting_tick(f->acct), 0);
+	f->raw_uj += 3000000;
+	write_counter(f);
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	nanosleep(&ts, NULL); /* elapsed time is the input here, not a synchronisation */
+	assert_int_equal(accounting_tick(f->acct), 0);
+
+	char buf[4096];
+	size_t len = 0;
+	p.fd = cfd;
+	while (len < sizeof(buf) - 1 && poll(&p, 1, len ? 0 : 5000) == 1) {
+		ssize_t k = read(cfd, buf + len, sizeof(buf) - 1 - len);
+		if (k <= 0)
+			break;
+		len += (size_t)k;
+	}
+	buf[len] = '\0';
+	/* two records, the last with the tree's energy */
+	char *nl1 = strchr(buf, '\n');
+	assert_non_null(nl1);
+	char *last = nl1 + 1, *nl2 = strchr(last, '\n');
+	assert_non_null(nl2);
+	assert_true(nl2[1] == '\0');
+	struct channel_record r;
+	assert_int_equal(channel_record_parse(last, (size_t)(nl2 - last), &r), 0);
+	assert_string_equal(r.instance, accounting_instance(f->acct));
+	uint64_t pkg;
+	assert_int_equal(channel_record_zone(&r, "package-0", &pkg), 0);
+	_cleanup_free_ char *e = tu_read(f->share, "served/intel-rapl:0/energy_uj");
+	assert_non_null(e);
+	assert_int_equal(pkg, strtoull(e, NULL, 10));
+	assert_true(pkg > 0);
+	_cleanup_free_ char *hb = tu_read(f->share, "served/" POWERCAP_HEARTBEAT_FILE);
+	struct heartbeat h;
+	assert_int_equal(heartbeat_parse(hb, strlen(hb), &h), 0);
+	assert_int_equal(h.seq, r.seq);
+	assert_string_equal(h.instance, r.instance);
+
+	struct strbuf m = { 0 };
+	double val;
+	domains_render(f->d, &m);
+	assert_int_equal(
+		tu_metric(m.buf, "powerd_domain_channel_connected{domain=\"served\"}", &val), 0);
+	assert_true(val == 1);
+	assert_int_equal(
+		tu_metric(m.buf, "powerd_domain_channel_connected{domain=\"nochan\"}", &val), 0);
+	assert_true(val == 0);
+	assert_int_equal(tu_metric(m.buf,
+				 "powerd_domain_transport{domain=\"refused\",transport=\"channel\","
+				 "state=\"hotplug_refused\"}",
+				 &val),
+		0);
+	assert_int_equal(tu_metric(m.buf,
+				 "powerd_domain_transport{domain=\"served\",transport=\"tree\","
+				 "state=\"tmpfs\"}",
+				 &val),
+		0);
+	assert_int_equal(tu_metric(m.buf,
+				 "powerd_domain_channel_records_total{domain=\"served\","
+				 "outcome=\"sent\"}",
+				 &val),
+		0);
+	assert_true(val == 2);
+	strbuf_done(&m);
+
+	/* stopped: the channel is off and the host's end closed */
+	virDomainPtr dom = virDomainLookupByName(rw, "served");
+	assert_int_equal(virDomainDestroy(dom), 0);
+	virDomainFree(dom);
+	want_channel = CHANNEL_OFF;
+	assert_true(run_until(has_channel_state, f, "served", 5000));
+	assert_int_equal(read(cfd, buf, 1), 0);
+	destroy_undefine("served");
+	destroy_undefine("refused");
+	destroy_undefine("nochan");
+}
+
+/* channel: off: no channel, and the connection stays read-only (nothing is hot-plugged). */
+static void test_channel_off(void **state)
+{
+	struct fx *f = *state;
+	struct domain_view v;
+
+	f->cfg.channel = CHANNEL_MODE_OFF;
+	domains_start(f->d);
+	define_start("refused", "<controller type='virtio-serial' index='0'/>");
+	assert_true(run_until(is_running, f, "refused", 5000));
+	/* a loop turn for any deferred work there would be */
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	assert_int_equal(domains_lookup(f->d, "refused", &v), 0);
+	assert_int_equal(v.channel, CHANNEL_OFF);
+	assert_string_equal(v.channel_reason, "");
+	destroy_undefine("refused");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -590,6 +766,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_in_place_reshare_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_retries, setup_bad_uri, teardown),
 		cmocka_unit_test_setup_teardown(test_thousand_domains_no_leak, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_channel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_channel_off, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
