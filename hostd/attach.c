@@ -6,7 +6,11 @@
  * attach adds <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>, or
  * only <access mode='shared'/> to an existing <memoryBacking>, and records what it added in the
  * domain's <metadata> (powerd's own namespace). detach removes exactly what that record names,
- * so a memory backing the administrator wrote stays as it was. */
+ * so a memory backing the administrator wrote stays as it was.
+ *
+ * attach --channel adds the energy channel (DESIGN.md §4) and, where there is none, a
+ * virtio-serial controller, recorded the same way: detach removes the channel, and the controller
+ * only if attach added it. */
 #include "hostd/attach.h"
 
 #include <getopt.h>
@@ -27,19 +31,23 @@
 /* Values of the record's memory-backing attribute. */
 #define MB_ADDED_ELEMENT "element"
 #define MB_ADDED_ACCESS "access"
+/* The record's channel attribute: the channel, or the channel and its virtio-serial controller. */
+#define CH_ADDED_CHANNEL "channel"
+#define CH_ADDED_CONTROLLER "channel+controller"
 
 enum share_kind { SHARE_9P, SHARE_VIRTIOFS };
 
 struct attach_args {
 	bool is_attach;
 	bool is_virtiofs;
+	bool is_channel;
 	const char *config_path;
 	const char *domain;
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: powerd-host attach DOMAIN [--virtiofs] [-c FILE]\n"
+	fprintf(f, "usage: powerd-host attach DOMAIN [--virtiofs | --channel] [-c FILE]\n"
 		   "       powerd-host detach DOMAIN [-c FILE]\n");
 }
 
@@ -111,18 +119,37 @@ static xmlNode *find_record(xmlNode *root)
 	return NULL;
 }
 
-static void write_record(xmlNode *root, const char *memory_backing)
+/* Note in the record (made if missing) that attach added what attr names. */
+static void write_record(xmlNode *root, const char *attr, const char *value)
 {
-	xmlNode *md = domxml_child(root, "metadata");
+	xmlNode *rec = find_record(root);
 
-	if (!md)
-		md = domxml_new_child(root, "metadata");
-	xmlNode *rec = xmlNewChild(md, NULL, (const xmlChar *)"attach", NULL);
-	xmlNs *ns =
-		xmlNewNs(rec, (const xmlChar *)POWERD_XMLNS, (const xmlChar *)POWERD_XMLNS_PREFIX);
+	if (!rec) {
+		xmlNode *md = domxml_child(root, "metadata");
+		if (!md)
+			md = domxml_new_child(root, "metadata");
+		rec = xmlNewChild(md, NULL, (const xmlChar *)"attach", NULL);
+		xmlNs *ns = xmlNewNs(
+			rec, (const xmlChar *)POWERD_XMLNS, (const xmlChar *)POWERD_XMLNS_PREFIX);
+		xmlSetNs(rec, ns);
+	}
+	domxml_set_attr(rec, attr, value);
+}
 
-	xmlSetNs(rec, ns);
-	domxml_set_attr(rec, "memory-backing", memory_backing);
+/* The record without attr; the record itself (and an emptied <metadata>) goes with its last. */
+static void drop_record_attr(xmlNode *root, const char *attr)
+{
+	xmlNode *rec = find_record(root);
+
+	if (!rec)
+		return;
+	xmlUnsetProp(rec, (const xmlChar *)attr);
+	if (rec->properties)
+		return;
+	xmlNode *md = rec->parent;
+	domxml_unlink_free(rec);
+	if (md && !xmlFirstElementChild(md))
+		domxml_unlink_free(md);
 }
 
 /* Make guest memory shareable with virtiofsd; returns what was added (NULL: nothing). */
@@ -159,10 +186,44 @@ static void undo_shared_memory(xmlNode *root)
 		domxml_unlink_free(mb);
 	else if (mb && domxml_attr_is(rec, "memory-backing", MB_ADDED_ACCESS))
 		domxml_unlink_free(domxml_child(mb, "access"));
-	xmlNode *md = rec->parent;
-	domxml_unlink_free(rec);
-	if (md && !xmlFirstElementChild(md))
-		domxml_unlink_free(md);
+	drop_record_attr(root, "memory-backing");
+}
+
+/* The energy channel, and a virtio-serial controller if there is none (libvirt cannot hot-plug
+ * one); false when the channel was there already. */
+static bool add_channel(xmlNode *root, xmlNode *devices)
+{
+	if (domxml_find_channel(devices))
+		return false;
+	bool has_controller = domxml_find_virtio_serial(devices) != NULL;
+	if (!has_controller) {
+		xmlNode *c = domxml_new_child(devices, "controller");
+		domxml_set_attr(c, "type", "virtio-serial");
+		domxml_set_attr(c, "index", "0");
+	}
+	/* the same device powerd-host hot-plugs (DOMXML_CHANNEL_DEVICE) */
+	xmlNode *ch = domxml_new_child(devices, "channel");
+	domxml_set_attr(ch, "type", "unix");
+	domxml_set_attr(domxml_new_child(ch, "source"), "mode", "bind");
+	xmlNode *t = domxml_new_child(ch, "target");
+	domxml_set_attr(t, "type", "virtio");
+	domxml_set_attr(t, "name", CHANNEL_PORT_NAME);
+	write_record(root, "channel", has_controller ? CH_ADDED_CHANNEL : CH_ADDED_CONTROLLER);
+	return true;
+}
+
+/* What add_channel recorded, and only that; false if it recorded nothing. */
+static bool remove_channel(xmlNode *root, xmlNode *devices)
+{
+	xmlNode *rec = find_record(root);
+
+	if (!rec || !xmlHasProp(rec, (const xmlChar *)"channel"))
+		return false;
+	if (domxml_attr_is(rec, "channel", CH_ADDED_CONTROLLER))
+		domxml_unlink_free(domxml_find_virtio_serial(devices));
+	domxml_unlink_free(domxml_find_channel(devices));
+	drop_record_attr(root, "channel");
+	return true;
 }
 
 /* Apply the edit to doc; *ret_changed says whether anything changed. 0, or -errno with msg. */
@@ -180,11 +241,18 @@ static int edit_domain(xmlDoc *doc, const struct attach_args *a, const char *sou
 	xmlNode *share = find_share(devices);
 
 	if (!a->is_attach) {
+		*ret_changed = remove_channel(root, devices);
 		if (!share && !find_record(root))
 			return 0;
 		domxml_unlink_free(share);
 		undo_shared_memory(root);
 		*ret_changed = true;
+		return 0;
+	}
+	if (!devices)
+		devices = domxml_new_child(root, "devices");
+	if (a->is_channel) {
+		*ret_changed = add_channel(root, devices);
 		return 0;
 	}
 
@@ -208,13 +276,11 @@ static int edit_domain(xmlDoc *doc, const struct attach_args *a, const char *sou
 		*ret_changed = true;
 		return 0;
 	}
-	if (!devices)
-		devices = domxml_new_child(root, "devices");
 	xmlAddChild(devices, build_share(source_dir, a->is_virtiofs));
 	if (a->is_virtiofs) {
 		const char *added = ensure_shared_memory(root);
 		if (added)
-			write_record(root, added);
+			write_record(root, "memory-backing", added);
 	}
 	*ret_changed = true;
 	return 0;
@@ -224,6 +290,7 @@ static int parse_args(int argc, char **argv, const char *config_path, struct att
 {
 	static const struct option opts[] = {
 		{ "virtiofs", no_argument, NULL, 'V' },
+		{ "channel", no_argument, NULL, 'C' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -249,6 +316,15 @@ static int parse_args(int argc, char **argv, const char *config_path, struct att
 			}
 			a->is_virtiofs = true;
 			break;
+		case 'C':
+			if (!a->is_attach) {
+				log_err("%s: --channel is an option of attach only (detach removes "
+					"everything attach added)",
+					argv[0]);
+				return -EINVAL;
+			}
+			a->is_channel = true;
+			break;
 		case 'c':
 			a->config_path = optarg;
 			break;
@@ -259,6 +335,11 @@ static int parse_args(int argc, char **argv, const char *config_path, struct att
 			log_err("%s: unknown option %s", argv[0], argv[optind - 1]);
 			return -EINVAL;
 		}
+	}
+	if (a->is_channel && a->is_virtiofs) {
+		log_err("%s: --channel and --virtiofs are separate attachments: run attach twice",
+			argv[0]);
+		return -EINVAL;
 	}
 	if (!a->domain || optind != argc) {
 		log_err("%s: expected exactly one DOMAIN", argv[0]);
@@ -323,8 +404,9 @@ static int run(const struct attach_args *a, const struct host_config *cfg)
 	}
 	if (!is_changed) {
 		printf("domain %s: %s\n", a->domain,
-			a->is_attach ? "share already attached, nothing to do"
-				     : "no share attached, nothing to do");
+			!a->is_attach	? "nothing attached, nothing to do"
+			: a->is_channel ? "energy channel already there, nothing to do"
+					: "share already attached, nothing to do");
 		status = 0;
 		goto out;
 	}
@@ -337,11 +419,16 @@ static int run(const struct attach_args *a, const struct host_config *cfg)
 		goto out;
 	}
 	virDomainFree(redefined);
-	if (a->is_attach)
+	if (a->is_channel)
+		printf("domain %s: energy channel '%s' attached (with a virtio-serial controller "
+		       "if "
+		       "it had none)\n",
+			a->domain, CHANNEL_PORT_NAME);
+	else if (a->is_attach)
 		printf("domain %s: %s share of %s attached as '%s'\n", a->domain,
 			a->is_virtiofs ? "virtiofs" : "9p", source_dir, SHARE_TARGET);
 	else
-		printf("domain %s: share '%s' detached\n", a->domain, SHARE_TARGET);
+		printf("domain %s: what powerd-host attach added is detached\n", a->domain);
 	if (virDomainIsActive(dom) == 1)
 		printf("domain %s: running; the change takes effect at its next start\n",
 			a->domain);

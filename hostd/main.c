@@ -14,7 +14,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "Usage: powerd-host [-c FILE] [--check-config] [--once]\n"
 		   "       powerd-host [-c FILE] --prepare DOMAIN\n"
-		   "       powerd-host [-c FILE] attach DOMAIN [--virtiofs]\n"
+		   "       powerd-host [-c FILE] attach DOMAIN [--virtiofs | --channel]\n"
 		   "       powerd-host [-c FILE] detach DOMAIN\n"
 		   "       powerd-host --version | --help\n\n"
 		   "Shares each libvirt domain's share of the host's RAPL energy with it as a\n"

@@ -222,6 +222,77 @@ static void test_virtiofs_keeps_admin_memory_backing(void **state)
 	assert_string_equal(orig, detached);
 }
 
+static const char agent_xml[] =
+	"<domain type='test'><name>" DOM "</name>"
+	"<memory unit='MiB'>128</memory><os><type>hvm</type></os>"
+	"<devices><controller type='virtio-serial' index='0'/></devices></domain>";
+
+/* attach --channel: the channel and, where there is none, a virtio-serial controller; a second
+ * run changes nothing byte for byte; detach removes exactly that. */
+static void test_attach_channel(void **state)
+{
+	struct fixture *f = *state;
+
+	define(f, domain_xml);
+	_cleanup_free_ char *orig = dom_xml(f, DOM);
+	assert_null(strstr(orig, "virtio-serial"));
+
+	assert_int_equal(ATTACH(f, "attach", DOM, "--channel"), 0);
+	_cleanup_free_ char *once = dom_xml(f, DOM);
+	assert_non_null(strstr(once, "<controller type='virtio-serial' index='0'"));
+	assert_non_null(strstr(once, "<channel type='unix'>"));
+	/* (the test driver drops a <source mode='bind'/> without a path; qemu's keeps it) */
+	assert_non_null(strstr(once, "name='org.powerd.energy.0'"));
+	assert_non_null(strstr(once, "channel=\"channel+controller\""));
+	assert_null(strstr(once, "scaphandre"));
+
+	assert_int_equal(ATTACH(f, "attach", "--channel", DOM), 0);
+	_cleanup_free_ char *twice = dom_xml(f, DOM);
+	assert_string_equal(once, twice);
+
+	/* the share beside it: both recorded, both go with detach */
+	assert_int_equal(ATTACH(f, "attach", DOM), 0);
+	_cleanup_free_ char *both = dom_xml(f, DOM);
+	assert_non_null(strstr(both, "<target dir='scaphandre'/>"));
+	assert_non_null(strstr(both, "name='org.powerd.energy.0'"));
+
+	assert_int_equal(ATTACH(f, "detach", DOM), 0);
+	_cleanup_free_ char *detached = dom_xml(f, DOM);
+	assert_string_equal(orig, detached);
+	assert_int_equal(ATTACH(f, "detach", DOM), 0);
+	_cleanup_free_ char *again = dom_xml(f, DOM);
+	assert_string_equal(orig, again);
+}
+
+/* A controller the administrator has (a guest agent's): kept by detach, only the channel goes. */
+static void test_channel_keeps_admin_controller(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *err = NULL;
+
+	define(f, agent_xml);
+	_cleanup_free_ char *orig = dom_xml(f, DOM);
+	assert_int_equal(ATTACH(f, "attach", "--channel", DOM), 0);
+	_cleanup_free_ char *once = dom_xml(f, DOM);
+	assert_non_null(strstr(once, "channel=\"channel\""));
+	assert_non_null(strstr(once, "name='org.powerd.energy.0'"));
+	assert_int_equal(ATTACH(f, "detach", DOM), 0);
+	_cleanup_free_ char *detached = dom_xml(f, DOM);
+	assert_non_null(strstr(detached, "virtio-serial"));
+	assert_string_equal(orig, detached);
+
+	assert_int_equal(
+		run_attach(f, &err, (const char *const[]){ "detach", "--channel", DOM, NULL }), 2);
+	assert_non_null(strstr(err, "--channel is an option of attach only"));
+	free(err);
+	err = NULL;
+	assert_int_equal(
+		run_attach(f, &err,
+			(const char *const[]){ "attach", "--channel", "--virtiofs", DOM, NULL }),
+		2);
+	assert_non_null(strstr(err, "separate attachments"));
+}
+
 static void test_unknown_domain(void **state)
 {
 	struct fixture *f = *state;
@@ -296,6 +367,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_attach_fixes_stale_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_virtiofs_keeps_admin_memory_backing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attach_channel, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_channel_keeps_admin_controller, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_domain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transient_domain_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
