@@ -101,10 +101,9 @@ static void log_transition(struct collector *c)
 	c->has_logged_state = true;
 }
 
-int collector_tick(struct collector *c, uint64_t now_ns)
+/* The tick's reading is accounted (or the source is down): attribute, render, tell. */
+static void collector_done(struct collector *c)
 {
-	int r = source_sample(c->source, now_ns, c->interval_ms);
-
 	log_transition(c);
 	attribute(c);
 	strbuf_reset(&c->exposition);
@@ -117,6 +116,38 @@ int collector_tick(struct collector *c, uint64_t now_ns)
 			.interval_ns = c->source->interval_ns,
 			.version = POWERD_VERSION,
 		});
+	if (c->on_update)
+		c->on_update(c->on_update_arg);
+}
+
+static void on_source_ready(void *arg)
+{
+	struct collector *c = arg;
+
+	/* -EAGAIN: already taken (by a waiting tick, or by the next tick's begin). */
+	if (source_finish(c->source, now_monotonic_ns(), c->interval_ms) != -EAGAIN)
+		collector_done(c);
+}
+
+void collector_set_loop(
+	struct collector *c, struct event_base *base, void (*on_update)(void *), void *arg)
+{
+	source_set_loop(c->source, base, on_source_ready, c);
+	c->on_update = on_update;
+	c->on_update_arg = arg;
+}
+
+void collector_begin(struct collector *c, uint64_t now_ns)
+{
+	if (source_begin(c->source, now_ns, c->interval_ms) != -EINPROGRESS)
+		collector_done(c);
+}
+
+int collector_tick(struct collector *c, uint64_t now_ns)
+{
+	int r = source_sample(c->source, now_ns, c->interval_ms);
+
+	collector_done(c);
 	return r;
 }
 

@@ -28,8 +28,9 @@ static void daemon_publish(struct daemon *d)
 {
 	char status[320];
 
-	http_server_set_metrics(
-		d->http, d->collector->exposition.buf, d->collector->exposition.len);
+	if (d->http)
+		http_server_set_metrics(
+			d->http, d->collector->exposition.buf, d->collector->exposition.len);
 	collector_status(d->collector, status, sizeof(status));
 	notify_status("%s", status);
 }
@@ -38,8 +39,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
 
-	collector_tick(d->collector, now_monotonic_ns());
-	daemon_publish(d);
+	/* The reading is done off the loop: daemon_publish() follows when it is in. */
+	collector_begin(d->collector, now_monotonic_ns());
+}
+
+static void on_collector_update(void *arg)
+{
+	daemon_publish(arg);
 }
 
 static void timer_arm(struct daemon *d)
@@ -134,8 +140,7 @@ static void daemon_reload(struct daemon *d)
 	collector_reconfigure(d->collector, &cfg);
 	guest_config_free(&d->cfg);
 	d->cfg = cfg;
-	collector_tick(d->collector, now_monotonic_ns());
-	daemon_publish(d);
+	collector_begin(d->collector, now_monotonic_ns());
 	timer_arm(d);
 	log_info("configuration reloaded");
 	notify_reload_done();
@@ -160,6 +165,7 @@ int daemon_new(struct guest_config *cfg, const char *config_path, struct daemon 
 	*cfg = (struct guest_config){ 0 };
 	d->config_path = config_path ? xstrdup(config_path) : NULL;
 	d->collector = collector_new(&d->cfg);
+	collector_set_loop(d->collector, d->base, on_collector_update, d);
 	r = http_open(d, d->cfg.listen, &d->http);
 	if (r < 0)
 		goto fail;
@@ -191,10 +197,9 @@ int daemon_run(struct daemon *d)
 {
 	char status[320];
 
-	/* The first sample is the baseline of every counter: take it before saying READY. */
+	/* The first sample is the baseline of every counter: take it before saying READY (waiting
+	 * for it a bounded time: a source that hangs is served as down). */
 	collector_tick(d->collector, now_monotonic_ns());
-	http_server_set_metrics(
-		d->http, d->collector->exposition.buf, d->collector->exposition.len);
 	timer_arm(d);
 	collector_status(d->collector, status, sizeof(status));
 	log_info("listening on %s, sampling %s every %llu ms",

@@ -294,7 +294,7 @@ static void render_source_info(struct strbuf *b, const struct source *s)
 {
 	prom_family(b, "powerd_source_info", PROM_GAUGE,
 		"Layout of the powercap tree read (powerd, sysfs or scaphandre-qemu), value 1");
-	if (!s->tree)
+	if (!s->is_open)
 		return;
 	const char *labels[] = { "layout", powercap_layout_name(s->layout), NULL };
 	prom_sample(b, "powerd_source_info", labels, 1);

@@ -38,3 +38,14 @@ grep -q '^powerd_source_up 1$' "$d/out"
 ]=] sh ${VALGRIND_PROGRAM} $<TARGET_FILE:powerd-guest>)
 	set_tests_properties(test_guest_once_valgrind PROPERTIES LABELS "valgrind;guest" TIMEOUT 300)
 endif()
+
+# A source that really hangs: a FUSE file system in the test process (libfuse3, scripts/deps)
+# whose reads block on demand. Without libfuse3 the test is built and skips.
+pkg_check_modules(FUSE3 IMPORTED_TARGET fuse3)
+if(TARGET test_guest_stall)
+	if(FUSE3_FOUND)
+		target_link_libraries(test_guest_stall PRIVATE PkgConfig::FUSE3)
+		target_compile_definitions(test_guest_stall PRIVATE HAVE_FUSE3)
+	endif()
+	set_tests_properties(test_guest_stall PROPERTIES LABELS "integration;guest" TIMEOUT 120)
+endif()
