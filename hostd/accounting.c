@@ -57,7 +57,8 @@ struct accounting {
 	uint64_t last_dt_ns;
 	uint64_t host_total_uj[SENSOR_ZONES_MAX];
 	uint64_t host_last_uj[SENSOR_ZONES_MAX];
-	double min_power_w[SENSOR_ZONES_MAX]; /* lowest interval average since start-up */
+	uint64_t unattributed_uj[SENSOR_ZONES_MAX]; /* host energy no domain got, summed by tick */
+	double min_power_w[SENSOR_ZONES_MAX];	    /* lowest interval average since start-up */
 	bool has_min_power[SENSOR_ZONES_MAX];
 	uint64_t seq;
 	char instance[CHANNEL_INSTANCE_LEN + 1];
@@ -461,12 +462,15 @@ int accounting_tick(struct accounting *a)
 		for (size_t i = 0; i < a->n_domains; i++)
 			a->frac[i] = a->domains[i]->frac[z];
 		attribution_split(energy, dbusy, a->cpu_ns, a->n_domains, a->frac, a->share_uj);
+		uint64_t left_uj = delta_uj[z];
 		for (size_t i = 0; i < a->n_domains; i++) {
 			struct acct_domain *d = a->domains[i];
 			d->frac[z] = a->frac[i];
 			d->total_uj[z] += a->share_uj[i];
 			d->last_uj[z] = a->share_uj[i];
+			left_uj -= a->share_uj[i];
 		}
+		a->unattributed_uj[z] += left_uj;
 		a->host_total_uj[z] += delta_uj[z];
 		a->host_last_uj[z] = delta_uj[z];
 	}
@@ -532,6 +536,14 @@ void accounting_render(const struct accounting *a, bool libvirt_connected, struc
 	for (size_t z = 0; z < a->n_zones; z++) {
 		const char *labels[] = { "zone", a->zone_names[z], NULL };
 		prom_sample(out, "powerd_host_power_watts", labels, accounting_host_power_w(a, z));
+	}
+	prom_family(out, "powerd_host_unattributed_energy_joules_total", PROM_COUNTER,
+		"Host energy attributed to no domain per zone (idle power under idle_power: host, "
+		"CPU time outside domains), in joules; with every domain's, the host's.");
+	for (size_t z = 0; z < a->n_zones; z++) {
+		const char *labels[] = { "zone", a->zone_names[z], NULL };
+		prom_sample(out, "powerd_host_unattributed_energy_joules_total", labels,
+			(double)a->unattributed_uj[z] / 1e6);
 	}
 	prom_family(out, "powerd_domain_energy_joules_total", PROM_COUNTER,
 		"Energy attributed to a domain per zone by its share of host CPU time, in joules.");

@@ -9,3 +9,13 @@ add_test(NAME e2e_libvirt_qemu
 		--source ${CMAKE_SOURCE_DIR})
 set_tests_properties(e2e_libvirt_qemu PROPERTIES LABELS "e2e" TIMEOUT 1200 RUN_SERIAL TRUE
 	SKIP_RETURN_CODE 77)
+# The attribution against libvirt's own CPU time: two guests under load at once, on libvirt's
+# cgroups (tests/e2e/e2e-attribution.sh, about 2 minutes).
+add_test(NAME e2e_attribution
+	COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/e2e/e2e-attribution.sh
+		--host $<TARGET_FILE:powerd-host>
+		--guest $<TARGET_FILE:powerd-guest>
+		--raplsim $<TARGET_FILE:powerd-e2e-raplsim>
+		--source ${CMAKE_SOURCE_DIR})
+set_tests_properties(e2e_attribution PROPERTIES LABELS "e2e" TIMEOUT 600 RUN_SERIAL TRUE
+	SKIP_RETURN_CODE 77)

@@ -678,6 +678,28 @@ static void test_metrics(void **state)
 	assert_int_equal(tu_metric(b.buf, "powerd_host_energy_estimated", &v), 0);
 	assert_true(v == 0);
 	assert_int_equal(tu_metric(b.buf, "powerd_errors_total{kind=\"sensor\"}", &v), 0);
+	/* every joule value round-trips to its µJ integer: Σ domains + unattributed = host, exactly
+	 */
+	for (int z = 0; z < N_ZONE; z++) {
+		_cleanup_free_ char *hs =
+			xasprintf("powerd_host_energy_joules_total{zone=\"%s\"}", zone_names[z]);
+		_cleanup_free_ char *us = xasprintf(
+			"powerd_host_unattributed_energy_joules_total{zone=\"%s\"}", zone_names[z]);
+		assert_int_equal(tu_metric(b.buf, hs, &v), 0);
+		int64_t host = llround(v * 1e6), sum = 0;
+		assert_int_equal(host, (int64_t)accounting_host_energy_uj(a, (size_t)z));
+		assert_int_equal(tu_metric(b.buf, us, &v), 0);
+		int64_t unattr = llround(v * 1e6);
+		assert_true(unattr > 0);
+		for (int i = 0; i < N_DOM; i++) {
+			_cleanup_free_ char *ds = xasprintf(
+				"powerd_domain_energy_joules_total{domain=\"vm%d\",zone=\"%s\"}", i,
+				zone_names[z]);
+			assert_int_equal(tu_metric(b.buf, ds, &v), 0);
+			sum += llround(v * 1e6) - (int64_t)f->start[i][z];
+		}
+		assert_int_equal(sum + unattr, host);
+	}
 	assert_int_equal(tu_metric(b.buf, "powerd_tick_duration_seconds", &v), 0);
 	assert_true(v > 0 && v < 1);
 	assert_non_null(strstr(b.buf, "powerd_build_info{version=\""));

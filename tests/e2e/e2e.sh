@@ -25,8 +25,59 @@ e2e_timings() {
 		"systemd guest report ${SYSTEMD_REPORT_S:-?}s; "
 }
 
+# libvirt's own cgroups, as with the stock qemu.conf (cgroup_controllers left at its default):
+# qemu runs in /machine/qemu-<id>-<name>.libvirt-qemu, which powerd-host must find and read. qemu
+# stays root (the systemd guest's 9p root and the trees need no ownership games), and in no mount
+# namespace of its own (security and namespaces are not what this test is about).
+qemu_conf() {
+	cat <<-'EOF'
+	# powerd e2e: qemu as root, libvirt's default cgroups
+	user = "root"
+	group = "root"
+	dynamic_ownership = 0
+	remember_owner = 0
+	security_driver = "none"
+	namespaces = [ ]
+	EOF
+}
+
 # ---------------------------------------------------------------------------------------------
 # helpers of this test
+
+qemu_pid() { cat "/run/libvirt/qemu/$1.pid" 2>/dev/null; }
+# The cgroup v2 directory of a domain as libvirt made it, from its qemu's /proc/<pid>/cgroup,
+# with the emulator leaf walked up (what powerd-host must read).
+domain_v2_cgroup() {
+	local pid
+	pid=$(qemu_pid "$1") && [ -n "$pid" ] || return 1
+	sed -n 's|^0::\(.*\)$|\1|p' "/proc/$pid/cgroup" | sed -E 's|/emulator$||; s|/libvirt$||'
+}
+# The mount point of the cgroup2 hierarchy powerd-host sees (hybrid: /sys/fs/cgroup/unified).
+cgroup2_mount() { findmnt -rn -t cgroup2 -o TARGET | grep -m1 '^/sys/fs/cgroup'; }
+cpu_source_of() { host_metrics | awk -v d="$1" 'index($0, "powerd_domain_cpu_source{domain=\"" d "\"") == 1 { sub(/.*source="/, ""); sub(/".*/, ""); print; exit }'; }
+
+# Where powerd-host reads a domain's CPU time, checked from outside: its metric says cgroup2,
+# its log names the cpu.stat of the very cgroup /proc/<qemu pid>/cgroup shows, and that file's
+# usage agrees with libvirt's own figure for the domain.
+assert_cpu_source() { # name [what]
+	local name=$1 what=${2:-} cg mnt src want pid line
+	pid=$(qemu_pid "$name")
+	cg=$(domain_v2_cgroup "$name")
+	mnt=$(cgroup2_mount)
+	want="$mnt$cg/cpu.stat"
+	wait_for 10 sh -c "curl -s --max-time 2 http://127.0.0.1:$HOST_PORT/metrics | grep -q 'powerd_domain_cpu_source{domain=\"$name\"'"
+	src=$(cpu_source_of "$name")
+	check "$name: powerd_domain_cpu_source says cgroup2$what (source=$src; qemu $pid in $(grep '^0::' "/proc/$pid/cgroup" 2>/dev/null))" \
+		test "$src" = cgroup2
+	line=$(grep -a "domain $name: CPU time from " "$W/powerd-host.log" | tail -1)
+	check "$name: powerd-host reads $want$what (${line##*CPU time from })" \
+		test "${line##*CPU time from }" = "$want (cgroup2)"
+	local usec virt
+	usec=$(awk '$1 == "usage_usec" { print $2 }' "$want" 2>/dev/null)
+	virt=$(virsh_ domstats --cpu-total "$name" | awk -F= '/cpu.time=/ { print $2 }')
+	check "$name: that cgroup's usage ($usec us) is libvirt's cpu.time ($virt ns) within 5%" \
+		awk -v u="${usec:-0}" -v v="${virt:-0}" 'BEGIN { exit !(v > 0 && u * 1000 >= v * 0.95 && u * 1000 <= v * 1.05) }'
+}
 
 # source_up_seen VALUE FROM NAME: a scrape after the FROM first ones had powerd_source_up VALUE
 source_up_seen() {
@@ -247,6 +298,7 @@ fault_kill_host() {
 	start_bg "$W/powerd-host.log" "$W/bin/powerd-host" -c "$W/host.yaml"
 	HOST_PID=$LAST_PID
 	check "fault kill: powerd-host restarted and serves metrics" wait_for 20 host_serves
+	assert_cpu_source "$name" " after the restart"
 	check "fault kill: guest's powerd_source_up returns to 1" \
 		wait_for 40 source_up_seen 1 "$n0" "$name"
 	sleep 2
@@ -456,6 +508,7 @@ step_systemd_guest() {
 		not_ok "$name: virsh start ($(tr '\n' ' ' <"$W/$name.start.log"))"
 		return 1
 	fi
+	assert_cpu_source "$name"
 	if ! wait_for 240 grep -aqE '^=== (SYSTEMD-REPORT-DONE|ROOT-MOUNT-FAILED) ===' "$serial" ||
 		! grep -aq '^=== SYSTEMD-REPORT ' "$serial"; then
 		not_ok "$name: systemd reached multi-user.target and reported within 240s"
@@ -490,11 +543,13 @@ main() {
 	step_build_guest || return 1
 
 	if define_and_start $DOM9P 9p && wait_guest $DOM9P; then
+		assert_cpu_source $DOM9P
 		assert_burn_vs_idle $DOM9P
 		assert_guest_matches_tree $DOM9P
 		assert_host_sums
 	fi
 	if define_and_start $DOMVFS virtiofs && wait_guest $DOMVFS; then
+		assert_cpu_source $DOMVFS
 		wait_for 20 n_ends_at_least $DOMVFS 4
 		assert_guest_matches_tree $DOMVFS
 		assert_host_sums

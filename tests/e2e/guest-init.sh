@@ -9,7 +9,10 @@
 #   === END ===
 #   === PHASE <name> up=<uptime s> ===   burn (a CPU busy loop) / idle / steady
 # Parameters come from the kernel command line: powerd_e2e.fs=9p|virtiofs,
-# powerd_e2e.burn=SECONDS, powerd_e2e.idle=SECONDS.
+# powerd_e2e.burn=SECONDS, powerd_e2e.idle=SECONDS. powerd_e2e.mode=load (the attribution
+# experiment, tests/e2e/e2e-attribution.sh) does none of that: it mounts the 9p tag "control" and
+# keeps a vCPU busy for the percentage of each second that control/duty says (re-read every
+# second; "=== LOAD duty=<n> up=<s> ===" on each change).
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin
 mkdir -p /proc /sys /dev /tmp /run /var/scaphandre
@@ -19,9 +22,10 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t tmpfs tmpfs /tmp
 exec >/dev/console 2>&1
 
-fs=9p burn=6 idle=6
+fs=9p burn=6 idle=6 mode=scrape
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
+	powerd_e2e.mode=*) mode=${arg#*=} ;;
 	powerd_e2e.fs=*) fs=${arg#*=} ;;
 	powerd_e2e.burn=*) burn=${arg#*=} ;;
 	powerd_e2e.idle=*) idle=${arg#*=} ;;
@@ -35,6 +39,29 @@ for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_p
 	[ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null
 done
 ip link set lo up
+
+# centiseconds of uptime, without a fork ("0.07" is 7, not octal)
+uptime_cs() {
+	read -r up _ </proc/uptime
+	f=${up#*.}
+	echo $((${up%.*} * 100 + ${f#0}))
+}
+load_loop() {
+	mkdir -p /ctl
+	mount -t 9p -o trans=virtio,version=9p2000.L,ro control /ctl || echo "=== CONTROL-MOUNT-FAILED ==="
+	last=
+	while :; do
+		duty=$(cat /ctl/duty 2>/dev/null)
+		case "$duty" in '' | *[!0-9]*) duty=0 ;; esac
+		[ "$duty" -gt 100 ] && duty=100
+		[ "$duty" != "$last" ] && echo "=== LOAD duty=$duty up=$(uptime_s) ===" && last=$duty
+		end=$(($(uptime_cs) + duty))
+		while [ "$(uptime_cs)" -lt $end ]; do :; done
+		rest=$((100 - duty))
+		if [ $rest -ge 100 ]; then sleep 1; elif [ $rest -gt 0 ]; then sleep "0.$(printf %02d $rest)"; fi
+	done
+}
+[ "$mode" = load ] && load_loop
 
 echo "=== BOOTED up=$(uptime_s) ==="
 ok=FAILED
