@@ -16,6 +16,7 @@
 #include "hostd/instance.h"
 #include "hostd/libvirt_loop.h"
 #include "hostd/privsep.h"
+#include "hostd/status.h"
 
 struct daemon {
 	struct event_base *base;
@@ -32,6 +33,9 @@ struct daemon {
 	struct event *tick_ev;
 	struct event *sig_ev[3];
 	struct strbuf metrics;
+	struct strbuf status;
+	struct status_state *status_state;
+	uint64_t ticks;
 	int exit_status;
 };
 
@@ -78,6 +82,21 @@ static void render(struct daemon *d)
 	domains_render(d->domains, &d->metrics);
 }
 
+/* The document `powerd-host status` prints, handed over with the exposition. */
+static void send_status(struct daemon *d)
+{
+	struct status_info info = { .pid = getpid(),
+		.is_connected = domains_is_connected(d->domains),
+		.interval_ms = d->cfg.interval_ms,
+		.ticks = ++d->ticks,
+		.server_restarts = privsep_restarts(d->privsep) };
+
+	strbuf_reset(&d->status);
+	status_render(&d->status_state, &info, d->domains, d->acct, &d->status);
+	privsep_send(
+		d->privsep, PRIVSEP_MSG_STATUS, d->status.buf ? d->status.buf : "", d->status.len);
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
@@ -96,6 +115,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	render(d);
 	privsep_send(d->privsep, PRIVSEP_MSG_METRICS, d->metrics.buf ? d->metrics.buf : "",
 		d->metrics.len);
+	send_status(d);
 	update_status(d);
 }
 
@@ -111,7 +131,7 @@ static void arm_tick(struct daemon *d)
  * listens on them is the unprivileged server process (privsep.h). */
 static int open_http(struct daemon *d)
 {
-	return privsep_new(d->base, d->cfg.metrics_listen, "", &d->privsep);
+	return privsep_new(d->base, d->cfg.metrics_listen, d->cfg.status_socket, &d->privsep);
 }
 
 static void reload(struct daemon *d)
@@ -168,6 +188,8 @@ static void daemon_free(struct daemon *d)
 	libvirt_loop_flush();
 	libvirt_loop_shutdown();
 	strbuf_done(&d->metrics);
+	strbuf_done(&d->status);
+	status_state_free(d->status_state);
 	host_config_free(&d->cfg);
 	if (d->base)
 		event_base_free(d->base);

@@ -719,3 +719,21 @@ void domains_render(const struct domains *d, struct strbuf *out)
 			(double)channel_records_dropped(dm->channel));
 	}
 }
+
+void domains_foreach(const struct domains *d,
+	void (*cb)(void *arg, const char *name, const struct domain_view *v,
+		const struct acct_domain *acct),
+	void *arg)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		const struct domain *dm = d->v[i];
+		struct domain_view v = { .is_persistent = dm->is_persistent,
+			.is_running = dm->is_running,
+			.is_paused = dm->is_paused,
+			.mount = dm->mount,
+			.channel = dm->channel ? channel_get_state(dm->channel) : CHANNEL_OFF,
+			.channel_reason = dm->channel ? channel_reason(dm->channel) : "" };
+
+		cb(arg, dm->name, &v, dm->acct);
+	}
+}

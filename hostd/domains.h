@@ -16,6 +16,7 @@
 
 struct event_base;
 struct accounting;
+struct acct_domain;
 struct host_config;
 struct domains;
 
@@ -60,3 +61,9 @@ int domains_lookup(const struct domains *d, const char *name, struct domain_view
 /* Per-domain transport metrics (README): powerd_domain_channel_connected{domain},
  * powerd_domain_transport{domain,transport,state}, powerd_domain_channel_records_total. */
 void domains_render(const struct domains *d, struct strbuf *out);
+
+/* Every tracked domain, in no particular order (powerd-host status). acct may be NULL. */
+void domains_foreach(const struct domains *d,
+	void (*cb)(void *arg, const char *name, const struct domain_view *v,
+		const struct acct_domain *acct),
+	void *arg);

@@ -51,6 +51,8 @@ const struct config_key host_config_schema[] = {
 	  .offset = offsetof(struct host_config, channel), .enum_names = channel_mode_names },
 	{ .name = "metrics_listen", .type = CONFIG_STRING,
 	  .offset = offsetof(struct host_config, metrics_listen), .check = config_check_listen },
+	{ .name = "status_socket", .type = CONFIG_STRING,
+	  .offset = offsetof(struct host_config, status_socket) },
 	{ .name = "log_level", .type = CONFIG_ENUM,
 	  .offset = offsetof(struct host_config, log_level), .enum_names = log_level_names },
 	{ 0 },
@@ -70,6 +72,7 @@ void host_config_init(struct host_config *c)
 		.idle_power = IDLE_POLICY_SHARED,
 		.channel = CHANNEL_MODE_AUTO,
 		.metrics_listen = xstrdup("127.0.0.1:9731"),
+		.status_socket = xstrdup(HOST_CONFIG_STATUS_SOCKET),
 		.log_level = LOG_INFO,
 	};
 	c->include.v = xcalloc(2, sizeof(char *));

@@ -8,6 +8,8 @@
 #include "common/config.h"
 
 #define HOST_CONFIG_DEFAULT_PATH "/etc/powerd/host.yaml"
+/* In the unit's RuntimeDirectory=; `powerd-host status` reads it. */
+#define HOST_CONFIG_STATUS_SOCKET "/run/powerd-host/status.sock"
 
 enum idle_policy { IDLE_POLICY_SHARED, IDLE_POLICY_HOST };
 enum channel_mode { CHANNEL_MODE_AUTO, CHANNEL_MODE_OFF };
@@ -27,6 +29,7 @@ struct host_config {
 	double idle_watts;	    /* estimate.idle_watts */
 	double max_watts;	    /* estimate.max_watts */
 	char *metrics_listen;	    /* 127.0.0.1:9731; "" = off */
+	char *status_socket;	    /* HOST_CONFIG_STATUS_SOCKET; "" = none */
 	int log_level;		    /* LOG_ERR..LOG_DEBUG */
 };
 

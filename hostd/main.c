@@ -8,23 +8,40 @@
 #include "hostd/daemon.h"
 #include "hostd/host_config.h"
 #include "hostd/prepare.h"
+#include "hostd/status.h"
 #include "version.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: powerd-host [-c FILE] [--check-config] [--once]\n"
-		   "       powerd-host [-c FILE] --prepare DOMAIN\n"
-		   "       powerd-host [-c FILE] attach DOMAIN [--virtiofs | --channel]\n"
-		   "       powerd-host [-c FILE] detach DOMAIN\n"
-		   "       powerd-host --version | --help\n\n"
-		   "Shares each libvirt domain's share of the host's RAPL energy with it as a\n"
-		   "powercap-like tree.\n\n"
-		   "  -c, --config FILE   configuration (default " HOST_CONFIG_DEFAULT_PATH ")\n"
-		   "      --check-config  load the configuration, report problems, exit\n"
-		   "      --once          two samples one interval apart, print the metrics, exit\n"
-		   "      --prepare DOM   make DOM's share and tree (the libvirt hook runs this)\n"
-		   "      --version       print the version\n"
-		   "  -h, --help          this text\n");
+	fprintf(f,
+		"Usage: powerd-host [-c FILE] [--check-config] [--once]\n"
+		"       powerd-host [-c FILE] --prepare DOMAIN\n"
+		"       powerd-host [-c FILE] attach DOMAIN [--virtiofs | --channel]\n"
+		"       powerd-host [-c FILE] detach DOMAIN\n"
+		"       powerd-host [-c FILE] status\n"
+		"       powerd-host --version | --help\n\n"
+		"Shares each libvirt domain's share of the host's RAPL energy with it as a\n"
+		"powercap-like tree.\n\n"
+		"  -c, --config FILE   configuration (default " HOST_CONFIG_DEFAULT_PATH ")\n"
+		"      --check-config  load the configuration, report problems, exit\n"
+		"      --once          two samples one interval apart, print the metrics, exit\n"
+		"      --prepare DOM   make DOM's share and tree (the libvirt hook runs this)\n"
+		"      --version       print the version\n"
+		"  status              the running daemon's domains and health (exit 0 healthy,\n"
+		"                      1 not healthy, 3 not running)\n"
+		"  -h, --help          this text\n");
+}
+
+static int status_command(const char *config)
+{
+	struct host_config cfg;
+	int r;
+
+	if (daemon_load_config(config ? config : HOST_CONFIG_DEFAULT_PATH, !config, &cfg) < 0)
+		return 2;
+	r = status_main(cfg.status_socket);
+	host_config_free(&cfg);
+	return r;
 }
 
 int main(int argc, char **argv)
@@ -73,6 +90,8 @@ int main(int argc, char **argv)
 	if (optind < argc) {
 		if (streq(argv[optind], "attach") || streq(argv[optind], "detach"))
 			return attach_main(argc - optind, argv + optind, config);
+		if (streq(argv[optind], "status") && optind + 1 == argc)
+			return status_command(config);
 		fprintf(stderr, "powerd-host: unknown argument %s\n", argv[optind]);
 		usage(stderr);
 		return 2;

@@ -433,8 +433,9 @@ int privsep_new(
 		return -ENOMEM;
 	}
 	r = open_metrics(p, listen);
+	/* Without its status socket the daemon still does its job: logged, not fatal. */
 	if (r >= 0 && status_path && *status_path)
-		r = open_status(p, status_path);
+		open_status(p, status_path);
 	if (r >= 0 && has_work(p))
 		r = start_server(p);
 	if (r < 0) {

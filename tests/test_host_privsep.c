@@ -205,8 +205,9 @@ static int setup(void **state)
 	f->port = tu_free_port();
 	tu_writef(f->tmp, "host.yaml",
 		"libvirt_uri: test:///default\ninterval: 200ms\nshare_dir: %s\ntmpfs_size: 1m\n"
-		"powercap_root: %s\nmetrics_listen: 127.0.0.1:%u\n",
-		f->share, f->pc, f->port);
+		"powercap_root: %s\nmetrics_listen: 127.0.0.1:%u\nstatus_socket: "
+		"%s/run/status.sock\n",
+		f->share, f->pc, f->port, f->tmp);
 	char *argv[] = { POWERD_HOST_BIN, "-c", f->cfg, NULL };
 	f->pid = tu_spawn(argv, NULL, f->log);
 	assert_int_equal(tu_wait_port(f->port, 10000), 0);
@@ -480,6 +481,33 @@ static void test_kill_server(void **state)
 	assert_non_null(strstr(log, "killed by signal 9"));
 }
 
+/* A hung server (stopped: it neither serves nor sends its heartbeat) is killed and replaced. */
+static void test_hung_server(void **state)
+{
+	struct fx *f = *state;
+	pid_t server = serving_pid(f);
+	uint64_t seq0 = heartbeat_seq(f);
+
+	assert_int_equal(kill(server, SIGSTOP), 0);
+	uint64_t t0 = now_monotonic_ns();
+	int status = -1;
+	for (int i = 0; i < 1000 && status != 200; i++) {
+		status = tu_http_get(f->port, "/metrics", NULL);
+		if (status != 200)
+			pause_ms(10);
+	}
+	uint64_t back_ms = (now_monotonic_ns() - t0) / NSEC_PER_MSEC;
+	assert_int_equal(status, 200);
+	/* Not before the heartbeat was missed for PRIVSEP_HANG_MS (5 s), not much after. */
+	assert_true(back_ms >= 4000 && back_ms < 12000);
+	assert_true(serving_pid(f) != server);
+	/* The ticks went on all along. */
+	assert_true(heartbeat_seq(f) > seq0 + 10);
+	_cleanup_free_ char *log = tu_read(f->tmp, "daemon.log");
+	assert_non_null(strstr(log, "sent no heartbeat"));
+	fprintf(stderr, "hung server: endpoint back after %" PRIu64 " ms\n", back_ms);
+}
+
 /* The privileged part's tick, as it reports it: the median of n scrapes. */
 static double tick_seconds(struct fx *f, int n)
 {
@@ -669,6 +697,86 @@ static void test_activated(void **state)
 	tu_rm_rf(tmp);
 }
 
+/* powerd-host status against the running daemon: exit status, and the output into *ret. */
+static int run_status(struct fx *f, char **ret)
+{
+	_cleanup_free_ char *out = xasprintf("%s/status.out", f->tmp);
+	char *argv[] = { POWERD_HOST_BIN, "-c", f->cfg, "status", NULL };
+	int status = tu_wait(tu_spawn(argv, NULL, out), 10000);
+
+	assert_true(WIFEXITED(status));
+	if (ret)
+		*ret = tu_read(f->tmp, "status.out");
+	return WEXITSTATUS(status);
+}
+
+static void test_status(void **state)
+{
+	struct fx *f = *state;
+	_cleanup_free_ char *out = NULL;
+	int rc = -1;
+
+	/* From the server process, over the unix socket the privileged part made. */
+	for (int i = 0; i < 200 && rc != 0; i++) {
+		free(out);
+		out = NULL;
+		rc = run_status(f, &out);
+		if (rc != 0)
+			pause_ms(20);
+	}
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "DOMAIN"));
+	assert_non_null(strstr(out, "healthy; libvirt connected; 1 domains"));
+	/* The stock domain's line: name, state, share, channel (none yet), CPU source. */
+	char name[64], st[32], share[32], channel[32], cpu[32];
+	const char *line = strstr(out, "\ntest ");
+	assert_non_null(line);
+	assert_int_equal(
+		sscanf(line, "%63s %31s %31s %31s %31s", name, st, share, channel, cpu), 5);
+	assert_string_equal(name, "test");
+	assert_string_equal(st, "running");
+	assert_string_equal(share, "tmpfs");
+	assert_string_equal(cpu, "libvirt");
+	/* The socket is the server's: a connection to it is held by the unprivileged process. */
+	_cleanup_free_ char *sock = xasprintf("%s/run/status.sock", f->tmp);
+	struct stat stb;
+	assert_int_equal(stat(sock, &stb), 0);
+	assert_true(S_ISSOCK(stb.st_mode));
+	assert_int_equal(stb.st_mode & 0777, 0666);
+	/* Stopped: not running, exit 3, and the socket is gone. */
+	tu_stop(f->pid, 10000);
+	f->pid = 0;
+	assert_int_equal(run_status(f, NULL), 3);
+	assert_int_equal(access(sock, F_OK), -1);
+}
+
+/* Running but not healthy: libvirt cannot be reached. */
+static void test_status_unhealthy(void **state)
+{
+	struct fx *f = *state;
+	_cleanup_free_ char *out = NULL;
+	int rc = -1;
+
+	tu_stop(f->pid, 10000);
+	tu_writef(f->tmp, "host.yaml",
+		"libvirt_uri: test:///nonexistent/powerd-no-such.xml\ninterval: 200ms\n"
+		"share_dir: %s\npowercap_root: %s\nmetrics_listen: \"\"\n"
+		"status_socket: %s/run/status.sock\n",
+		f->share, f->pc, f->tmp);
+	char *argv[] = { POWERD_HOST_BIN, "-c", f->cfg, NULL };
+	f->pid = tu_spawn(argv, NULL, f->log);
+	for (int i = 0; i < 200; i++) {
+		free(out);
+		out = NULL;
+		rc = run_status(f, &out);
+		if (rc == 1 && out && strstr(out, "libvirt is not connected"))
+			break;
+		pause_ms(20);
+	}
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(out, "libvirt is not connected"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -677,9 +785,12 @@ int main(void)
 		cmocka_unit_test(test_sandbox),
 		cmocka_unit_test_setup_teardown(test_server_unprivileged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill_server, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hung_server, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_listen, setup, teardown),
 		cmocka_unit_test(test_activated),
+		cmocka_unit_test_setup_teardown(test_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_unhealthy, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }
