@@ -96,9 +96,9 @@ static void render_domain(
 	for (char *e = error; *e; e++)
 		if ((unsigned char)*e < 0x20 || *e == 0x7f)
 			*e = ' ';
-	strbuf_printf(c->out, "domain\t%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%s\n", name,
-		state_name(v), share_name(v->mount), channel_state_name(v->channel),
-		cpu ? cpu : "-", power, (double)uj / 1e6, error);
+	strbuf_printf(c->out, "domain\t%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%s\n", name, state_name(v),
+		share_name(v->mount), channel_state_name(v->channel), cpu ? cpu : "-", power,
+		(double)uj / 1e6, error);
 	c->new->v[c->new->n].name = xstrdup(name);
 	c->new->v[c->new->n].energy_uj = uj;
 	c->new->n++;
