@@ -13,6 +13,7 @@
 #include "common/util.h"
 #include "common/tree.h"
 #include "hostd/cputime.h"
+#include "hostd/idle_level.h"
 #include "hostd/instance.h"
 #include "hostd/publish.h"
 #include "hostd/sensor.h"
@@ -58,8 +59,8 @@ struct accounting {
 	uint64_t host_total_uj[SENSOR_ZONES_MAX];
 	uint64_t host_last_uj[SENSOR_ZONES_MAX];
 	uint64_t unattributed_uj[SENSOR_ZONES_MAX]; /* host energy no domain got, summed by tick */
-	double min_power_w[SENSOR_ZONES_MAX];	    /* lowest interval average since start-up */
-	bool has_min_power[SENSOR_ZONES_MAX];
+	struct idle_level *idle;		    /* learned under idle_power: host */
+	bool has_gap;				    /* a failed read since the last good tick */
 	uint64_t seq;
 	char instance[CHANNEL_INSTANCE_LEN + 1];
 	uint64_t last_tick_ns;
@@ -109,6 +110,7 @@ int accounting_new(const struct host_config *cfg, struct accounting **ret)
 	a->n_zones = sensor_n_zones(a->sensor);
 	for (size_t z = 0; z < a->n_zones; z++)
 		a->zone_names[z] = sensor_zone_name(a->sensor, z);
+	a->idle = idle_level_new(cfg->share_dir, a->zone_names, a->n_zones);
 	if (sensor_is_estimated(a->sensor) && cfg->max_watts <= 0)
 		log_warn(
 			"no powercap zone and estimate.max_watts is 0: every domain will read 0 J");
@@ -140,6 +142,7 @@ void accounting_free(struct accounting *a)
 	free(a->cpu_ns);
 	free(a->frac);
 	free(a->share_uj);
+	idle_level_free(a->idle);
 	sensor_free(a->sensor);
 	host_cpu_free(a->host_cpu);
 	free(a);
@@ -357,26 +360,46 @@ static uint64_t domain_cpu_delta(struct accounting *a, struct acct_domain *d)
 	return delta;
 }
 
+/* The idle level of zone z under idle_power: host: estimate.idle_watts for the package zone
+ * (the whole host's idle), else the learned one. false: none known yet. */
+static bool idle_level_w(const struct accounting *a, size_t z, double *ret_w)
+{
+	if (a->cfg->idle_watts > 0 && z == 0) {
+		*ret_w = a->cfg->idle_watts;
+		return true;
+	}
+	return a->idle && idle_level_get(a->idle, z, ret_w);
+}
+
+/* An interval whose average power is the host's: not the first, no reset in it (counted 0), no
+ * failed read before it, not stretched (a stall over two intervals) and not a suspend (the
+ * time the host ran well short of the time that passed). */
+static bool is_clean_interval(const struct accounting *a, const struct sensor_interval *iv)
+{
+	uint64_t interval_ns = a->cfg->interval_ms * NSEC_PER_MSEC;
+
+	return !a->has_gap && !sensor_is_partial(a->sensor) && iv->elapsed_ns > 0 &&
+	       iv->elapsed_ns <= 2 * interval_ns &&
+	       iv->running_ns + interval_ns / 2 >= iv->elapsed_ns;
+}
+
 /* Under idle_power: host, the energy of the interval that is idle power and stays unattributed.
- * run_ns is the time the host ran: a suspended host draws no idle power. */
-static uint64_t idle_part_uj(struct accounting *a, size_t z, uint64_t energy_uj, uint64_t run_ns)
+ * A suspended host draws no idle power: the idle part is over the time it ran. */
+static uint64_t idle_part_uj(struct accounting *a, size_t z, uint64_t energy_uj,
+	const struct sensor_interval *iv, bool is_clean)
 {
 	double idle_w;
 
-	if (a->cfg->idle_power != IDLE_POLICY_HOST || run_ns == 0)
+	if (a->cfg->idle_power != IDLE_POLICY_HOST || iv->running_ns == 0)
 		return 0;
-	if (a->cfg->idle_watts > 0 && z == 0) {
-		/* configured idle watts are the whole host's idle: the package zone's */
-		idle_w = a->cfg->idle_watts;
-	} else {
-		double p = (double)energy_uj * 1e3 / (double)run_ns;
-		if (!a->has_min_power[z] || p < a->min_power_w[z]) {
-			a->min_power_w[z] = p;
-			a->has_min_power[z] = true;
-		}
-		idle_w = a->min_power_w[z];
+	if (is_clean) {
+		double util = iv->all_ns ? (double)iv->busy_ns / (double)iv->all_ns : 1;
+		idle_level_observe(
+			a->idle, z, (double)energy_uj * 1e3 / (double)iv->elapsed_ns, util);
 	}
-	double idle_uj = idle_w * (double)run_ns / 1e3;
+	if (!idle_level_w(a, z, &idle_w))
+		return 0;
+	double idle_uj = idle_w * (double)iv->running_ns / 1e3;
 	return idle_uj >= (double)energy_uj ? energy_uj : (uint64_t)idle_uj;
 }
 
@@ -420,6 +443,7 @@ int accounting_tick(struct accounting *a)
 			log_warn("cannot read host CPU time from %s/stat: %s", a->cfg->proc_root,
 				strerror(-r));
 		a->is_host_cpu_failing = true;
+		a->has_gap = a->has_last;
 		goto out;
 	}
 	a->is_host_cpu_failing = false;
@@ -440,6 +464,7 @@ int accounting_tick(struct accounting *a)
 	if (r < 0) {
 		/* baselines stay: the next good tick covers this interval too */
 		a->errors[ERR_SENSOR]++;
+		a->has_gap = a->has_last;
 		goto out;
 	}
 	a->last_boot_ns = now_boot;
@@ -448,6 +473,8 @@ int accounting_tick(struct accounting *a)
 	a->last_all_ns = all;
 	a->last_dt_ns = dt;
 
+	bool is_clean = a->has_last && is_clean_interval(a, &iv);
+	a->has_gap = false;
 	for (size_t i = 0; i < a->n_domains; i++)
 		a->cpu_ns[i] = domain_cpu_delta(a, a->domains[i]);
 	if (!a->has_last) {
@@ -458,7 +485,7 @@ int accounting_tick(struct accounting *a)
 	}
 
 	for (size_t z = 0; z < a->n_zones; z++) {
-		uint64_t energy = delta_uj[z] - idle_part_uj(a, z, delta_uj[z], iv.running_ns);
+		uint64_t energy = delta_uj[z] - idle_part_uj(a, z, delta_uj[z], &iv, is_clean);
 		for (size_t i = 0; i < a->n_domains; i++)
 			a->frac[i] = a->domains[i]->frac[z];
 		attribution_split(energy, dbusy, a->cpu_ns, a->n_domains, a->frac, a->share_uj);
@@ -474,6 +501,8 @@ int accounting_tick(struct accounting *a)
 		a->host_total_uj[z] += delta_uj[z];
 		a->host_last_uj[z] = delta_uj[z];
 	}
+	if (a->cfg->idle_power == IDLE_POLICY_HOST)
+		idle_level_sync(a->idle, now_boot);
 	a->seq++;
 	publish(a);
 	r = 0;
@@ -520,6 +549,28 @@ size_t accounting_n_domains(const struct accounting *a)
 uint64_t accounting_last_tick_ns(const struct accounting *a)
 {
 	return a->last_tick_ns;
+}
+
+static void render_idle_level(const struct accounting *a, struct strbuf *out)
+{
+	prom_family(out, "powerd_idle_level_watts", PROM_GAUGE,
+		"Idle power per zone that idle_power: host leaves unattributed, in watts.");
+	for (size_t z = 0; z < a->n_zones; z++) {
+		const char *labels[] = { "zone", a->zone_names[z], NULL };
+		double w = 0;
+		idle_level_w(a, z, &w);
+		prom_sample(out, "powerd_idle_level_watts", labels, w);
+	}
+	prom_family(out, "powerd_idle_level_learning", PROM_GAUGE,
+		"1 while a zone's idle level is learned and the host has not been seen idle: it "
+		"may "
+		"be a loaded power (set estimate.idle_watts).");
+	for (size_t z = 0; z < a->n_zones; z++) {
+		const char *labels[] = { "zone", a->zone_names[z], NULL };
+		bool is_learning =
+			!(a->cfg->idle_watts > 0 && z == 0) && idle_level_is_learning(a->idle, z);
+		prom_sample(out, "powerd_idle_level_learning", labels, is_learning ? 1 : 0);
+	}
 }
 
 void accounting_render(const struct accounting *a, bool libvirt_connected, struct strbuf *out)
@@ -572,6 +623,8 @@ void accounting_render(const struct accounting *a, bool libvirt_connected, struc
 		if (src)
 			prom_sample(out, "powerd_domain_cpu_source", labels, 1);
 	}
+	if (a->cfg->idle_power == IDLE_POLICY_HOST)
+		render_idle_level(a, out);
 	prom_family(out, "powerd_domains", PROM_GAUGE, "Domains whose energy is tracked.");
 	prom_sample(out, "powerd_domains", NULL, (double)a->n_domains);
 	prom_family(out, "powerd_host_energy_estimated", PROM_GAUGE,

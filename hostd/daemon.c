@@ -284,6 +284,10 @@ int daemon_run(const char *config_path, bool is_default_path, bool is_once)
 
 	if (daemon_load_config(config_path, is_default_path, &d.cfg) < 0)
 		return 2;
+	if (host_config_check(&d.cfg, HOST_QEMU_CONF, false) < 0) {
+		host_config_free(&d.cfg);
+		return 2;
+	}
 	r = daemon_setup(&d);
 	if (r < 0) {
 		daemon_free(&d);

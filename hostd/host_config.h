@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/config.h"
 
@@ -43,3 +44,27 @@ int host_config_load(
 void host_config_free(struct host_config *c);
 /* Whether a domain name matches include and not exclude (fnmatch globs). */
 bool host_config_tracks(const struct host_config *c, const char *domain);
+
+/* libvirt's qemu driver configuration: the user (and group) qemu runs as. */
+#define HOST_QEMU_CONF "/etc/libvirt/qemu.conf"
+/* The qemu driver's default user where qemu.conf sets none (Debian's build). */
+#define HOST_QEMU_USER_DEFAULT "libvirt-qemu"
+
+/* What the file cannot show, checked on this machine at start-up and by --check-config:
+ * - share_dir is not / or a system directory (after realpath): an error, naming key and value
+ *   (mounts there would hide the system's files);
+ * - libvirt's qemu user (qemu_conf's user, else HOST_QEMU_USER_DEFAULT) can traverse every
+ *   directory down to share_dir: an error where is_strict (--check-config), else a warning
+ *   naming the directory and its mode (every start would fail "cannot initialize fsdev");
+ * - idle_power: host without estimate.idle_watts: a warning (the idle level is then learned).
+ * Each problem is logged. -EINVAL when there was an error. */
+int host_config_check(const struct host_config *c, const char *qemu_conf, bool is_strict);
+
+/* Pure parts, for tests. Whether path (absolute, resolved) is / or a system directory. */
+bool host_config_is_system_dir(const char *path);
+/* The value of qemu.conf's `key = "value"` (user, group) into ret: -ENOENT when not set. */
+int host_qemu_conf_value(const char *buf, size_t len, const char *key, char *ret, size_t size);
+/* Whether uid with groups gids[0..n) can search every directory from / down to dir (those that
+ * exist): 0, or -EACCES with the first one that bars it, its mode and owner in err. */
+int host_check_traverse(
+	const char *dir, uid_t uid, const gid_t *gids, size_t n, char *err, size_t err_size);

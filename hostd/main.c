@@ -102,7 +102,10 @@ int main(int argc, char **argv)
 		struct host_config cfg;
 		if (daemon_load_config(path, is_default, &cfg) < 0)
 			return 2;
+		int r = host_config_check(&cfg, HOST_QEMU_CONF, true);
 		host_config_free(&cfg);
+		if (r < 0)
+			return 2;
 		printf("%s: ok\n", path);
 		return 0;
 	}

@@ -16,6 +16,7 @@
 #include "common/powercap.h"
 #include "common/strbuf.h"
 #include "hostd/accounting.h"
+#include "hostd/idle_level.h"
 #include "common/tree.h"
 
 typedef unsigned __int128 u128;
@@ -172,6 +173,9 @@ static void fx_setup_dirs(struct fx *f, bool with_powercap)
 	f->cfg.powercap_root = xstrdup(f->pc);
 	f->cfg.proc_root = xstrdup(f->proc);
 	f->cfg.cgroup_root = xstrdup(f->cg);
+	/* the idle level is kept in share_dir/.powerd: never the machine's own */
+	free(f->cfg.share_dir);
+	f->cfg.share_dir = xstrdup(f->share);
 	f->user_ticks = 1000;
 	f->idle_ticks = 5000;
 	write_stat(f);
@@ -582,6 +586,138 @@ static void test_idle_host(void **state)
 			uint64_t got = accounting_domain_energy_uj(f->dom[i], z);
 			assert_true(got >= expected(f, i, z) && got <= expected(f, i, z) + 1);
 		}
+	accounting_free(a);
+}
+
+/* Sum over the domains of zone z's energy since the marks. */
+static uint64_t domains_since(struct fx *f, const uint64_t *mark, int z)
+{
+	uint64_t sum = 0;
+
+	for (int i = 0; i < N_DOM; i++)
+		sum += accounting_domain_energy_uj(f->dom[i], z) - mark[i];
+	return sum;
+}
+
+static void mark_domains(struct fx *f, uint64_t *mark, int z)
+{
+	for (int i = 0; i < N_DOM; i++)
+		mark[i] = accounting_domain_energy_uj(f->dom[i], z);
+}
+
+/* One interval of 1 s with the package zone drawing pkg_w (half on each package) at the
+ * host's busy_ticks (of busy + 300 idle), all of it used by the domains. */
+static void interval_at(struct fx *f, struct accounting *a, uint64_t pkg_w, uint64_t busy_ticks)
+{
+	uint64_t pd[2][N_ZONE] = { { pkg_w * 500000, 0, 0 }, { pkg_w * 500000, 0, 0 } };
+	/* vm2's CPU time comes from the callback: it stays idle; the others share the busy time
+	 * (in whole ticks: vm3 is read from its process's stat) */
+	uint64_t per = busy_ticks / 4 * (tick_ns() / 1000);
+	uint64_t dus[N_DOM] = { per, per, 0, per, busy_ticks * (tick_ns() / 1000) - 3 * per };
+
+	advance(f, pd, busy_ticks, dus, false);
+	assert_int_equal(accounting_tick(a), 0);
+}
+
+/* Issue 10 #2: a reset, a failed read or a suspend is no idle interval: before, the reset's
+ * 0 W became the idle level and every idle watt went to the domains until a restart. */
+static void test_idle_host_not_fed_by_resets(void **state)
+{
+	struct fx *f = *state;
+	struct accounting *a;
+	uint64_t mark[N_DOM];
+
+	f->cfg.idle_power = IDLE_POLICY_HOST;
+	new_accounting(f, &a);
+	add_domains(f, a);
+	assert_int_equal(accounting_tick(a), 0);
+	interval_at(f, a, 20, 10); /* idle: 20 W */
+	/* a reset of package 1 (from 200 kJ to 1 mJ): counted 0, not a 0 W idle level */
+	f->raw[1][0] = UINT64_C(200000000000);
+	write_powercap(f);
+	assert_int_equal(accounting_tick(a), 0);
+	f->raw[1][0] = 1000;
+	write_powercap(f);
+	assert_int_equal(accounting_tick(a), 0);
+	/* a failed read, then an interval over both */
+	tu_write(f->pc, "intel-rapl:1/energy_uj", "garbage\n");
+	assert_true(accounting_tick(a) < 0);
+	interval_at(f, a, 1, 10);
+	/* a suspend: 601 s elapsed for 1 s run, 10 J */
+	f->suspend_ns = 600 * NSEC_PER_SEC;
+	interval_at(f, a, 10, 10);
+
+	struct strbuf b = { 0 };
+	double v;
+	accounting_render(a, true, &b);
+	assert_int_equal(tu_metric(b.buf, "powerd_idle_level_watts{zone=\"package-0\"}", &v), 0);
+	assert_true(fabs(v - 20) < 1e-6);
+	assert_int_equal(tu_metric(b.buf, "powerd_idle_level_learning{zone=\"package-0\"}", &v), 0);
+	assert_true(v == 0);
+	strbuf_done(&b);
+	/* the level is still 20 W: a 50 W interval leaves 30 W to the domains */
+	mark_domains(f, mark, 0);
+	interval_at(f, a, 50, 3000);
+	uint64_t got = domains_since(f, mark, 0);
+	assert_true(got >= 30000000 - N_DOM && got <= 30000000);
+	accounting_free(a);
+}
+
+/* Issue 10 #2: restarted under sustained load, the idle level is the one learned before and
+ * kept in share_dir/.powerd/idle-level, not the loaded power (before: domains got nothing). */
+static void test_idle_level_kept(void **state)
+{
+	struct fx *f = *state;
+	struct accounting *a;
+	uint64_t mark[N_DOM];
+	struct strbuf b = { 0 };
+	double v;
+
+	tu_write(f->share, ".powerd/.keep", "");
+	f->cfg.idle_power = IDLE_POLICY_HOST;
+	new_accounting(f, &a);
+	add_domains(f, a);
+	assert_int_equal(accounting_tick(a), 0);
+	/* under load only: still learning, and the level is the loaded power */
+	interval_at(f, a, 80, 3000);
+	accounting_render(a, true, &b);
+	assert_int_equal(tu_metric(b.buf, "powerd_idle_level_learning{zone=\"package-0\"}", &v), 0);
+	assert_true(v == 1);
+	interval_at(f, a, 15, 10); /* then idle at 15 W */
+	interval_at(f, a, 15, 10);
+	accounting_free(a);
+	_cleanup_free_ char *kept = tu_read(f->share, ".powerd/" IDLE_LEVEL_FILE);
+	assert_non_null(kept);
+	assert_non_null(strstr(kept, "version 1\npackage-0 15000000 1\n"));
+
+	/* restart: the first interval is under load at 80 W; 65 W go to the domains */
+	memset(f->host_uj, 0, sizeof(f->host_uj));
+	new_accounting(f, &a);
+	add_domains(f, a);
+	assert_int_equal(accounting_tick(a), 0);
+	mark_domains(f, mark, 0);
+	interval_at(f, a, 80, 3000);
+	uint64_t got = domains_since(f, mark, 0);
+	assert_true(got >= 65000000 - N_DOM && got <= 65000000);
+	strbuf_reset(&b);
+	accounting_render(a, true, &b);
+	assert_int_equal(tu_metric(b.buf, "powerd_idle_level_watts{zone=\"package-0\"}", &v), 0);
+	assert_true(fabs(v - 15) < 1e-6);
+	assert_int_equal(tu_metric(b.buf, "powerd_idle_level_learning{zone=\"package-0\"}", &v), 0);
+	assert_true(v == 0);
+	accounting_free(a);
+
+	/* a damaged file is learned anew, never trusted */
+	tu_write(f->share, ".powerd/" IDLE_LEVEL_FILE, "version 1\npackage-0 -5 1\ncore x 1\n");
+	new_accounting(f, &a);
+	add_domains(f, a);
+	assert_int_equal(accounting_tick(a), 0);
+	interval_at(f, a, 80, 3000);
+	strbuf_reset(&b);
+	accounting_render(a, true, &b);
+	assert_int_equal(tu_metric(b.buf, "powerd_idle_level_watts{zone=\"package-0\"}", &v), 0);
+	assert_true(fabs(v - 80) < 1e-6);
+	strbuf_done(&b);
 	accounting_free(a);
 }
 
@@ -1032,6 +1168,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reset_upper_half, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_suspend, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_host, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_host_not_fed_by_resets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_level_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_estimate, NULL, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cgroup_not_own, setup, teardown),

@@ -2,7 +2,11 @@
  * shipped conf/host.yaml, and the domain filter. */
 #include "tests/testutil.h"
 
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/stat.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "hostd/host_config.h"
 
@@ -192,6 +196,175 @@ static void test_errors(void **state)
 	assert_bad(f, "estimate: { idle_watts: 50 }\n", 0, "estimate.max_watts");
 }
 
+/* host_config_check's verdict, and what it logged (stderr) into *ret_log. */
+static int check_logged(struct fixture *f, const struct host_config *c, const char *qemu_conf,
+	bool is_strict, char **ret_log)
+{
+	_cleanup_free_ char *path = xasprintf("%s/check.log", f->dir);
+	int saved = dup(STDERR_FILENO);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	assert_true(saved >= 0 && fd >= 0);
+	fflush(stderr);
+	assert_true(dup2(fd, STDERR_FILENO) >= 0);
+	close(fd);
+	int r = host_config_check(c, qemu_conf, is_strict);
+	fflush(stderr);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	*ret_log = tu_read(f->dir, "check.log");
+	assert_non_null(*ret_log);
+	return r;
+}
+
+/* Issue 10 #9: a share_dir that is / or a system directory (also through a symlink) is refused
+ * with a message naming the key and the value. */
+static void test_check_system_dir(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const bad[] = { "/", "/var/lib/libvirt", "/var/lib/libvirt/images",
+		"/var/lib/libvirt/", "/var/lib", "/usr", "/etc", "/lib64", "/tmp", "/home",
+		"/run" };
+	struct host_config c;
+	char *log;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		assert_true(host_config_is_system_dir(bad[i]) || bad[i][strlen(bad[i]) - 1] == '/');
+		host_config_init(&c);
+		free(c.share_dir);
+		c.share_dir = xstrdup(bad[i]);
+		assert_int_equal(check_logged(f, &c, "/nonexistent", true, &log), -EINVAL);
+		assert_non_null(strstr(log, "share_dir"));
+		assert_non_null(strstr(log, bad[i]));
+		assert_non_null(strstr(log, "system directory"));
+		free(log);
+		host_config_free(&c);
+	}
+	assert_false(host_config_is_system_dir("/var/lib/libvirt/scaphandre"));
+	assert_false(host_config_is_system_dir("/srv/powerd"));
+	/* a symlink to /var/lib/libvirt is /var/lib/libvirt */
+	_cleanup_free_ char *link = xasprintf("%s/libvirt-link", f->dir);
+	assert_int_equal(symlink("/var/lib/libvirt", link), 0);
+	host_config_init(&c);
+	free(c.share_dir);
+	c.share_dir = xstrdup(link);
+	assert_int_equal(check_logged(f, &c, "/nonexistent", true, &log), -EINVAL);
+	assert_non_null(strstr(log, link));
+	assert_non_null(strstr(log, "(/var/lib/libvirt)"));
+	free(log);
+	host_config_free(&c);
+}
+
+static void test_qemu_conf_value(void **state)
+{
+	char v[64];
+	static const char conf[] = "# user = \"commented\"\n"
+				   "#user = \"libvirt-qemu\"\n"
+				   "user = \"qemu\"\n"
+				   "  group   =  \"kvm\"  \n"
+				   "user_ns = \"x\"\n"
+				   "user = \"+107\"\n";
+
+	(void)state;
+	assert_int_equal(host_qemu_conf_value(conf, strlen(conf), "user", v, sizeof(v)), 0);
+	assert_string_equal(v, "+107");
+	assert_int_equal(host_qemu_conf_value(conf, strlen(conf), "group", v, sizeof(v)), 0);
+	assert_string_equal(v, "kvm");
+	assert_int_equal(
+		host_qemu_conf_value(conf, strlen(conf), "dynamic_ownership", v, sizeof(v)),
+		-ENOENT);
+	assert_int_equal(host_qemu_conf_value("user = \"\"\n", 10, "user", v, sizeof(v)), -EINVAL);
+}
+
+/* Issue 12 #5: qemu's user must be able to traverse every directory down to share_dir; a 0700
+ * parent owned by someone else bars it. On a real directory tree. */
+static void test_check_qemu_reach(void **state)
+{
+	struct fixture *f = *state;
+	struct passwd *pw = getpwnam(HOST_QEMU_USER_DEFAULT);
+	const uid_t uid = pw ? pw->pw_uid : 64055;
+	const gid_t gid = 4242;
+	char err[512];
+	char *log;
+
+	if (geteuid() != 0)
+		skip();
+	_cleanup_free_ char *parent = xasprintf("%s/p", f->dir);
+	_cleanup_free_ char *share = xasprintf("%s/p/share/not-yet", f->dir);
+	tu_write(f->dir, "p/share/.keep", "");
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	assert_int_equal(chmod(parent, 0700), 0);
+	assert_int_equal(host_check_traverse(share, uid, &gid, 1, err, sizeof(err)), -EACCES);
+	assert_non_null(strstr(err, parent));
+	assert_non_null(strstr(err, "mode 0700"));
+	/* root passes anything; the owner passes its own 0700; a group with g+x passes */
+	assert_int_equal(host_check_traverse(share, 0, NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(chown(parent, uid, 0), 0);
+	assert_int_equal(host_check_traverse(share, uid, &gid, 1, err, sizeof(err)), 0);
+	assert_int_equal(chown(parent, 0, gid), 0);
+	assert_int_equal(chmod(parent, 0710), 0);
+	assert_int_equal(host_check_traverse(share, uid, &gid, 1, err, sizeof(err)), 0);
+	assert_int_equal(chmod(parent, 0701), 0);
+	assert_int_equal(host_check_traverse(share, uid, &gid, 1, err, sizeof(err)), -EACCES);
+	assert_int_equal(chmod(parent, 0711), 0);
+	assert_int_equal(host_check_traverse(share, uid, &gid, 1, err, sizeof(err)), 0);
+
+	/* the whole check, with a qemu.conf naming the user: an error for --check-config, a
+	 * warning at start-up */
+	if (!pw)
+		skip();
+	assert_int_equal(chown(parent, 0, 0), 0);
+	assert_int_equal(chmod(parent, 0700), 0);
+	tu_write(f->dir, "qemu.conf", "user = \"" HOST_QEMU_USER_DEFAULT "\"\n");
+	_cleanup_free_ char *qconf = xasprintf("%s/qemu.conf", f->dir);
+	struct host_config c;
+	host_config_init(&c);
+	free(c.share_dir);
+	c.share_dir = xstrdup(share);
+	assert_int_equal(check_logged(f, &c, qconf, true, &log), -EINVAL);
+	assert_non_null(strstr(log, "cannot traverse"));
+	assert_non_null(strstr(log, parent));
+	assert_non_null(strstr(log, "0700"));
+	free(log);
+	assert_int_equal(check_logged(f, &c, qconf, false, &log), 0);
+	assert_non_null(strstr(log, "warning"));
+	assert_non_null(strstr(log, "0700"));
+	free(log);
+	/* a user that does not exist here: skipped with a note */
+	tu_write(f->dir, "qemu.conf", "user = \"no-such-user-powerd\"\n");
+	assert_int_equal(check_logged(f, &c, qconf, true, &log), 0);
+	assert_non_null(strstr(log, "not checked"));
+	free(log);
+	/* qemu as root reaches anything */
+	tu_write(f->dir, "qemu.conf", "user = \"root\"\n");
+	assert_int_equal(check_logged(f, &c, qconf, true, &log), 0);
+	free(log);
+	chmod(parent, 0755);
+	host_config_free(&c);
+}
+
+/* Issue 10 #2: idle_power: host without estimate.idle_watts is warned about. */
+static void test_check_idle_warning(void **state)
+{
+	struct fixture *f = *state;
+	struct host_config c;
+	char *log;
+
+	host_config_init(&c);
+	free(c.share_dir);
+	c.share_dir = xasprintf("%s/share", f->dir);
+	c.idle_power = IDLE_POLICY_HOST;
+	assert_int_equal(check_logged(f, &c, "/nonexistent", false, &log), 0);
+	assert_non_null(strstr(log, "idle_power: host without estimate.idle_watts"));
+	free(log);
+	c.idle_watts = 40;
+	c.max_watts = 200;
+	assert_int_equal(check_logged(f, &c, "/nonexistent", false, &log), 0);
+	assert_null(strstr(log, "idle_watts"));
+	free(log);
+	host_config_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,6 +372,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shipped_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_system_dir, setup, teardown),
+		cmocka_unit_test(test_qemu_conf_value),
+		cmocka_unit_test_setup_teardown(test_check_qemu_reach, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_idle_warning, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -338,6 +338,8 @@ static void test_check_config(void **state)
 	char *argv2[] = { POWERD_HOST_BIN, "-c", missing, "--check-config", NULL };
 	status = run_cmd(argv2, NULL, out);
 	assert_int_equal(WEXITSTATUS(status), 2);
+	/* qemu's user must reach share_dir: mkdtemp made its parent 0700 */
+	assert_int_equal(chmod(f->tmp, 0755), 0);
 	char *argv3[] = { POWERD_HOST_BIN, "-c", f->cfg, "--check-config", NULL };
 	status = run_cmd(argv3, NULL, out);
 	assert_int_equal(WEXITSTATUS(status), 0);
