@@ -3,12 +3,14 @@
  * kernel does not report it. Names were checked (mounts_name_is_safe) before any path is built. */
 #include "hostd/mounts.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 
 #include "common/log.h"
+#include "common/powercap.h"
 #include "common/util.h"
 
 #define MOUNTS_LOCK_FILE ".lock"
@@ -190,6 +192,37 @@ static int umount_all(int dirfd, const char *name, const char *path)
 	return -EBUSY;
 }
 
+/* A name a powercap tree holds at its top: zones, the heartbeat, a writer's temporaries. */
+static bool is_tree_entry(const char *name)
+{
+	return startswith(name, "intel-rapl") || startswith(name, "amd-rapl") ||
+	       streq(name, POWERCAP_HEARTBEAT_FILE) || startswith(name, ".tmp.") ||
+	       streq(name, ".") || streq(name, "..");
+}
+
+/* The first entry of dirfd/name that no powercap tree has, into ret (empty: none, the
+ * directory is empty or a tree: powerd's, Scaphandre's, a copy of sysfs). */
+static int foreign_entry(int dirfd, const char *name, char *ret, size_t size)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	ret[0] = '\0';
+	for (struct dirent *de; (de = readdir(d));)
+		if (!is_tree_entry(de->d_name)) {
+			snprintf(ret, size, "%s", de->d_name);
+			break;
+		}
+	closedir(d);
+	return 0;
+}
+
 static int adopt(
 	struct mounts *m, const char *name, const char *lname, const struct stat *est, int *ret_fd)
 {
@@ -234,6 +267,21 @@ static int prepare_locked(struct mounts *m, const char *name, const char *lname,
 			if (r == 0)
 				*ret_state = MOUNT_TMPFS;
 			return r;
+		}
+		/* share_dir: /var/lib/libvirt and a domain named images: a mount would hide
+		 * every disk image, a tree written in place would litter them */
+		char other[256], lother[LOG_NAME_SIZE];
+		r = foreign_entry(m->share_fd, name, other, sizeof(other));
+		if (r < 0) {
+			log_err("domain %s: cannot read %s: %s", lname, epath, strerror(-r));
+			return r;
+		}
+		if (other[0]) {
+			log_err("domain %s: %s holds %s, which is not a powercap tree: not "
+				"mounting "
+				"over it nor writing in it (is share_dir right?)",
+				lname, epath, name_for_log(other, lother, sizeof(lother)));
+			return -ENOTEMPTY;
 		}
 		if (is_running) {
 			fd = openat(

@@ -13,6 +13,7 @@
 #include <linux/magic.h>
 
 #include "common/log.h"
+#include "common/powercap.h"
 #include "hostd/mounts.h"
 
 #define TMPFS_SIZE (UINT64_C(1) << 20)
@@ -241,21 +242,23 @@ static void test_running_plain_dir_written_in_place(void **state)
 	enum mount_state ms;
 	int n0 = count_mounts(), fd;
 
-	tu_write(f->share, "legacy/old", "from an older tool\n");
+	/* a tree an older tool (Scaphandre's qemu exporter) wrote */
+	tu_write(f->share, "legacy/intel-rapl:0/energy_uj", "123\n");
 	assert_int_equal(mounts_prepare(f->m, "legacy", true, &fd, &ms), 0);
 	assert_int_equal(ms, MOUNT_IN_PLACE);
 	assert_int_equal(count_mounts(), n0);
-	_cleanup_close_ int wfd = openat(fd, "energy_uj", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	_cleanup_close_ int wfd =
+		openat(fd, "intel-rapl:0/energy_uj", O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
 	assert_true(wfd >= 0);
 	assert_int_equal(write_all(wfd, "7\n", 2), 0);
 	close(fd);
-	_cleanup_free_ char *v = tu_read(f->share, "legacy/energy_uj");
+	_cleanup_free_ char *v = tu_read(f->share, "legacy/intel-rapl:0/energy_uj");
 	assert_non_null(v);
 	assert_string_equal(v, "7\n");
 
 	/* Not ours to remove. */
 	assert_int_equal(mounts_teardown(f->m, "legacy"), 0);
-	_cleanup_free_ char *old = tu_read(f->share, "legacy/old");
+	_cleanup_free_ char *old = tu_read(f->share, "legacy/intel-rapl:0/energy_uj");
 	assert_non_null(old);
 	assert_int_equal(count_mounts(), n0);
 
@@ -266,7 +269,7 @@ static void test_running_plain_dir_written_in_place(void **state)
 	assert_int_equal(count_mounts(), n0 + 2);
 	assert_int_equal(mounts_teardown(f->m, "legacy"), 0);
 	assert_int_equal(count_mounts(), n0);
-	_cleanup_free_ char *old2 = tu_read(f->share, "legacy/old");
+	_cleanup_free_ char *old2 = tu_read(f->share, "legacy/intel-rapl:0/energy_uj");
 	assert_non_null(old2);
 }
 
@@ -290,6 +293,40 @@ static void test_foreign_mount_left_alone(void **state)
 	assert_int_equal(count_mounts(), n0 - 1);
 }
 
+/* Issue 10 #9: share_dir: /var/lib/libvirt and a domain named images. A populated directory
+ * that is not a powercap tree is neither mounted over nor written in, running or not. */
+static void test_populated_dir_left_alone(void **state)
+{
+	struct fx *f = *state;
+	enum mount_state ms;
+	int n0 = count_mounts(), fd = -1;
+
+	tu_write(f->share, "images/disk0.qcow2", "QFI\xfb");
+	tu_write(f->share, "images/intel-rapl:0/energy_uj", "1\n");
+	for (int running = 0; running < 2; running++) {
+		assert_int_equal(mounts_prepare(f->m, "images", running, &fd, &ms), -ENOTEMPTY);
+		assert_int_equal(fd, -1);
+		assert_int_equal(count_mounts(), n0);
+		_cleanup_free_ char *disk = tu_read(f->share, "images/disk0.qcow2");
+		assert_non_null(disk);
+		_cleanup_free_ char *ls = xasprintf("%s/images", f->share);
+		_cleanup_free_ char *entries = list_dir(ls);
+		assert_string_equal(entries, "disk0.qcow2,intel-rapl:0");
+	}
+	/* teardown of what was never made leaves it too */
+	assert_int_equal(mounts_teardown(f->m, "images"), 0);
+	_cleanup_free_ char *disk = tu_read(f->share, "images/disk0.qcow2");
+	assert_non_null(disk);
+	/* an empty directory, or one holding a tree and its heartbeat, is a share to be */
+	tu_write(f->share, "vm/intel-rapl:0/energy_uj", "5\n");
+	tu_write(f->share, "vm/" POWERCAP_HEARTBEAT_FILE, "version 1\n");
+	assert_int_equal(mounts_prepare(f->m, "vm", false, &fd, &ms), 0);
+	assert_int_equal(ms, MOUNT_TMPFS);
+	close(fd);
+	assert_int_equal(mounts_teardown(f->m, "vm"), 0);
+	assert_int_equal(count_mounts(), n0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -300,6 +337,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_running_plain_dir_written_in_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_mount_left_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_populated_dir_left_alone, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);
