@@ -29,7 +29,7 @@ static void notify_send(const char *state, bool may_drop)
 }
 
 /* STATUS= is a single line in systemctl status: fold any newline of the caller's text. */
-static char *status_vformat(const char *fmt, va_list ap)
+static _printf_(1, 0) char *status_vformat(const char *fmt, va_list ap)
 {
 	char *s;
 

@@ -194,7 +194,7 @@ int sandbox_seccomp(void)
 	 * sockets (F_GETFL/F_SETFL) and close-on-exec (F_GETFD/F_SETFD). */
 	if (r == 0)
 		r = seccomp_rule_add(
-			ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, FIONREAD));
+			ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, FIONREAD, 0));
 	/* malloc may change protections, never to executable. */
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
@@ -202,7 +202,7 @@ int sandbox_seccomp(void)
 	static const int fcntl_cmds[] = { F_GETFL, F_SETFL, F_GETFD, F_SETFD };
 	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(fcntl_cmds); i++)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
-			SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)fcntl_cmds[i]));
+			SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)fcntl_cmds[i], 0));
 	if (r == 0)
 		r = seccomp_load(ctx);
 	seccomp_release(ctx);

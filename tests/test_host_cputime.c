@@ -561,6 +561,7 @@ static void test_real_proc(void **state)
 	volatile uint64_t x = 0;
 	for (uint64_t i = 0; i < 50000000; i++)
 		x += i;
+	(void)x;
 	assert_int_equal(cpu_source_read(s, &ns2), 0);
 	assert_true(ns2 >= ns1);
 	cpu_source_free(s);

@@ -557,8 +557,9 @@ static void test_hostile(void **state)
 		"GET /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff\r\n",
 		"GET / HTTP/1.1\r\nHost: \x01\x02\x03\r\nX: \xff\xff\r\n\r\n",
 		"BREW /pot HTCPCP/1.0\r\n\r\n",
-		"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /metrics HTTP/1.1\r\n\r\n"
-		"GET /metrics HTTP/1.1\r\n\r\n",
+		/* three pipelined requests in one string */
+		("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /metrics HTTP/1.1\r\n\r\n"
+		 "GET /metrics HTTP/1.1\r\n\r\n"),
 	};
 	int held[HELD];
 	size_t n_held = 0;

@@ -259,7 +259,6 @@ static void test_keepalive(void **state)
 	struct srv *s = srv_start(NULL, "t");
 	const char *two = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
 			  "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-	_cleanup_free_ char *resp = NULL;
 
 	srv_set_metrics(s, "k 1\n");
 	/* tu_http_raw stops after the first complete response; read both by hand. */

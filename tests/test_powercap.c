@@ -747,8 +747,8 @@ static void test_heartbeat(void **state)
 	assert_string_equal(back.instance, hb.instance);
 	const char *bad_instance[] = { "seq 1\ninterval_ms 2\ninstance 0011\n",
 		"seq 1\ninterval_ms 2\ninstance 00112233445566778899AABBCCDDEEFF\n",
-		"seq 1\ninterval_ms 2\ninstance 00112233445566778899aabbccddeeff\n"
-		"instance 00112233445566778899aabbccddeeff\n" };
+		("seq 1\ninterval_ms 2\ninstance 00112233445566778899aabbccddeeff\n"
+		 "instance 00112233445566778899aabbccddeeff\n") };
 	for (size_t i = 0; i < ARRAY_SIZE(bad_instance); i++)
 		assert_int_equal(
 			heartbeat_parse(bad_instance[i], strlen(bad_instance[i]), &back), -EINVAL);

@@ -1,0 +1,32 @@
+/* libFuzzer target: powerd-guest's YAML config (guestd/guest_config.c over common/config.c),
+ * loaded by path as the daemon does, from a memfd. */
+#include "common/util.h"
+#include "guestd/guest_config.h"
+#include "tests/fuzz/fuzz.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	fuzz_quiet();
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct guest_config c;
+	char path[64], err[512];
+	int fd = fuzz_memfd(data, size, path, sizeof(path));
+
+	err[0] = '\0';
+	if (guest_config_load(path, &c, err, sizeof(err)) == 0) {
+		struct guest_config copy;
+
+		guest_config_copy(&copy, &c);
+		(void)guest_config_log_level(&copy);
+		guest_config_free(&copy);
+		guest_config_free(&c);
+	} else if (!err[0]) {
+		abort(); /* a refused config always says why */
+	}
+	close(fd);
+	return 0;
+}
