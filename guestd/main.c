@@ -6,15 +6,19 @@
 #include "common/log.h"
 #include "guestd/daemon.h"
 #include "guestd/guest_config.h"
+#include "guestd/status.h"
 #include "version.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: powerd-guest [-c FILE] [--check-config] [--once] [--version] [--help]\n"
+		   "       powerd-guest [-c FILE] status\n"
 		   "  -c, --config FILE  configuration (default " GUEST_CONFIG_DEFAULT_PATH ")\n"
 		   "      --check-config check the configuration and exit\n"
 		   "      --once         take two samples one interval apart, print the metrics\n"
-		   "      --version      print the version\n");
+		   "      --version      print the version\n"
+		   "  status             the running daemon's zones and health (exit 0 healthy,\n"
+		   "                     1 not healthy, 3 not running)\n");
 }
 
 int main(int argc, char *argv[])
@@ -58,7 +62,8 @@ int main(int argc, char *argv[])
 			return 2;
 		}
 	}
-	if (optind < argc) {
+	bool is_status = optind + 1 == argc && streq(argv[optind], "status");
+	if (optind < argc && !is_status) {
 		usage(stderr);
 		return 2;
 	}
@@ -72,6 +77,11 @@ int main(int argc, char *argv[])
 	if (is_check) {
 		guest_config_free(&cfg);
 		return 0;
+	}
+	if (is_status) {
+		r = guest_status_main(&cfg);
+		guest_config_free(&cfg);
+		return r;
 	}
 	if (is_once) {
 		r = daemon_once(&cfg);
