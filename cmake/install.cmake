@@ -144,17 +144,17 @@ set(CPACK_DEBIAN_GUEST_PACKAGE_CONTROL_EXTRA "${CMAKE_SOURCE_DIR}/packaging/gues
 include(CPack)
 
 # --- powerd-guest for Flatcar: a systemd-sysext image -------------------------------------------
-# Flatcar has glibc, not libevent, libyaml or zlib: those are linked statically (and neither
-# daemon needs libsystemd: common/sd_daemon.c speaks the protocol).
+# Flatcar has glibc and libsystemd, not libevent, libyaml or zlib: those are linked statically.
 
 pkg_get_variable(_powerd_libdir libevent libdir)
 add_executable(powerd-guest-static EXCLUDE_FROM_ALL guestd/main.c
 	$<TARGET_OBJECTS:powerd_guestd> $<TARGET_OBJECTS:powerd_common>)
 get_target_property(_powerd_common_inc powerd_common INCLUDE_DIRECTORIES)
 target_include_directories(powerd-guest-static PRIVATE ${_powerd_common_inc})
-target_compile_options(powerd-guest-static PRIVATE ${LIBEVENT_CFLAGS} ${YAML_CFLAGS})
+target_compile_options(powerd-guest-static PRIVATE ${LIBEVENT_CFLAGS} ${YAML_CFLAGS}
+	${SYSTEMD_CFLAGS})
 target_link_libraries(powerd-guest-static PRIVATE -Wl,-Bstatic event_extra event_core yaml z
-	-Wl,-Bdynamic m)
+	-Wl,-Bdynamic ${SYSTEMD_LINK_LIBRARIES} m)
 target_link_directories(powerd-guest-static PRIVATE ${_powerd_libdir})
 
 add_custom_target(sysext

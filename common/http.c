@@ -29,11 +29,11 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
+#include <systemd/sd-daemon.h>
 #include <zlib.h>
 
 #include "common/config.h"
 #include "common/log.h"
-#include "common/sd_daemon.h"
 #include "common/prom.h"
 
 #define HTTP_BACKLOG 1024
@@ -445,7 +445,7 @@ static int add_activated_listeners(
 	for (int i = 0; i < n; i++) {
 		int fd = SD_LISTEN_FDS_START + i;
 
-		if (sd_daemon_is_listening_stream(fd) <= 0) {
+		if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
 			snprintf(err, err_size,
 				"socket activation: fd %d is not a listening stream socket", fd);
 			/* Close the rest: nobody else will use them. */
@@ -588,7 +588,7 @@ int http_server_new(struct event_base *base, const char *listen, const struct ht
 	r = server_create(base, limits, title, &s, err, err_size);
 	if (r < 0)
 		return r;
-	n = sd_daemon_listen_fds();
+	n = sd_listen_fds(1);
 	if (n < 0) {
 		snprintf(err, err_size, "socket activation: %s", strerror(-n));
 		r = n;

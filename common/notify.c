@@ -1,31 +1,61 @@
-/* systemd service notification (the sd_notify(3) protocol), and the watchdog kept alive from the
- * event loop. The environment is never unset: NOTIFY_SOCKET and WATCHDOG_USEC must stay for the
- * whole life of the daemon (a reload reads them again). */
+/* systemd service notification over sd_notify(3), and the watchdog kept alive from the event loop.
+ * The environment is never unset (unset_environment = 0): sd_watchdog_enabled() and sd_notify()
+ * must keep finding NOTIFY_SOCKET and WATCHDOG_USEC for the whole life of the daemon. */
 #include "common/notify.h"
 
 #include <stdarg.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 
 #include <event2/event.h>
+#include <systemd/sd-daemon.h>
 
 #include "common/log.h"
-#include "common/sd_daemon.h"
 
 struct notify {
 	struct event *watchdog;
 	uint64_t watchdog_usec;
 };
 
-/* A blocking send while systemd does not read (PID 1 busy) would stop the whole event loop,
- * scrapes included, at every tick's STATUS=. A STATUS= or WATCHDOG=1 that does not fit now is
- * dropped instead: the next one says the same or more. State changes (READY=1, RELOADING=1,
- * STOPPING=1) must arrive and still wait. */
+/* sd_notify() sends on a blocking socket: while systemd does not read (PID 1 busy), a full
+ * queue would stop the whole event loop, scrapes included, at every tick's STATUS=. A STATUS= or
+ * WATCHDOG=1 that does not fit now is dropped instead: the next one says the same or more.
+ * State changes (READY=1, RELOADING=1, STOPPING=1) must arrive and still wait. Other socket
+ * kinds than a path or an abstract name (vsock, newer systemd) go through sd_notify(). */
+static int notify_send_nonblocking(const char *socket_path, const char *state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t len = strlen(socket_path);
+
+	if (len < 2 || len >= sizeof(sa.sun_path))
+		return -EINVAL;
+	memcpy(sa.sun_path, socket_path, len);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&sa,
+		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+		return -errno;
+	return 1;
+}
+
 static void notify_send(const char *state, bool may_drop)
 {
-	int r = sd_daemon_notify(state, !may_drop);
+	const char *socket_path = getenv("NOTIFY_SOCKET");
+	int r;
 
+	if (!socket_path)
+		return;
+	if (may_drop && (socket_path[0] == '/' || socket_path[0] == '@'))
+		r = notify_send_nonblocking(socket_path, state);
+	else
+		r = sd_notify(0, state);
 	if (r < 0)
-		log_debug("notify %s: %s", state, strerror(-r));
+		log_debug("sd_notify: %s", strerror(-r));
 }
 
 /* STATUS= is a single line in systemctl status: fold any newline of the caller's text. */
@@ -52,7 +82,7 @@ int notify_new(struct event_base *base, struct notify **ret)
 	uint64_t usec = 0;
 
 	/* Without a socket to talk to, a timer would only wake the loop for nothing. */
-	if (getenv("NOTIFY_SOCKET") && sd_daemon_watchdog_usec(&usec) > 0) {
+	if (getenv("NOTIFY_SOCKET") && sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
 		struct timeval tv = { .tv_sec = (time_t)(usec / 2 / USEC_PER_SEC),
 			.tv_usec = (suseconds_t)(usec / 2 % USEC_PER_SEC) };
 

@@ -1,7 +1,6 @@
-/* systemd service notification (the sd_notify(3) protocol, common/sd_daemon.c):
- * READY/STATUS/RELOADING/STOPPING, and the watchdog kept from the event loop at half of
- * WATCHDOG_USEC, so a stuck loop gets restarted. Without NOTIFY_SOCKET every call is a cheap no-op.
- */
+/* systemd service notification glue over sd_notify(3): READY/STATUS/RELOADING/STOPPING, and the
+ * watchdog kept from the event loop at half of WATCHDOG_USEC, so a stuck loop gets restarted.
+ * Without NOTIFY_SOCKET every call is a cheap no-op. */
 #pragma once
 
 #include <stdbool.h>
@@ -12,7 +11,7 @@
 struct event_base;
 struct notify;
 
-/* Arms the watchdog timer on base when systemd asked for one (WATCHDOG_USEC). */
+/* Arms the watchdog timer on base when systemd asked for one (sd_watchdog_enabled). */
 int notify_new(struct event_base *base, struct notify **ret);
 void notify_free(struct notify *n);
 uint64_t notify_watchdog_usec(const struct notify *n); /* 0: no watchdog */

@@ -14,10 +14,10 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <systemd/sd-daemon.h>
 
 #include "common/http.h"
 #include "common/log.h"
-#include "common/sd_daemon.h"
 #include "common/strbuf.h"
 #include "common/util.h"
 #include "hostd/server.h"
@@ -68,7 +68,7 @@ static int take_activated(struct privsep *p, int n)
 		int fd = SD_LISTEN_FDS_START + i;
 		int flags;
 
-		if (sd_daemon_is_listening_stream(fd) <= 0) {
+		if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
 			log_err("socket activation: fd %d is not a listening stream socket", fd);
 			return -EINVAL;
 		}
@@ -96,7 +96,7 @@ static int open_listen(const char *listen, int *ret_fd)
 
 static int open_metrics(struct privsep *p, const char *listen)
 {
-	int n = sd_daemon_listen_fds();
+	int n = sd_listen_fds(1);
 	int fd;
 
 	if (n < 0) {
