@@ -18,15 +18,24 @@
 # second from a 9p "control" directory the test writes. Measured figures are printed as "# ..."
 # lines and go into README's attribution section.
 set -uo pipefail
+# lib.sh's guest modules, and virtio_blk for the I/O domain's disk
+E2E_MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci netfs fscache \
+9pnet 9pnet_virtio 9p fuse virtiofs virtio_console virtio_blk"
 . "$(dirname "$0")/lib.sh"
 e2e_init "$@"
 
 DOMA=powerd-e2e-busy
 DOMB=powerd-e2e-duty
+DOMC=powerd-e2e-io
+IO_WINDOW_S=${POWERD_E2E_IO_WINDOW_S:-20}
+# v2: this namespace sees the cgroup v2 hierarchy alone at /sys/fs/cgroup, as on a host booted
+# with cgroup v2 only (on a hybrid host, the v2 hierarchy is mounted there over the v1 tmpfs);
+# host: the machine's own layout (tests/e2e/e2e.sh runs on that)
+CGROUP_VIEW=${POWERD_E2E_CGROUP_VIEW:-v2}
 WINDOW_S=${POWERD_E2E_WINDOW_S:-60}
 IDLE_WINDOW_S=${POWERD_E2E_IDLE_WINDOW_S:-20}
-E2E_LOGS="$DOMA.serial $DOMB.serial"
-e2e_timings() { echo "load window ${WINDOW_S}s, idle window ${IDLE_WINDOW_S}s; "; }
+E2E_LOGS="$DOMA.serial $DOMB.serial $DOMC.serial"
+e2e_timings() { echo "load window ${WINDOW_S}s, idle window ${IDLE_WINDOW_S}s, I/O window ${IO_WINDOW_S}s; "; }
 
 qemu_conf() {
 	cat <<-'EOF'
@@ -55,15 +64,22 @@ host_yaml() {
 	EOF
 }
 
-domain_xml() { # name
-	local name=$1 uuid
+domain_xml() { # name [io]
+	local name=$1 uuid iothreads='' disk=''
 	uuid=$(echo "$name" | md5sum | sed -E 's/(.{8})(.{4})(.{4})(.{4})(.{12}).*/\1-\2-\3-\4-\5/')
+	if [ "${2:-}" = io ]; then
+		# a virtio-blk disk served by an I/O thread of its own (libvirt gives it a cgroup)
+		truncate -s 64M "$W/$name.img"
+		iothreads="<iothreads>1</iothreads>"
+		disk="<disk type='file' device='disk'><driver name='qemu' type='raw' iothread='1'/><source file='$W/$name.img'/><target dev='vda' bus='virtio'/></disk>"
+	fi
 	cat <<-EOF
 	<domain type='qemu'>
 	  <name>$name</name>
 	  <uuid>$uuid</uuid>
 	  <memory unit='MiB'>128</memory>
 	  <vcpu>1</vcpu>
+	  $iothreads
 	  <os>
 	    <type arch='x86_64' machine='pc'>hvm</type>
 	    <kernel>$KERNEL</kernel>
@@ -75,6 +91,7 @@ domain_xml() { # name
 	  <devices>
 	    <emulator>/usr/bin/qemu-system-x86_64</emulator>
 	    <filesystem type='mount' accessmode='passthrough'><source dir='$W/ctl-$name'/><target dir='control'/><readonly/></filesystem>
+	    $disk
 	    <serial type='file'><source path='$W/$name.serial' append='on'/><target port='0'/></serial>
 	    <video><model type='none'/></video>
 	    <memballoon model='none'/>
@@ -86,11 +103,11 @@ domain_xml() { # name
 set_duty() { echo "$2" >"$W/ctl-$1/duty.tmp" && mv "$W/ctl-$1/duty.tmp" "$W/ctl-$1/duty"; }
 duty_seen() { grep -aq "^=== LOAD duty=$2 " "$W/$1.serial"; }
 
-start_domain() { # name duty
+start_domain() { # name duty [io]
 	local name=$1
 	mkdir -p "$W/ctl-$name"
 	set_duty "$name" "$2"
-	domain_xml "$name" >"$W/$name.xml"
+	domain_xml "$name" "${3:-}" >"$W/$name.xml"
 	: >"$W/$name.serial"
 	virsh_ define "$W/$name.xml" >/dev/null && virsh_ start "$name" >"$W/$name.start.log" 2>&1 ||
 		{ not_ok "$name: define and start ($(tr '\n' ' ' <"$W/$name.start.log" 2>/dev/null))"; return 1; }
@@ -141,25 +158,31 @@ domstats_cpu() { # domstats-output name: its cpu.time in ns
 uj_of() { # metrics series-regexp
 	echo "$1" | metric "$2" | awk '{ if ($1 == "") exit 1; printf "%.0f\n", $1 * 1e6 }'
 }
+# Σ over every domain of its µJ in zone (each sample converted exactly, summed as integers)
+domains_uj() { # metrics zone
+	local v sum=0 n=0
+	for v in $(echo "$1" | awk -v z="zone=\"$2\"}" 'index($0, "powerd_domain_energy_joules_total{") == 1 && index($0, z) { printf "%.0f\n", $NF * 1e6 }'); do
+		sum=$((sum + v)) n=$((n + 1))
+	done
+	[ $n -gt 0 ] && echo $sum
+}
 zones_of() { echo "$1" | sed -n 's/^powerd_host_energy_joules_total{zone="\([^"]*\)"}.*/\1/p'; }
 
 # Σ domains + unattributed = host over the window, exactly, for every zone.
 assert_exact_sums() { # metrics0 metrics1 what
-	local z h0 h1 u0 u1 a0 a1 b0 b1 dh dd du
+	local z h0 h1 u0 u1 a0 a1 dh dd du
 	for z in $(zones_of "$2"); do
 		h0=$(uj_of "$1" "powerd_host_energy_joules_total\\{zone=\"$z\"\\}")
 		h1=$(uj_of "$2" "powerd_host_energy_joules_total\\{zone=\"$z\"\\}")
 		u0=$(uj_of "$1" "powerd_host_unattributed_energy_joules_total\\{zone=\"$z\"\\}")
 		u1=$(uj_of "$2" "powerd_host_unattributed_energy_joules_total\\{zone=\"$z\"\\}")
-		a0=$(uj_of "$1" "powerd_domain_energy_joules_total\\{domain=\"$DOMA\",zone=\"$z\"\\}")
-		a1=$(uj_of "$2" "powerd_domain_energy_joules_total\\{domain=\"$DOMA\",zone=\"$z\"\\}")
-		b0=$(uj_of "$1" "powerd_domain_energy_joules_total\\{domain=\"$DOMB\",zone=\"$z\"\\}")
-		b1=$(uj_of "$2" "powerd_domain_energy_joules_total\\{domain=\"$DOMB\",zone=\"$z\"\\}")
-		if [ -z "$h0$h1" ] || [ -z "$u0" ] || [ -z "$u1" ] || [ -z "$a0$a1" ] || [ -z "$b0$b1" ]; then
-			not_ok "$3: zone $z: host, unattributed and both domains' energy on /metrics"
+		a0=$(domains_uj "$1" "$z")
+		a1=$(domains_uj "$2" "$z")
+		if [ -z "$h0" ] || [ -z "$h1" ] || [ -z "$u0" ] || [ -z "$u1" ] || [ -z "$a0" ] || [ -z "$a1" ]; then
+			not_ok "$3: zone $z: host, unattributed and domains' energy on /metrics"
 			continue
 		fi
-		dh=$((h1 - h0)) dd=$((a1 - a0 + b1 - b0)) du=$((u1 - u0))
+		dh=$((h1 - h0)) dd=$((a1 - a0)) du=$((u1 - u0))
 		check "$3: zone $z: domains $dd uJ + unattributed $du uJ = host $dh uJ, exactly" \
 			test $((dd + du)) -eq $dh
 	done
@@ -243,18 +266,100 @@ step_idle_window() {
 	assert_exact_sums "$m0" "$S_METRICS" "idle_power host"
 }
 
+# Where a domain's I/O CPU lands: the I/O domain writes to its virtio-blk disk (served by its
+# iothread and qemu's worker threads) for a while. The CPU time of each qemu thread (debug-threads
+# names them: "CPU 0/TCG", "IO iothread1", "worker", the main loop) and that of the domain's
+# cgroup, which is what powerd-host reads, are compared with the whole qemu process's.
+qemu_pid() { cat "/run/libvirt/qemu/$1.pid" 2>/dev/null; }
+cgroup2_mount() { findmnt -rn -t cgroup2 -o TARGET | grep -m1 '^/sys/fs/cgroup'; }
+domain_cgroup_dir() { # name: the domain's v2 cgroup directory
+	local pid cg
+	pid=$(qemu_pid "$1") && [ -n "$pid" ] || return 1
+	cg=$(sed -n 's|^0::\(.*\)$|\1|p' "/proc/$pid/cgroup" | sed -E 's|/emulator$||; s|/libvirt$||')
+	echo "$(cgroup2_mount)$cg"
+}
+usage_us() { awk '$1 == "usage_usec" { print $2 }' "$1/cpu.stat" 2>/dev/null || echo 0; }
+# "tid class ticks" per live thread of pid, then "process - ticks" and "cgroup - µs"
+threads_snapshot() { # pid cgroup-dir
+	local f
+	for f in /proc/"$1"/task/*/stat; do
+		awk '{ l = $0; c = l; sub(/^[^(]*\(/, "", c); sub(/\).*$/, "", c); sub(/^.*\) /, "", l)
+			split(l, x, " "); cls = "other"
+			if (c ~ /^CPU [0-9]+\//) cls = "vcpu"; else if (c ~ /^IO / || c == "worker") cls = "io"
+			else if (c ~ /^qemu-system/) cls = "main"
+			split(FILENAME, p, "/"); print p[5], cls, x[12] + x[13] }' "$f" 2>/dev/null
+	done
+	awk '{ print "process -", $14 + $15 }' "/proc/$1/stat"
+	echo "cgroup - $(usage_us "$2")"
+}
+step_io_window() {
+	local dir pid line
+	log "I/O window: $DOMC writes to its virtio-blk disk (iothread) for ${IO_WINDOW_S}s"
+	dir=$(domain_cgroup_dir $DOMC) pid=$(qemu_pid $DOMC)
+	set_duty $DOMC io
+	wait_for 20 duty_seen $DOMC io || not_ok "$DOMC: its guest started writing within 20s"
+	sleep 2
+	threads_snapshot "$pid" "$dir" >"$W/io-threads.0"
+	sleep "$IO_WINDOW_S"
+	threads_snapshot "$pid" "$dir" >"$W/io-threads.1"
+	set_duty $DOMC 0
+	line=$(awk -v hz="$(getconf CLK_TCK)" '
+	NR == FNR { if ($2 != "-") t0[$1] = $3; else v0[$1] = $3; next }
+	$2 == "-" { v1[$1] = $3; next }
+	{ d[$2] += $3 - ($1 in t0 ? t0[$1] : 0); live += $3 - ($1 in t0 ? t0[$1] : 0) }
+	END {
+		proc = (v1["process"] - v0["process"]) / hz; cg = (v1["cgroup"] - v0["cgroup"]) / 1e6
+		printf "%.2f %.2f %.2f %.2f %.2f %.2f %.3f %.3f\n", proc, cg, d["vcpu"] / hz, d["io"] / hz,
+			d["main"] / hz, proc - live / hz, cg / (proc > 0 ? proc : 1), d["io"] / hz / (proc > 0 ? proc : 1)
+	}' "$W/io-threads.0" "$W/io-threads.1")
+	# shellcheck disable=SC2086
+	set -- $line
+	log "measured I/O over ${IO_WINDOW_S}s: qemu process $1 s = vCPU $3 s + iothread and workers $4 s + main loop $5 s + threads gone since $6 s (and others); domain cgroup $2 s ($7 of the process)"
+	check "$DOMC: the disk I/O costs CPU outside the vCPU, in the iothread and worker threads ($4 s, $8 of the process)" \
+		awk -v t="$4" 'BEGIN { exit !(t >= 0.05) }'
+	check "$DOMC: the domain's cgroup, which powerd-host reads, holds all of qemu's threads ($2 s = $7 of the process's $1 s, within 5 %)" \
+		awk -v r="$7" 'BEGIN { exit !(r >= 0.95 && r <= 1.05) }'
+	local sub
+	for sub in vcpu0 emulator iothread1; do
+		[ -f "$dir/$sub/cpu.stat" ] && log "cgroup $sub: $(usage_us "$dir/$sub") us (libvirt placed the threads per controller)"
+	done
+}
+
+# The cgroup v2 hierarchy alone at /sys/fs/cgroup, in this namespace only (before libvirtd
+# starts: libvirt picks its cgroup backend from what is mounted there).
+step_cgroup_view() {
+	[ "$CGROUP_VIEW" = v2 ] || { log "cgroups: the host's own layout"; return 0; }
+	if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
+		log "cgroups: the host is cgroup v2 only already"
+		return 0
+	fi
+	local was
+	was=$(findmnt -rn -o FSTYPE /sys/fs/cgroup | head -1)
+	# the v1 mounts go (in this namespace): libvirt takes every cgroup mount it finds in
+	# /proc/mounts, hidden or not
+	if umount -R /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup &&
+		! findmnt -rn -t cgroup -o TARGET | grep -q .; then
+		ok "cgroups: the v2 hierarchy alone at /sys/fs/cgroup in this namespace (was: $was with v1 controllers)"
+	else
+		not_ok "cgroups: mount cgroup2 at /sys/fs/cgroup in this namespace"
+		return 1
+	fi
+}
+
 main() {
 	log "work dir $W, source $SOURCE"
 	HOST_PORT=$(free_port)
 	step_libvirt_sandbox || return 1
+	step_cgroup_view || return 1
 	step_start_libvirtd || return 1
 	step_start_raplsim
 	step_start_host || return 1
 	step_build_guest || return 1
 	start_domain $DOMA 100 || return 1
 	start_domain $DOMB 25 || return 1
+	start_domain $DOMC 0 io || return 1
 	local d
-	for d in $DOMA $DOMB; do
+	for d in $DOMA $DOMB $DOMC; do
 		if ! wait_for 120 grep -aq '^=== LOAD duty=' "$W/$d.serial"; then
 			not_ok "$d: its guest runs the load loop within 120s"
 			tail -20 "$W/$d.serial"
@@ -263,10 +368,13 @@ main() {
 		ok "$d: its guest runs the load loop ($(grep -a -m1 '^=== LOAD' "$W/$d.serial" | tr -d '\r'))"
 		check "$d: powerd-host reads its cgroup (powerd_domain_cpu_source cgroup2)" \
 			wait_for 10 cpu_source_is "$d" cgroup2
+		check "$d: ... the cpu.stat of the cgroup /proc/<qemu pid>/cgroup names ($(domain_cgroup_dir "$d")/cpu.stat)" \
+			grep -aq "domain $d: CPU time from $(domain_cgroup_dir "$d")/cpu.stat (cgroup2)" "$W/powerd-host.log"
 	done
 	sleep 3 # both loops at their duty for a few ticks
 	step_load_window
 	step_idle_window
+	step_io_window
 }
 
 main

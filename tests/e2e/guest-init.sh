@@ -12,7 +12,8 @@
 # powerd_e2e.burn=SECONDS, powerd_e2e.idle=SECONDS. powerd_e2e.mode=load (the attribution
 # experiment, tests/e2e/e2e-attribution.sh) does none of that: it mounts the 9p tag "control" and
 # keeps a vCPU busy for the percentage of each second that control/duty says (re-read every
-# second; "=== LOAD duty=<n> up=<s> ===" on each change).
+# second; "=== LOAD duty=<n> up=<s> ===" on each change; duty "io" writes 4 MiB to /dev/vda with
+# an fsync instead, again and again).
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin
 mkdir -p /proc /sys /dev /tmp /run /var/scaphandre
@@ -35,7 +36,7 @@ done
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 
 for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci netfs fscache \
-	9pnet 9pnet_virtio 9p fuse virtiofs virtio_console; do
+	9pnet 9pnet_virtio 9p fuse virtiofs virtio_console virtio_blk; do
 	[ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null
 done
 ip link set lo up
@@ -52,6 +53,11 @@ load_loop() {
 	last=
 	while :; do
 		duty=$(cat /ctl/duty 2>/dev/null)
+		if [ "$duty" = io ]; then
+			[ "$last" != io ] && echo "=== LOAD duty=io up=$(uptime_s) ===" && last=io
+			dd if=/dev/zero of=/dev/vda bs=64k count=64 conv=fsync 2>/dev/null || sleep 1
+			continue
+		fi
 		case "$duty" in '' | *[!0-9]*) duty=0 ;; esac
 		[ "$duty" -gt 100 ] && duty=100
 		[ "$duty" != "$last" ] && echo "=== LOAD duty=$duty up=$(uptime_s) ===" && last=$duty
