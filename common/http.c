@@ -99,8 +99,15 @@ static int gzip_compress(const char *in, size_t len, unsigned char **ret, size_t
 
 	if (len > UINT32_MAX / 2)
 		return -EFBIG;
-	/* windowBits 15 + 16: a gzip wrapper rather than zlib's. */
-	r = deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+	/* A window no larger than the input loses no match (deflate looks back at most the whole
+	 * input), and a smaller hash (memLevel 6) barely changes a few KiB of text: deflate's
+	 * state is 2^(w+2) + 2^(m+9) bytes, 256 KiB at the defaults (w 15, m 8), allocated at every
+	 * render and most of the guest daemon's heap. + 16: a gzip wrapper rather than zlib's. */
+	int window_bits = 9;
+	while (window_bits < 15 && ((size_t)1 << window_bits) < len)
+		window_bits++;
+	r = deflateInit2(
+		&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, window_bits + 16, 6, Z_DEFAULT_STRATEGY);
 	if (r != Z_OK)
 		return -ENOMEM;
 	bound = deflateBound(&zs, (uLong)len);

@@ -356,6 +356,19 @@ static void test_gzip(void **state)
 	run_curl(dir, url);
 	_cleanup_free_ char *body2 = tu_read(dir, "body");
 	assert_string_equal(body2, "small 1\n");
+	/* The deflate window follows the exposition's size (512 B to 32 KiB): each size
+	 * round-trips. */
+	for (size_t n = 300; n < 70000; n *= 4) {
+		m.len = 0;
+		for (int i = 0; m.len < n; i++)
+			m.len += (size_t)sprintf(m.p + m.len, "x_total{pid=\"%d\"} %d\n", i, i * 3);
+		srv_set_metrics(s, m.p);
+		run_curl(dir, url);
+		_cleanup_free_ char *b = tu_read(dir, "body");
+		_cleanup_free_ char *h = tu_read(dir, "headers");
+		assert_string_equal(b, m.p);
+		assert_header(h, "Content-Encoding", "gzip");
+	}
 
 	tu_rm_rf(dir);
 	free(m.p);
