@@ -7,13 +7,18 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/util.h"
 
 #define PACKAGE_DIR "intel-rapl:0"
+/* Temporaries are ".tmp.<pid>.<name>": the daemon and the hook's --prepare (or two daemons in
+ * a test) never take or remove each other's; a dead process's are removed at tree_open. */
 #define TMP_PREFIX ".tmp."
+#define TMP_NAME_MAX (POWERCAP_NAME_MAX + sizeof(TMP_PREFIX) + 16)
 /* How deep a planted directory may be before tree_open gives up removing it. */
 #define RM_DEPTH_MAX 8
 
@@ -99,10 +104,10 @@ static int open_dir_at(int dirfd, const char *name, int *ret_fd)
 /* Atomically replace dirfd/name with content: exclusive temporary, then rename over. */
 static int replace_at(struct tree *t, int dirfd, const char *name, const char *buf, size_t len)
 {
-	char tmp[POWERCAP_NAME_MAX + sizeof(TMP_PREFIX)];
+	char tmp[TMP_NAME_MAX];
 	int fd = -1, r;
 
-	snprintf(tmp, sizeof(tmp), TMP_PREFIX "%s", name);
+	snprintf(tmp, sizeof(tmp), TMP_PREFIX "%d.%s", (int)getpid(), name);
 	for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
 		fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 		if (fd < 0 && errno != EEXIST)
@@ -137,9 +142,8 @@ static int replace_u64_at(struct tree *t, int dirfd, const char *name, uint64_t 
 	return replace_at(t, dirfd, name, buf, (size_t)len);
 }
 
-/* replace_at unless dirfd/name already is a 0644 regular file holding content. Opening a tree
- * that another process writes (the hook's --prepare beside the daemon) must not put back an
- * energy_uj older than the daemon's, nor clash with its temporaries, which share their names. */
+/* replace_at unless dirfd/name already is a 0644 regular file holding content: reopening a
+ * tree (a daemon restart) rewrites nothing that is right. */
 static int ensure_at(struct tree *t, int dirfd, const char *name, const char *buf, size_t len)
 {
 	char have[POWERCAP_NAME_MAX + 2];
@@ -217,10 +221,11 @@ static uint64_t adopt(int zone_fd, const char *id, const char *name)
 static bool umask_strips_0644(int top_fd)
 {
 	/* Reading the umask means setting it; a probe file tells without touching process state. */
-	static const char probe[] = TMP_PREFIX "umask-probe";
+	char probe[TMP_NAME_MAX];
 	struct stat st;
 	bool strips = true;
 
+	snprintf(probe, sizeof(probe), TMP_PREFIX "%d.umask-probe", (int)getpid());
 	(void)unlinkat(top_fd, probe, 0);
 	int fd = openat(top_fd, probe, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -230,6 +235,37 @@ static bool umask_strips_0644(int top_fd)
 	close(fd);
 	(void)unlinkat(top_fd, probe, 0);
 	return strips;
+}
+
+/* A temporary no live process owns: another's whose pid is gone, or one of the names older
+ * versions shared (no pid). Ours are replaced where they are made. */
+static bool is_stale_temporary(const char *name)
+{
+	const char *p = name + strlen(TMP_PREFIX);
+	char *end;
+
+	if (!startswith(name, TMP_PREFIX))
+		return false;
+	errno = 0;
+	long pid = strtol(p, &end, 10);
+	if (end == p || *end != '.' || errno || pid <= 0 || pid > INT32_MAX)
+		return true;
+	return pid != getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+static void remove_stale_temporaries(int dirfd)
+{
+	_cleanup_close_ int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	DIR *d = fdopendir(fd);
+	if (!d)
+		return;
+	fd = -1;
+	for (struct dirent *de; (de = readdir(d));)
+		if (is_stale_temporary(de->d_name))
+			(void)rm_rf_at(dirfd, de->d_name, 0);
+	closedir(d);
 }
 
 /* Lay out every zone: directories, links, name and max_energy_range_uj, and energy_uj, which
@@ -298,8 +334,11 @@ int tree_open(int dirfd, const char *const *names, size_t n, struct tree **ret)
 		r = -errno;
 		goto fail;
 	}
+	remove_stale_temporaries(t->top_fd);
 	t->needs_fchmod = umask_strips_0644(t->top_fd);
 	r = layout(t, NULL);
+	for (size_t i = 0; r == 0 && i < t->n; i++)
+		remove_stale_temporaries(t->zone_fd[i]);
 	if (r < 0)
 		goto fail;
 	*ret = t;

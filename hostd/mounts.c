@@ -26,6 +26,8 @@ struct mounts {
 	int share_fd;
 	int private_fd;
 	int lock_fd;
+	unsigned lock_depth; /* mounts_lock held around mounts_prepare: one flock */
+	bool is_last_made;   /* the last prepare mounted a fresh private tmpfs */
 };
 
 bool mounts_name_is_safe(const char *name)
@@ -167,13 +169,31 @@ const char *mounts_share_dir(const struct mounts *m)
 
 static void lock(struct mounts *m)
 {
+	if (m->lock_depth++ > 0)
+		return;
 	while (flock(m->lock_fd, LOCK_EX) < 0 && errno == EINTR)
 		;
 }
 
 static void unlock(struct mounts *m)
 {
-	flock(m->lock_fd, LOCK_UN);
+	if (m->lock_depth > 0 && --m->lock_depth == 0)
+		flock(m->lock_fd, LOCK_UN);
+}
+
+void mounts_lock(struct mounts *m)
+{
+	lock(m);
+}
+
+void mounts_unlock(struct mounts *m)
+{
+	unlock(m);
+}
+
+bool mounts_last_made(const struct mounts *m)
+{
+	return m->is_last_made;
 }
 
 /* Unmount every mount stacked on path (bounded), detaching from processes that still use it. */
@@ -354,6 +374,7 @@ static int prepare_locked(struct mounts *m, const char *name, const char *lname,
 		goto fail;
 	}
 	log_info("domain %s: mounted read-only share %s", lname, epath);
+	m->is_last_made = mounted_private;
 	*ret_fd = fd;
 	*ret_state = MOUNT_TMPFS;
 	return 0;
@@ -379,6 +400,7 @@ int mounts_prepare(struct mounts *m, const char *name, bool is_running, int *ret
 		return -EINVAL;
 	}
 	lock(m);
+	m->is_last_made = false;
 	r = prepare_locked(m, name, lname, is_running, ret_tree_fd, ret_state);
 	unlock(m);
 	return r;

@@ -33,6 +33,13 @@ bool mounts_name_is_safe(const char *name);
  * over). -EINVAL for an unsafe name; errors are logged with the domain's name. */
 int mounts_prepare(struct mounts *m, const char *name, bool is_running, int *ret_tree_fd,
 	enum mount_state *ret_state);
+/* Whether the last mounts_prepare mounted a fresh (empty) private tmpfs, rather than adopting
+ * a share that already existed (whose tree is the daemon's). */
+bool mounts_last_made(const struct mounts *m);
+/* Hold the flock across several steps (the hook: mount and lay out the tree together); calls
+ * made meanwhile do not take it again. */
+void mounts_lock(struct mounts *m);
+void mounts_unlock(struct mounts *m);
 /* Unmount and remove the domain's export and private tmpfs. A plain export directory that
  * powerd-host did not mount (MOUNT_IN_PLACE) is left alone. Missing pieces are fine. */
 int mounts_teardown(struct mounts *m, const char *name);

@@ -1,5 +1,6 @@
 /* The hook's entry point (see prepare.h). The running daemon adopts what this makes; both hold
- * the share's flock while they touch the mounts. */
+ * the share's flock while they touch the mounts, and this lays out a tree only in a share it has
+ * just mounted itself, under the same flock. */
 #include "hostd/prepare.h"
 
 #include "common/log.h"
@@ -18,12 +19,20 @@ static int prepare_tracked(const struct host_config *cfg, const char *domain)
 	r = mounts_new(cfg->share_dir, cfg->tmpfs_size, &m);
 	if (r < 0)
 		return r;
+	/* Mount and layout under one flock: the daemon cannot adopt a share half made. */
+	mounts_lock(m);
 	/* qemu has not started yet: the share may be mounted. */
 	r = mounts_prepare(m, domain, false, &fd, &ms);
 	if (r < 0)
 		goto out;
-	/* The tree in the daemon's own layout, zones as the host sensor reports them; existing
-	 * values are kept. */
+	if (!mounts_last_made(m)) {
+		/* A share that already existed is the daemon's: its tree is written by it (or
+		 * will be, adopted, when it comes back). Writing it here could put back an
+		 * energy_uj older than the daemon's. */
+		log_info("domain %s: share already there, its tree left to the daemon", domain);
+		goto out;
+	}
+	/* The tree in the daemon's own layout, zones as the host sensor reports them. */
 	r = accounting_new(cfg, &acct);
 	if (r < 0) {
 		log_err("domain %s: cannot read the host sensor: %s", domain, strerror(-r));
@@ -39,6 +48,7 @@ static int prepare_tracked(const struct host_config *cfg, const char *domain)
 out:
 	closep(&fd);
 	accounting_free(acct);
+	mounts_unlock(m);
 	mounts_free(m);
 	return r;
 }

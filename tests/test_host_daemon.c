@@ -4,6 +4,8 @@
  * which the daemon inherits, and unmounts whatever is left under its directory at the end. */
 #include "tests/testutil.h"
 
+#include <fcntl.h>
+
 #include <inttypes.h>
 #include <poll.h>
 #include <sched.h>
@@ -15,6 +17,8 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
+
+#include "common/tree.h"
 
 struct fx {
 	char *tmp;
@@ -397,6 +401,66 @@ static void test_hook_prepare(void **state)
 	assert_int_equal(count_mounts(), n0);
 }
 
+/* The daemon's part: write the tree in the private share dir as fast as it goes for ms; before
+ * each write check that energy_uj still holds what this process wrote last. How many times it
+ * did not (or a write failed). */
+static int daemon_like_writer(const char *dir, uint64_t ms)
+{
+	static const char *const names[] = { "package-0" };
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct tree *t;
+	uint64_t total = 0, t0 = now_monotonic_ns();
+	int bad = 0;
+
+	if (fd < 0 || tree_open(fd, names, 1, &t) < 0)
+		return 100;
+	total = tree_adopted_uj(t, 0);
+	while (now_monotonic_ns() - t0 < ms * NSEC_PER_MSEC) {
+		_cleanup_free_ char *have = tu_read(dir, "intel-rapl:0/energy_uj");
+		uint64_t v;
+		if (!have || parse_u64_content(have, strlen(have), &v) < 0 || v != total)
+			bad++;
+		total += 1000;
+		if (tree_write(t, &total, NULL) < 0)
+			bad++;
+	}
+	tree_free(t);
+	return bad;
+}
+
+/* Issue 10 #4: the hook's --prepare beside a daemon that writes the domain's tree (two real
+ * processes): prepare must not write an older energy_uj over the daemon's, nor take away its
+ * temporaries. It lays out a tree only in a share it has just mounted. */
+static void test_prepare_beside_daemon(void **state)
+{
+	struct fx *f = *state;
+	_cleanup_free_ char *out = xasprintf("%s/prepare.log", f->tmp);
+	_cleanup_free_ char *priv = xasprintf("%s/.powerd/pv", f->share);
+	char *prep[] = { POWERD_HOST_BIN, "-c", f->cfg, "--prepare", "pv", NULL };
+	int n0 = count_mounts();
+
+	assert_int_equal(WEXITSTATUS(run_cmd(prep, NULL, out)), 0);
+	assert_int_equal(count_mounts(), n0 + 2);
+	_cleanup_free_ char *e0 = tu_read(f->share, "pv/intel-rapl:0/energy_uj");
+	assert_non_null(e0);
+	assert_string_equal(e0, "0\n");
+
+	pid_t writer = fork();
+	assert_true(writer >= 0);
+	if (writer == 0)
+		_exit(MIN(daemon_like_writer(priv, 3000), 255));
+	for (int i = 0; i < 15; i++)
+		assert_int_equal(WEXITSTATUS(run_cmd(prep, NULL, out)), 0);
+	int status;
+	assert_int_equal(waitpid(writer, &status, 0), writer);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	_cleanup_free_ char *msg = tu_read(f->tmp, "prepare.log");
+	assert_non_null(strstr(msg, "its tree left to the daemon"));
+	assert_int_equal(count_mounts(), n0 + 2);
+	tu_umount_under(f->tmp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -405,6 +469,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ready_without_libvirt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hook_prepare, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prepare_beside_daemon, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);

@@ -467,6 +467,74 @@ static void test_tmpfs(void **state)
 	assert_int_equal(umount2(mnt, MNT_DETACH), 0);
 }
 
+/* Write the tree as fast as it goes for ms milliseconds: how many writes failed. */
+static int hammer(int dirfd, uint64_t ms)
+{
+	struct tree *t;
+	uint64_t total[4] = { 0 }, t0 = now_monotonic_ns();
+	int failed = 0;
+
+	assert_int_equal(tree_open(dirfd, zone_names, 4, &t), 0);
+	while (now_monotonic_ns() - t0 < ms * NSEC_PER_MSEC) {
+		total[0] += 1000;
+		if (tree_write(t, total, NULL) < 0)
+			failed++;
+	}
+	tree_free(t);
+	return failed;
+}
+
+/* Issue 10 #4: two processes writing one tree (the daemon and the hook) each keep their own
+ * temporaries: before, both used .tmp.<file> and removed each other's, so writes failed. */
+static void test_two_writers(void **state)
+{
+	struct fixture *f = *state;
+	int failed;
+
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(hammer(f->dirfd, 500) > 0 ? 1 : 0);
+	failed = hammer(f->dirfd, 500);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(failed, 0);
+}
+
+/* A dead process's temporaries (and the old shared names) are cleaned at open; a live
+ * process's are left to it. */
+static void test_stale_temporaries(void **state)
+{
+	struct fixture *f = *state;
+	struct tree *t;
+
+	assert_int_equal(tree_open(f->dirfd, zone_names, 4, &t), 0);
+	tree_free(t);
+	pid_t dead = fork();
+	assert_true(dead >= 0);
+	if (dead == 0)
+		_exit(0);
+	assert_int_equal(waitpid(dead, NULL, 0), dead);
+	_cleanup_free_ char *stale = xasprintf("intel-rapl:0/.tmp.%d.energy_uj", (int)dead);
+	_cleanup_free_ char *live = xasprintf("intel-rapl:0/.tmp.%d.energy_uj", (int)getppid());
+	tu_write(f->dir, stale, "1\n");
+	tu_write(f->dir, live, "2\n");
+	tu_write(f->dir, "intel-rapl:0/.tmp.energy_uj", "3\n");
+	tu_write(f->dir, ".tmp.umask-probe", "");
+	assert_int_equal(tree_open(f->dirfd, zone_names, 4, &t), 0);
+	tree_free(t);
+	_cleanup_free_ char *a = tu_read(f->dir, stale);
+	_cleanup_free_ char *b = tu_read(f->dir, live);
+	_cleanup_free_ char *c = tu_read(f->dir, "intel-rapl:0/.tmp.energy_uj");
+	_cleanup_free_ char *d = tu_read(f->dir, ".tmp.umask-probe");
+	assert_null(a);
+	assert_non_null(b);
+	assert_null(c);
+	assert_null(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -479,6 +547,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_attacks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repair, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tmpfs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_writers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_temporaries, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
