@@ -43,6 +43,17 @@ install(TARGETS powerd-guest RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR} COMPON
 # Units are written alongside this file; OPTIONAL keeps a tree without them installable.
 install(FILES ${POWERD_HOST_UNITS} DESTINATION ${POWERD_SYSTEMD_UNITDIR} COMPONENT host OPTIONAL)
 install(FILES ${POWERD_GUEST_UNITS} DESTINATION ${POWERD_SYSTEMD_UNITDIR} COMPONENT guest OPTIONAL)
+# The energy channel's port, readable by powerd-guest's dynamic user (units/60-powerd-guest.rules).
+if(NOT DEFINED POWERD_UDEV_RULESDIR)
+	pkg_get_variable(_powerd_udevdir udev udevdir)
+	if(NOT _powerd_udevdir)
+		set(_powerd_udevdir "lib/udev")
+	endif()
+	set(POWERD_UDEV_RULESDIR "${_powerd_udevdir}/rules.d" CACHE STRING
+		"Directory for udev rules (absolute, or relative to the prefix)")
+endif()
+install(FILES ${CMAKE_SOURCE_DIR}/units/60-powerd-guest.rules DESTINATION ${POWERD_UDEV_RULESDIR}
+	COMPONENT guest OPTIONAL)
 
 # Man pages are installed gzip -9n'ed, as Debian policy wants (-n: reproducible).
 set(_powerd_man_gz)

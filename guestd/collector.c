@@ -5,10 +5,17 @@
 
 #include "common/log.h"
 #include "guestd/exporter.h"
+#include "guestd/tree_out.h"
 #include "version.h"
 
 static void collector_apply(struct collector *c, const struct guest_config *cfg)
 {
+	if (c->tree_out && !streq(tree_out_path(c->tree_out), cfg->tree_out)) {
+		tree_out_free(c->tree_out);
+		c->tree_out = NULL;
+	}
+	if (!c->tree_out && cfg->tree_out[0])
+		c->tree_out = tree_out_new(cfg->tree_out);
 	c->metric_names = cfg->metric_names;
 	c->interval_ms = cfg->interval_ms;
 	free(c->proc_root);
@@ -36,6 +43,7 @@ void collector_free(struct collector *c)
 	if (!c)
 		return;
 	source_free(c->source);
+	tree_out_free(c->tree_out);
 	ledger_free(&c->ledger);
 	free(c->proc_root);
 	free(c->cgroup_root);
@@ -45,7 +53,7 @@ void collector_free(struct collector *c)
 
 void collector_reconfigure(struct collector *c, const struct guest_config *cfg)
 {
-	if (!streq(c->source->root, cfg->source))
+	if (!streq(c->source->spec, cfg->source))
 		source_set_root(c->source, cfg->source);
 	/* Other roots are other counters: start the ledger again, keeping nothing stale. */
 	if (!streq(c->proc_root, cfg->proc_root) || !streq(c->cgroup_root, cfg->cgroup_root))
@@ -106,6 +114,9 @@ static void collector_done(struct collector *c)
 {
 	log_transition(c);
 	attribute(c);
+	/* A share-fed guest has its tree already; while the source is down the heartbeat stops. */
+	if (c->tree_out && c->source->is_channel && c->source->is_up)
+		tree_out_write(c->tree_out, c->source, c->interval_ms);
 	strbuf_reset(&c->exposition);
 	exporter_render(&c->exposition,
 		&(struct exporter_view){

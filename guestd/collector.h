@@ -12,8 +12,11 @@
 
 struct event_base;
 
+struct tree_out;
+
 struct collector {
 	struct source *source;
+	struct tree_out *tree_out;    /* NULL: tree_out "" */
 	void (*on_update)(void *arg); /* after a tick's exposition is rendered (loop only) */
 	void *on_update_arg;
 	struct ledger ledger;

@@ -14,11 +14,34 @@ static const char *const log_level_names[] = { "error", "warning", "notice", "in
 
 #define OFF(f) offsetof(struct guest_config, f)
 
+static int check_source(const void *value, char *msg, size_t msg_size)
+{
+	const char *s = value;
+
+	if (s && streq(s, GUEST_SOURCE_AUTO))
+		return 0;
+	return config_check_abs_path(value, msg, msg_size);
+}
+
+static int check_tree_out(const void *value, char *msg, size_t msg_size)
+{
+	const char *s = value;
+
+	if (s && !s[0])
+		return 0;
+	if (s && streq(s, "/")) {
+		snprintf(msg, msg_size, "'/' cannot hold the tree: give a directory of its own");
+		return -EINVAL;
+	}
+	return config_check_abs_path(value, msg, msg_size);
+}
+
 static const struct config_key guest_schema[] = {
-	{ .name = "source",
+	{ .name = "source", .type = CONFIG_STRING, .offset = OFF(source), .check = check_source },
+	{ .name = "tree_out",
 		.type = CONFIG_STRING,
-		.offset = OFF(source),
-		.check = config_check_abs_path },
+		.offset = OFF(tree_out),
+		.check = check_tree_out },
 	{ .name = "interval",
 		.type = CONFIG_DURATION_MS,
 		.offset = OFF(interval_ms),
@@ -55,6 +78,7 @@ void guest_config_init(struct guest_config *c)
 {
 	*c = (struct guest_config){
 		.source = xstrdup(GUEST_DEFAULT_SOURCE),
+		.tree_out = xstrdup(GUEST_DEFAULT_TREE_OUT),
 		.interval_ms = 2000,
 		.listen = xstrdup(GUEST_DEFAULT_LISTEN),
 		.metric_names = GUEST_NAMES_NATIVE,

@@ -7,7 +7,11 @@
 #include <stdint.h>
 
 #define GUEST_CONFIG_DEFAULT_PATH "/etc/powerd/guest.yaml"
-#define GUEST_DEFAULT_SOURCE "/var/scaphandre"
+/* source: the energy channel's port when there is one, else the share's tree. */
+#define GUEST_SOURCE_AUTO "auto"
+#define GUEST_DEFAULT_SOURCE GUEST_SOURCE_AUTO
+#define GUEST_DEFAULT_TREE "/var/scaphandre"
+#define GUEST_DEFAULT_TREE_OUT "/run/powerd/powercap"
 #define GUEST_DEFAULT_LISTEN "[::]:9732"
 #define GUEST_INTERVAL_MIN_MS 100
 #define GUEST_INTERVAL_MAX_MS (3600 * 1000)
@@ -24,7 +28,8 @@ enum guest_attribution {
 };
 
 struct guest_config {
-	char *source;
+	char *source;	/* "auto", a tree's path, or a port device's path */
+	char *tree_out; /* where a channel-fed guest lays out its tree; "" for none */
 	uint64_t interval_ms;
 	char *listen;
 	int metric_names; /* enum guest_metric_names */

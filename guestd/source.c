@@ -3,9 +3,12 @@
 #include "guestd/source.h"
 
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "common/log.h"
 #include "common/util.h"
+#include "guestd/channel_reader.h"
+#include "guestd/guest_config.h"
 #include "guestd/tree_reader.h"
 
 void source_reading_done(struct source_reading *r)
@@ -16,11 +19,36 @@ void source_reading_done(struct source_reading *r)
 	*r = (struct source_reading){ 0 };
 }
 
-struct source *source_new(const char *root)
+/* Where auto looks: the system's paths, or under a test's fixture root. */
+static void auto_paths_set(struct source *s)
+{
+	const char *test_root = getenv("POWERD_GUEST_TEST_ROOT");
+
+	if (!test_root || test_root[0] != '/')
+		test_root = "";
+	s->ports_dir = xasprintf("%s%s", test_root, CHANNEL_SYSFS_PORTS);
+	s->dev_dir = xasprintf("%s/dev", test_root);
+	s->auto_tree = xasprintf("%s%s", test_root, GUEST_DEFAULT_TREE);
+}
+
+static bool is_auto(const struct source *s)
+{
+	return streq(s->spec, GUEST_SOURCE_AUTO);
+}
+
+/* The path to read when nothing is found yet: auto starts with the tree. */
+static const char *spec_path(const struct source *s)
+{
+	return is_auto(s) ? s->auto_tree : s->spec;
+}
+
+struct source *source_new(const char *spec)
 {
 	struct source *s = xcalloc(1, sizeof(*s));
 
-	s->root = xstrdup(root);
+	s->spec = xstrdup(spec);
+	auto_paths_set(s);
+	s->root = xstrdup(spec_path(s));
 	return s;
 }
 
@@ -61,21 +89,35 @@ void source_free(struct source *s)
 		return;
 	reader_drop(s);
 	free(s->zones);
+	free(s->spec);
 	free(s->root);
+	free(s->ports_dir);
+	free(s->dev_dir);
+	free(s->auto_tree);
 	free(s);
 }
 
-void source_set_root(struct source *s, const char *root)
+/* Read path from now on: served totals continue, each counter's next value is a new baseline. */
+static void source_switch(struct source *s, const char *path)
 {
 	reader_drop(s);
 	zones_absent(s);
-	free(s->root);
-	s->root = xstrdup(root);
+	if (s->root != path) {
+		free(s->root);
+		s->root = xstrdup(path);
+	}
 	/* Another source's raw values mean nothing against this one's. */
 	for (size_t i = 0; i < s->n_zones; i++)
 		s->zones[i].counter.has_last = false;
 	s->has_heartbeat = false;
 	s->hb_changed_ns = 0;
+}
+
+void source_set_root(struct source *s, const char *spec)
+{
+	free(s->spec);
+	s->spec = xstrdup(spec);
+	source_switch(s, spec_path(s));
 }
 
 uint64_t source_stale_after_ms(uint64_t guest_interval_ms, uint64_t host_interval_ms)
@@ -94,6 +136,15 @@ static struct source_zone *zone_find(struct source *s, const char *id)
 	return NULL;
 }
 
+static struct source_zone *zone_find_absent(struct source *s, const char *name, unsigned package)
+{
+	for (size_t i = 0; i < s->n_zones; i++)
+		if (!s->zones[i].is_present && s->zones[i].package == package &&
+			streq(s->zones[i].name, name))
+			return &s->zones[i];
+	return NULL;
+}
+
 /* Map a freshly opened source's zones onto the kept records; adds records for zones never seen
  * before. */
 static void zones_attach(struct source *s, const struct source_reading *rd)
@@ -103,6 +154,10 @@ static void zones_attach(struct source *s, const struct source_reading *rd)
 		const struct source_reading_zone *rz = &rd->zones[i];
 		struct source_zone *z = zone_find(s, rz->id);
 
+		if (!z && (z = zone_find_absent(s, rz->name, rz->package)))
+			/* The same zone from another kind of source (the share, then the channel):
+			 * one served series, its total going on. */
+			snprintf(z->id, sizeof(z->id), "%s", rz->id);
 		if (!z) {
 			/* A tree has up to POWERCAP_ZONES_MAX packages and as many subzones. */
 			if (s->n_zones >= 2 * POWERCAP_ZONES_MAX)
@@ -139,6 +194,13 @@ static int heartbeat_check(struct source *s, const struct source_reading *rd, ui
 	s->is_estimated = hb->is_estimated;
 	uint64_t stale_ns =
 		source_stale_after_ms(guest_interval_ms, hb->interval_ms) * NSEC_PER_MSEC;
+	if (now_ns - s->hb_changed_ns >= stale_ns && rd->instance[0]) {
+		snprintf(s->problem, sizeof(s->problem),
+			"%s: no new record for %llu ms (last seq %llu): the host stopped sending",
+			s->root, (unsigned long long)((now_ns - s->hb_changed_ns) / NSEC_PER_MSEC),
+			(unsigned long long)hb->seq);
+		return -ESTALE;
+	}
 	if (now_ns - s->hb_changed_ns >= stale_ns) {
 		snprintf(s->problem, sizeof(s->problem),
 			"%s: host daemon stopped (heartbeat seq %llu unchanged for %llu ms)",
@@ -159,7 +221,19 @@ static void zones_update(struct source *s, const struct source_reading *rd, uint
 
 		if (!z)
 			continue;
-		z->interval_uj = energy_counter_update(&z->counter, raw, &rz->limits, dt_ns, NULL);
+		enum counter_step step;
+		uint64_t last_raw = z->counter.last_raw;
+
+		z->interval_uj = energy_counter_update(&z->counter, raw, &rz->limits, dt_ns, &step);
+		if (step == COUNTER_RESET && rd->instance[0] && !s->has_logged_rebase) {
+			log_notice("%s: %s went down (%llu to %llu uJ): rebased, the served total "
+				   "goes on",
+				s->root, z->name, (unsigned long long)last_raw,
+				(unsigned long long)raw);
+			s->has_logged_rebase = true;
+		} else if (step == COUNTER_OK) {
+			s->has_logged_rebase = false;
+		}
 		/* The served total is the tree's own counter, as node_exporter or Scaphandre
 		 * reading the same share would report it, not the energy since this daemon started:
 		 * it starts at the first value ever read and goes on by unwrapped deltas from there
@@ -186,11 +260,48 @@ static void source_down(struct source *s)
 	}
 }
 
+static int reader_new(struct source *s, bool is_port, struct source_reader **ret)
+{
+	s->is_channel = is_port;
+	if (is_port)
+		return channel_reader_new(s->root, s->base, ret);
+	return tree_reader_new(s->root, s->base, on_reader_ready, s, ret);
+}
+
+/* A configured path is a port when it is under /dev/ or is not a directory (a FIFO in tests). */
+static bool is_port_path(const char *path)
+{
+	struct stat st;
+
+	return startswith(path, "/dev/") || (stat(path, &st) == 0 && !S_ISDIR(st.st_mode));
+}
+
+/* auto: the port when it is there (it may be hot-plugged at any time), else the tree. */
+static void auto_choose(struct source *s)
+{
+	char port[512];
+	bool has_port = channel_port_find(s->ports_dir, s->dev_dir, CHANNEL_PORT_NAME, port,
+				sizeof(port)) == 0;
+
+	if (has_port && (!s->is_channel || !streq(s->root, port))) {
+		log_info("energy channel %s (%s): reading it", port, CHANNEL_PORT_NAME);
+		source_switch(s, port);
+		s->is_channel = true;
+	} else if (!has_port && s->is_channel && s->reader && s->reader->ops->is_gone &&
+		   s->reader->ops->is_gone(s->reader)) {
+		log_info("energy channel gone: reading %s", s->auto_tree);
+		source_switch(s, s->auto_tree);
+		s->is_channel = false;
+	}
+}
+
 static int reader_get(struct source *s, struct source_reader **ret)
 {
 	if (!s->reader) {
-		int r = tree_reader_new(s->root, s->base, on_reader_ready, s, &s->reader);
+		bool is_port = is_auto(s) ? s->is_channel : is_port_path(s->root);
+		int r = reader_new(s, is_port, &s->reader);
 		if (r < 0) {
+			s->reader = NULL;
 			snprintf(s->problem, sizeof(s->problem), "%s: cannot start its reader: %s",
 				s->root, strerror(-r));
 			return r;
@@ -198,6 +309,23 @@ static int reader_get(struct source *s, struct source_reader **ret)
 	}
 	*ret = s->reader;
 	return 0;
+}
+
+/* Counters from another host (a restart of powerd-host with a new share_dir, a reboot, a
+ * migration): this reading is a new baseline, the served totals go on from where they are. */
+static void instance_check(struct source *s, const struct source_reading *rd)
+{
+	if (!rd->instance[0])
+		return;
+	if (s->instance[0] && !streq(s->instance, rd->instance)) {
+		log_notice(
+			"%s: counters of another host instance (%s, was %s): rebased, the served "
+			"totals go on",
+			s->root, rd->instance, s->instance);
+		for (size_t i = 0; i < s->n_zones; i++)
+			s->zones[i].counter.has_last = false;
+	}
+	snprintf(s->instance, sizeof(s->instance), "%s", rd->instance);
 }
 
 static int source_apply(struct source *s, const struct source_reading *rd, uint64_t now_ns,
@@ -221,6 +349,7 @@ static int source_apply(struct source *s, const struct source_reading *rd, uint6
 		s->is_open = true;
 		s->layout = rd->layout;
 	}
+	instance_check(s, rd);
 	r = heartbeat_check(s, rd, now_ns, guest_interval_ms);
 	if (r < 0) {
 		source_down(s);
@@ -261,6 +390,8 @@ int source_begin(struct source *s, uint64_t now_ns, uint64_t guest_interval_ms)
 	struct source_reader *rd;
 	int r;
 
+	if (is_auto(s))
+		auto_choose(s);
 	if (s->is_in_flight) {
 		/* Ready but not yet taken (its wake-up is still queued): this tick's reading. */
 		r = source_finish(s, now_ns, guest_interval_ms);

@@ -47,6 +47,9 @@ struct source_reading {
 	size_t n_zones;
 	bool has_heartbeat; /* hb is set: freshness from its seq */
 	struct heartbeat hb;
+	/* The counters' origin (a host boot and share_dir, DESIGN.md §4): when it changes the
+	 * counters are rebased. "" when the source does not say. */
+	char instance[33];
 };
 
 void source_reading_done(struct source_reading *r);
@@ -61,6 +64,8 @@ struct source_reader_ops {
 	/* Block until the reading in flight is ready, at most timeout_ns: 0 or -ETIMEDOUT. For
 	 * callers without an event loop (tests, the first sample before READY). */
 	int (*wait)(struct source_reader *r, uint64_t timeout_ns);
+	/* Has the reader lost what it reads (a port that went away)? NULL: never. */
+	bool (*is_gone)(const struct source_reader *r);
 	/* Let go. A reader stuck in I/O is left to finish on its own and frees itself then. */
 	void (*free)(struct source_reader *r);
 };
@@ -73,7 +78,10 @@ struct source_reader {
 };
 
 struct source {
-	char *root; /* what is read, for messages */
+	char *spec;	 /* as configured: "auto", a tree's path or a port's */
+	char *root;	 /* what is read now, for messages */
+	bool is_channel; /* the reader is the energy channel's */
+	char *ports_dir, *dev_dir, *auto_tree; /* where auto looks for the port and the tree */
 	struct source_reader *reader;
 	struct event_base *base; /* NULL: readings are waited for (source_sample) */
 	void (*on_ready)(void *arg);
@@ -94,20 +102,28 @@ struct source {
 	uint64_t hb_changed_ns; /* when seq was last seen to change */
 	uint64_t host_interval_ms;
 
+	char instance[33];	/* of the last reading that said it */
+	bool has_logged_rebase; /* for the current streak of counters that went down */
+
 	uint64_t last_sample_ns;
 	uint64_t interval_ns;	   /* time between the last two samples */
 	uint64_t package_delta_uj; /* the VM's energy in the last interval: Σ packages */
 	char problem[512];	   /* why it is down, for logs and STATUS */
 };
 
-struct source *source_new(const char *root);
+/* spec: "auto" (the channel's port when /sys/class/virtio-ports lists it, looked for at every
+ * tick while absent, else the tree at /var/scaphandre), a port's device path (under /dev/, or any
+ * path that is not a directory: a FIFO stand-in), or a tree's path. The test-only environment
+ * variable POWERD_GUEST_TEST_ROOT=D makes auto look in D/sys/class/virtio-ports, D/dev and
+ * D/var/scaphandre. */
+struct source *source_new(const char *spec);
 /* From now on readings are not waited for: on_ready(arg) is called on base's loop when one is
  * ready, and source_finish() takes it. */
 void source_set_loop(
 	struct source *s, struct event_base *base, void (*on_ready)(void *), void *arg);
 void source_free(struct source *s);
-/* Point at another source; served totals continue, counters restart from their next sample. */
-void source_set_root(struct source *s, const char *root);
+/* Another spec; served totals continue, counters restart from their next sample. */
+void source_set_root(struct source *s, const char *spec);
 
 /* The tick at now_ns: ask the reader for a reading, and account it if it is ready at once.
  * -EINPROGRESS when it will be ready later (on_ready, then source_finish()). A reading still not

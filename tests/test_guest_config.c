@@ -33,7 +33,8 @@ static int load_text(
 
 static void assert_defaults(const struct guest_config *c)
 {
-	assert_string_equal(c->source, "/var/scaphandre");
+	assert_string_equal(c->source, "auto");
+	assert_string_equal(c->tree_out, "/run/powerd/powercap");
 	assert_int_equal(c->interval_ms, 2000);
 	assert_string_equal(c->listen, "[::]:9732");
 	assert_int_equal(c->metric_names, GUEST_NAMES_NATIVE);
@@ -108,7 +109,15 @@ static void test_every_key(void **state)
 	assert_int_equal(c.attribution, GUEST_ATTR_NONE);
 	assert_int_equal(guest_config_log_level(&c), LOG_WARNING);
 	assert_int_equal(c.interval_ms, 3600 * 1000);
-	assert_string_equal(c.source, "/var/scaphandre");
+	assert_string_equal(c.source, "auto");
+	guest_config_free(&c);
+
+	/* A port device, and no tree_out. */
+	assert_int_equal(load_text("port.yaml", "source: /dev/vport1p1\ntree_out: \"\"\n", &c, err,
+				 sizeof(err)),
+		0);
+	assert_string_equal(c.source, "/dev/vport1p1");
+	assert_string_equal(c.tree_out, "");
 	guest_config_free(&c);
 }
 
@@ -139,6 +148,9 @@ static void test_errors(void **state)
 	expect_error("relative.yaml", "source: var/scaphandre\n", "1", "source");
 	expect_error("proc.yaml", "proc_root: proc\n", "1", "proc_root");
 	expect_error("seq.yaml", "\n\nsource: [a, b]\n", "3", "source");
+	expect_error("auto.yaml", "source: automatic\n", "1", "source");
+	expect_error("out.yaml", "tree_out: run/powerd\n", "1", "tree_out");
+	expect_error("root.yaml", "tree_out: /\n", "1", "tree_out");
 	expect_error("dup.yaml", "interval: 1s\ninterval: 2s\n", "2", "interval");
 }
 

@@ -3,7 +3,8 @@
 # powerd-guest.service must keep an overall exposure <= 2.0, powerd-host.service <= 4.0 (it mounts
 # tmpfs and needs CAP_SYS_ADMIN, so it cannot be as low). The parsing is shown to work
 # on a bare unit, whose exposure must come out high. Also the contract of DESIGN.md §3 the
-# packaging relies on: Type=notify with a watchdog, RequiresMountsFor=/var/scaphandre, the mount.
+# packaging relies on: Type=notify with a watchdog, the share wanted but never required (a VM with
+# the energy channel only has no share: DESIGN.md §4), access to the channel's port, the mount.
 #
 # Measured (systemd 252.39, Debian 12, --offline=true), 2026-11-23:
 #   powerd-guest.service  1.2 OK      (1.4 before PrivateMounts=yes was added)
@@ -14,6 +15,8 @@
 #                                     setresuid/setgroups (+0.5), the metrics socket from
 #                                     powerd-host.socket: AF_UNIX only, IPAddressDeny=any (-0.6);
 #                                     asserted <= 4.0
+#   powerd-guest.service  1.4 OK      2026-12-01, the energy channel: the VM's /dev (a hot-plugged
+#                                     port must show), DeviceAllow= the virtio ports only (+0.2)
 #   a bare [Service] unit 9.6 UNSAFE  (the parsing check below)
 set -euo pipefail
 src=${1:?usage: test-units.sh SOURCE_DIR}
@@ -47,7 +50,15 @@ if [ -f "$src/units/powerd-guest.service" ]; then
 	u=$src/units/powerd-guest.service
 	grep -qx 'Type=notify' "$u" || fail "powerd-guest.service: not Type=notify"
 	grep -qE '^WatchdogSec=' "$u" || fail "powerd-guest.service: no WatchdogSec"
-	grep -qx 'RequiresMountsFor=/var/scaphandre' "$u" || fail "powerd-guest.service: no RequiresMountsFor"
+	! grep -qE '^(RequiresMountsFor=|Requires=var-scaphandre|BindsTo=)' "$u" ||
+		fail "powerd-guest.service: requires the share (a channel-only VM has none)"
+	grep -qx 'Wants=var-scaphandre.mount' "$u" || fail "powerd-guest.service: no Wants=var-scaphandre.mount"
+	grep -qx 'DeviceAllow=char-virtio-portsdev r' "$u" ||
+		fail "powerd-guest.service: no read access to the energy channel's port"
+	grep -qx 'RuntimeDirectory=powerd' "$u" || fail "powerd-guest.service: no RuntimeDirectory=powerd (tree_out)"
+	r=$src/units/60-powerd-guest.rules
+	[ -f "$r" ] && grep -q 'ATTR{name}=="org.powerd.energy.0".*MODE="0444"' "$r" ||
+		fail "60-powerd-guest.rules: the channel's port is not made readable"
 	grep -qx 'DynamicUser=yes' "$u" || fail "powerd-guest.service: not DynamicUser"
 	grep -qE '^ExecStart=/usr/sbin/powerd-guest( |$)' "$u" ||
 		fail "powerd-guest.service: ExecStart is not /usr/sbin/powerd-guest (the sysext rewrites it)"

@@ -1,0 +1,420 @@
+/* The guest's channel reader on a port stand-in (a FIFO, opened non-blocking as the port is):
+ * records split across reads, garbage, oversize lines, a future version, freshness, rebasing
+ * (instance change, a counter that went down, a guest restart), EOF without a busy loop, the
+ * port found by name under a fixture /sys/class/virtio-ports and hot-plugged after start, and
+ * tree_out read back as a powercap tree. */
+#include "tests/testutil.h"
+
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "common/channel_record.h"
+#include "common/powercap.h"
+#include "guestd/channel_reader.h"
+#include "guestd/source.h"
+#include "guestd/tree_out.h"
+
+#define MS (NSEC_PER_MSEC)
+#define INSTANCE_A "0123456789abcdef0123456789abcdef"
+#define INSTANCE_B "fedcba9876543210fedcba9876543210"
+
+static char *dir;
+
+static int setup(void **state)
+{
+	dir = tu_mkdtemp("test_guest_channel");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	tu_rm_rf(dir);
+	free(dir);
+	return 0;
+}
+
+/* A FIFO at dir/name, and the host's end: opened read-write, so the port always has a writer
+ * (as a connected host side) until the test closes it. */
+static int fifo_new(const char *name, char **ret_path)
+{
+	char *path = xasprintf("%s/%s", dir, name);
+
+	assert_int_equal(mkfifo(path, 0600), 0);
+	int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	assert_true(fd >= 0);
+	*ret_path = path;
+	return fd;
+}
+
+static void put(int fd, const char *s)
+{
+	assert_int_equal(write_all(fd, s, strlen(s)), 0);
+}
+
+static size_t record(char *buf, size_t size, const char *instance, uint64_t seq, uint64_t pkg_uj,
+	uint64_t core_uj)
+{
+	struct channel_record r = {
+		.seq = seq, .interval_ms = 1000, .time_ms = 1700000000000, .n_zones = 2
+	};
+
+	snprintf(r.instance, sizeof(r.instance), "%s", instance);
+	snprintf(r.zones[0].name, sizeof(r.zones[0].name), "package-0");
+	r.zones[0].energy_uj = pkg_uj;
+	snprintf(r.zones[1].name, sizeof(r.zones[1].name), "core");
+	r.zones[1].energy_uj = core_uj;
+	size_t len = channel_record_format(&r, buf, size);
+	assert_true(len > 0);
+	return len;
+}
+
+static void put_record(int fd, const char *instance, uint64_t seq, uint64_t pkg_uj)
+{
+	char buf[CHANNEL_RECORD_MAX];
+
+	record(buf, sizeof(buf), instance, seq, pkg_uj, pkg_uj / 2);
+	put(fd, buf);
+}
+
+static const struct source_zone *zone(const struct source *s, const char *name)
+{
+	for (size_t i = 0; i < s->n_zones; i++)
+		if (s->zones[i].is_present && streq(s->zones[i].name, name))
+			return &s->zones[i];
+	fail_msg("no zone %s", name);
+	return NULL;
+}
+
+static void test_records(void **state)
+{
+	char *path;
+	int host = fifo_new("port", &path);
+	struct source *s = source_new(path);
+	char buf[CHANNEL_RECORD_MAX];
+	uint64_t t = 1000 * MS;
+
+	/* Nothing yet: down, and says so. */
+	assert_true(source_sample(s, t, 1000) < 0);
+	assert_true(s->is_channel);
+	assert_non_null(strstr(s->problem, "no record yet"));
+
+	/* A record split across two reads counts once it is whole. */
+	size_t len = record(buf, sizeof(buf), INSTANCE_A, 1, 5000000, 2000000);
+	assert_int_equal(write_all(host, buf, 20), 0);
+	t += 1000 * MS;
+	assert_true(source_sample(s, t, 1000) < 0);
+	assert_int_equal(write_all(host, buf + 20, len - 20), 0);
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	/* The served totals start at the host's counter, as a tree's do. */
+	assert_int_equal(zone(s, "package-0")->counter.total_uj, 5000000);
+	assert_int_equal(zone(s, "core")->counter.total_uj, 2000000);
+	assert_int_equal(source_total_uj(s), 5000000);
+	assert_true(s->has_heartbeat);
+	assert_int_equal(s->host_interval_ms, 1000);
+
+	/* Several records in one read: the newest is the reading; +2 J in 1 s. */
+	put_record(host, INSTANCE_A, 2, 6000000);
+	put_record(host, INSTANCE_A, 3, 7000000);
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 7000000);
+	assert_int_equal(s->package_delta_uj, 2000000);
+	assert_true(source_power_w(s) > 1.999 && source_power_w(s) < 2.001);
+
+	/* Garbage and a bad crc between records: skipped, the source stays up. */
+	put(host, "hello\n\n");
+	len = record(buf, sizeof(buf), INSTANCE_A, 4, 8000000, 1);
+	buf[len - 2] = buf[len - 2] == '0' ? '1' : '0'; /* last crc digit */
+	put(host, buf);
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 7000000);
+	put_record(host, INSTANCE_A, 5, 8000000);
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 8000000);
+
+	/* A line over CHANNEL_RECORD_MAX, written in parts, ending in what looks like a record: all
+	 * of it is discarded up to its '\n'; the next record counts. */
+	char big[1500];
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(write_all(host, big, sizeof(big)), 0);
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	put(host, " ");
+	put_record(host, INSTANCE_A, 6, 99000000);
+	put_record(host, INSTANCE_A, 7, 9000000);
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 9000000);
+
+	/* A future version: down with the reason, until version 1 again. */
+	put(host, "powerd-energy/2 seq=8 whatever=1 crc=00000000\n");
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), -EPROTONOSUPPORT);
+	assert_non_null(strstr(s->problem, "record version 2 not supported: upgrade powerd-guest"));
+	put_record(host, INSTANCE_A, 9, 9500000);
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 9500000);
+
+	/* No new record for two of the longer intervals: stale, the totals held. */
+	int samples = 0;
+	while (s->is_up && samples < 10) {
+		t += 1000 * MS;
+		source_sample(s, t, 1000);
+		samples++;
+	}
+	assert_true(samples <= 3);
+	assert_non_null(strstr(s->problem, "no new record"));
+	assert_int_equal(source_total_uj(s), 9500000);
+	put_record(host, INSTANCE_A, 10, 9600000);
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 9600000);
+
+	source_free(s);
+	close(host);
+	free(path);
+}
+
+/* Served counters never go back: another host instance, or a counter that went down, is a new
+ * baseline; a restarted guest daemon starts from the host's counter again. */
+static void test_rebase(void **state)
+{
+	char *path;
+	int host = fifo_new("port_rebase", &path);
+	struct source *s = source_new(path);
+	uint64_t t = 1000 * MS;
+
+	put_record(host, INSTANCE_A, 1, 50000000);
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	put_record(host, INSTANCE_A, 2, 51000000);
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 51000000);
+
+	/* Migrated to a host whose powerd-host knows nothing of it: its counter is far lower. */
+	put_record(host, INSTANCE_B, 1, 300);
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 51000000);
+	assert_int_equal(s->package_delta_uj, 0);
+	put_record(host, INSTANCE_B, 2, 1000300);
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 52000000);
+
+	/* Another instance whose counter happens to be higher: rebased too, no jump. */
+	put_record(host, INSTANCE_A, 3, 90000000);
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 52000000);
+
+	/* The same instance going down (a host daemon that lost its state): rebased. */
+	put_record(host, INSTANCE_A, 4, 1000);
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 52000000);
+	put_record(host, INSTANCE_A, 5, 501000);
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 52500000);
+	assert_int_equal(zone(s, "core")->counter.total_uj >= 250000, 1);
+	source_free(s);
+
+	/* powerd-guest restarts: its first record's value is the served total, as with a tree. */
+	s = source_new(path);
+	put_record(host, INSTANCE_A, 6, 601000);
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 601000);
+	source_free(s);
+	close(host);
+	free(path);
+}
+
+/* EOF (no host side connected; the port's poll() says HUP for as long): closed, not spun on, and
+ * opened again at the next sample. In a loop: the read event goes with the port. */
+static void test_eof(void **state)
+{
+	char *path;
+	int host = fifo_new("port_eof", &path);
+	struct event_base *base = event_base_new();
+	struct source *s = source_new(path);
+	uint64_t t = 1000 * MS;
+
+	source_set_loop(s, base, NULL, NULL);
+	assert_int_equal(source_begin(s, t, 1000), -ENODATA); /* opened; nothing yet */
+	assert_int_equal(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED), 1);
+	put_record(host, INSTANCE_A, 1, 7000);
+	/* The loop drains the port as records come. */
+	assert_int_equal(event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), 0);
+	t += 1000 * MS;
+	assert_int_equal(source_begin(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 7000);
+
+	/* The host side goes: one wake-up, then the port is closed and no event is left. */
+	close(host);
+	assert_int_equal(event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), 0);
+	assert_int_equal(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED), 0);
+	assert_int_equal(event_base_loop(base, EVLOOP_NONBLOCK), 1); /* nothing to run */
+	assert_true(s->reader->ops->is_gone(s->reader));
+	/* The last record still stands until it is stale. */
+	t += 1000 * MS;
+	assert_int_equal(source_begin(s, t, 1000), 0);
+
+	/* A host side again: the port is opened at the next sample and read. */
+	host = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	assert_true(host >= 0);
+	put_record(host, INSTANCE_A, 2, 9000);
+	t += 1000 * MS;
+	assert_int_equal(source_begin(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 9000);
+	assert_false(s->reader->ops->is_gone(s->reader));
+	source_free(s);
+	event_base_free(base);
+	close(host);
+	free(path);
+}
+
+static void test_port_find(void **state)
+{
+	_cleanup_free_ char *sys = xasprintf("%s/find/sys", dir);
+	char buf[256];
+
+	assert_int_equal(
+		channel_port_find(sys, "/dev", CHANNEL_PORT_NAME, buf, sizeof(buf)), -ENOENT);
+	tu_write(sys, "vport0p1/name", "org.qemu.guest_agent.0\n");
+	tu_write(sys, "vport0p2/name", "\n");
+	tu_write(sys, "other/name", "org.powerd.energy.0\n");
+	assert_int_equal(
+		channel_port_find(sys, "/dev", CHANNEL_PORT_NAME, buf, sizeof(buf)), -ENOENT);
+	tu_write(sys, "vport2p3/name", "org.powerd.energy.0\n");
+	assert_int_equal(channel_port_find(sys, "/dev", CHANNEL_PORT_NAME, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "/dev/vport2p3");
+}
+
+/* source: auto with no port: the tree. The port is hot-plugged: read from the next tick on, the
+ * served total going on from the tree's (one series per zone); it goes away: the tree again. */
+static void test_auto_hotplug(void **state)
+{
+	_cleanup_free_ char *root = xasprintf("%s/auto", dir);
+	_cleanup_free_ char *tree = xasprintf("%s/auto/var/scaphandre", dir);
+	_cleanup_free_ char *portdir = xasprintf("%s/sys/class/virtio-ports/vport1p1", root);
+	_cleanup_free_ char *dev = xasprintf("%s/dev", root);
+	_cleanup_free_ char *fifo = xasprintf("%s/vport1p1", dev);
+	uint64_t t = 1000 * MS;
+
+	/* The share's tree first. */
+	tu_write(tree, "intel-rapl:0/name", "package-0\n");
+	tu_write(tree, "intel-rapl:0/energy_uj", "4000000\n");
+	tu_write(tree, "intel-rapl:0/max_energy_range_uj", "1125899906842624\n");
+	assert_int_equal(setenv("POWERD_GUEST_TEST_ROOT", root, 1), 0);
+	struct source *s = source_new("auto");
+	unsetenv("POWERD_GUEST_TEST_ROOT");
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_false(s->is_channel);
+	assert_string_equal(s->root, tree);
+	assert_int_equal(source_total_uj(s), 4000000);
+
+	/* Hot-plug: the port's sysfs entry and device appear. */
+	assert_int_equal(mkdir(dev, 0755), 0);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	int host = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	assert_true(host >= 0);
+	tu_write(portdir, "name", "org.powerd.energy.0\n");
+	put_record(host, INSTANCE_A, 1, 4100000);
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_true(s->is_channel);
+	assert_string_equal(s->root, fifo);
+	/* One package-0 series, going on from the tree's total (a new baseline). */
+	assert_int_equal(source_total_uj(s), 4000000);
+	put_record(host, INSTANCE_A, 2, 4600000);
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 4500000);
+	size_t packages = 0;
+	for (size_t i = 0; i < s->n_zones; i++)
+		packages += streq(s->zones[i].name, "package-0");
+	assert_int_equal(packages, 1);
+
+	/* Unplugged: EOF, the entry gone: back to the tree. */
+	close(host);
+	_cleanup_free_ char *name = xasprintf("%s/name", portdir);
+	assert_int_equal(unlink(name), 0);
+	assert_int_equal(rmdir(portdir), 0);
+	t += 1000 * MS;
+	source_sample(s, t, 1000); /* reads EOF: the port is gone */
+	t += 1000 * MS;
+	source_sample(s, t, 1000);
+	assert_false(s->is_channel);
+	assert_string_equal(s->root, tree);
+	assert_int_equal(source_total_uj(s), 4500000);
+	source_free(s);
+}
+
+/* tree_out: the served totals as a powercap tree any reader takes: read back with the guest's own
+ * tree reader, files 0644 under the daemon's umask 0077. */
+static void test_tree_out(void **state)
+{
+	char *path;
+	int host = fifo_new("port_out", &path);
+	_cleanup_free_ char *out = xasprintf("%s/run/powerd/powercap", dir);
+	struct source *s = source_new(path);
+	struct tree_out *to = tree_out_new(out);
+	struct stat st;
+	uint64_t t = 1000 * MS;
+	mode_t old_umask = umask(0077);
+
+	put_record(host, INSTANCE_A, 1, 3000000);
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(tree_out_write(to, s, 1000), 0);
+	put_record(host, INSTANCE_B, 1, 10); /* rebased: the tree goes on, never back */
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	put_record(host, INSTANCE_B, 2, 1000010);
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(tree_out_write(to, s, 1000), 0);
+	umask(old_umask);
+
+	_cleanup_free_ char *energy = tu_read(out, "intel-rapl:0/energy_uj");
+	assert_string_equal(energy, "4000000\n");
+	_cleanup_free_ char *pkg_name = tu_read(out, "intel-rapl:0/name");
+	assert_string_equal(pkg_name, "package-0\n");
+	_cleanup_free_ char *core = tu_read(out, "intel-rapl:0:0/name");
+	assert_string_equal(core, "core\n");
+	_cleanup_free_ char *energy_path = xasprintf("%s/intel-rapl:0/energy_uj", out);
+	assert_int_equal(stat(energy_path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0644);
+	assert_int_equal(stat(out, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0755);
+
+	struct source *reader = source_new(out);
+	assert_int_equal(source_sample(reader, t, 1000), 0);
+	assert_true(reader->has_heartbeat);
+	assert_int_equal(source_total_uj(reader), 4000000);
+	source_free(reader);
+
+	tree_out_free(to);
+	source_free(s);
+	close(host);
+	free(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_records),
+		cmocka_unit_test(test_rebase),
+		cmocka_unit_test(test_eof),
+		cmocka_unit_test(test_port_find),
+		cmocka_unit_test(test_auto_hotplug),
+		cmocka_unit_test(test_tree_out),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
