@@ -51,7 +51,7 @@ int channel_port_find(
 		return -ENOENT;
 	}
 	for (struct dirent *de; (de = readdir(d));) {
-		char rel[PORT_DIR_NAME_MAX + 8], content[CHANNEL_ZONE_NAME_MAX + 64];
+		char rel[sizeof(de->d_name) + 8], content[CHANNEL_ZONE_NAME_MAX + 64];
 		size_t len;
 
 		if (!startswith(de->d_name, "vport") || strlen(de->d_name) >= PORT_DIR_NAME_MAX)
@@ -238,7 +238,8 @@ static void reading_of_record(const struct channel_record *rec, struct source_re
 	for (size_t i = 0; i < rec->n_zones; i++) {
 		struct source_reading_zone *z = &ret->zones[i];
 
-		snprintf(z->id, sizeof(z->id), "channel:%s", rec->zones[i].name);
+		/* A zone name has no ':', so it is no tree's id ("intel-rapl:0"). */
+		snprintf(z->id, sizeof(z->id), "%s", rec->zones[i].name);
 		snprintf(z->name, sizeof(z->name), "%s", rec->zones[i].name);
 		z->is_package = streq(rec->zones[i].name, CHANNEL_ZONE_PACKAGE);
 		z->energy_uj = rec->zones[i].energy_uj;

@@ -420,7 +420,8 @@ int source_begin(struct source *s, uint64_t now_ns, uint64_t guest_interval_ms)
 
 int source_sample(struct source *s, uint64_t now_ns, uint64_t guest_interval_ms)
 {
-	uint64_t timeout_ns = MAX(guest_interval_ms, 1000) * NSEC_PER_MSEC;
+	/* Generous: a big tree under valgrind on a loaded machine takes a second. */
+	uint64_t timeout_ns = MAX(guest_interval_ms, 3000) * NSEC_PER_MSEC;
 	int r = source_begin(s, now_ns, guest_interval_ms);
 
 	if (r != -EINPROGRESS)

@@ -135,7 +135,7 @@ int source_begin(struct source *s, uint64_t now_ns, uint64_t guest_interval_ms);
  * frozen heartbeat is tolerated. 0 when the source is up, -EAGAIN when nothing is ready (nothing
  * changes), else a negative errno with s->problem saying why. */
 int source_finish(struct source *s, uint64_t now_ns, uint64_t guest_interval_ms);
-/* Both, waiting for the reading up to MAX(guest_interval_ms, 1 s) (no event loop). */
+/* Both, waiting for the reading up to MAX(guest_interval_ms, 3 s) (no event loop). */
 int source_sample(struct source *s, uint64_t now_ns, uint64_t guest_interval_ms);
 
 /* Σ of the packages' served totals and power. */

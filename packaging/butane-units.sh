@@ -68,6 +68,10 @@ EOT
 	if [ -f "$src/conf/guest.yaml" ]; then
 		inline_file "$src/conf/guest.yaml" /etc/powerd/guest.yaml 0644
 	fi
+	# The energy channel's port, readable by powerd-guest's dynamic user (udev reads /etc too).
+	if [ -f "$src/units/60-powerd-guest.rules" ]; then
+		inline_file "$src/units/60-powerd-guest.rules" /etc/udev/rules.d/60-powerd-guest.rules 0644
+	fi
 	cat <<EOT
   links:
     # systemd-sysext merges /etc/extensions/NAME.raw when the image carries

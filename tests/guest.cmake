@@ -3,7 +3,7 @@
 if(TARGET test_guest_daemon)
 	set_tests_properties(test_guest_daemon PROPERTIES LABELS "integration;guest" TIMEOUT 120)
 endif()
-foreach(t test_guest_config test_guest_attribution test_guest_scaphandre)
+foreach(t test_guest_config test_guest_attribution test_guest_scaphandre test_guest_channel)
 	if(TARGET ${t})
 		set_tests_properties(${t} PROPERTIES LABELS "unit;guest")
 	endif()
@@ -13,7 +13,8 @@ endforeach()
 # (no heartbeat, so the run does not depend on timing under valgrind). Label "valgrind".
 find_program(VALGRIND_PROGRAM valgrind)
 if(VALGRIND_PROGRAM AND NOT POWERD_SANITIZE)
-	foreach(name test_guest_config test_guest_attribution test_guest_source test_guest_scaphandre)
+	foreach(name test_guest_config test_guest_attribution test_guest_source test_guest_scaphandre
+		test_guest_channel)
 		if(TARGET ${name})
 			add_test(NAME ${name}_valgrind COMMAND ${VALGRIND_PROGRAM} -q --error-exitcode=1
 				--leak-check=full --errors-for-leak-kinds=definite,indirect

@@ -8,7 +8,10 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/channel_record.h"
 #include "common/powercap.h"
@@ -406,6 +409,81 @@ static void test_tree_out(void **state)
 	free(path);
 }
 
+static uint64_t now_ms(void)
+{
+	return now_monotonic_ns() / NSEC_PER_MSEC;
+}
+
+/* Poll the daemon until series == want, or fail. */
+static void wait_metric(uint16_t port, const char *series, double want, int timeout_ms)
+{
+	uint64_t start = now_ms();
+	double v = -1;
+
+	while (now_ms() - start <= (uint64_t)timeout_ms) {
+		char *body = NULL;
+
+		if (tu_http_get(port, "/metrics", &body) == 200 &&
+			tu_metric(body, series, &v) == 0 && v == want) {
+			free(body);
+			return;
+		}
+		free(body);
+		struct timespec ts = { 0, 10 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	fail_msg("%s is %g, not %g, after %d ms", series, v, want, timeout_ms);
+}
+
+/* The real daemon with the default source (auto) and a tree_out: no share, no port at start;
+ * the port is hot-plugged, read on the loop, served, and laid out as a tree. */
+static void test_daemon(void **state)
+{
+	_cleanup_free_ char *root = xasprintf("%s/vm", dir);
+	_cleanup_free_ char *dev = xasprintf("%s/vm/dev", dir);
+	_cleanup_free_ char *fifo = xasprintf("%s/vm/dev/vport3p1", dir);
+	_cleanup_free_ char *out = xasprintf("%s/vm/run/powerd/powercap", dir);
+	_cleanup_free_ char *cfg = xasprintf("%s/vm/guest.yaml", dir);
+	_cleanup_free_ char *log = xasprintf("%s/vm/daemon.log", dir);
+	_cleanup_free_ char *env_root = xasprintf("POWERD_GUEST_TEST_ROOT=%s", root);
+	uint16_t port = tu_free_port();
+
+	tu_writef(root, "guest.yaml",
+		"interval: 100ms\nlisten: 127.0.0.1:%u\nattribution: none\ntree_out: %s\n", port,
+		out);
+	char *argv[] = { (char *)POWERD_GUEST_BIN, (char *)"-c", cfg, NULL };
+	char *env[] = { env_root, NULL };
+	pid_t pid = tu_spawn(argv, env, log);
+	assert_int_equal(tu_wait_port(port, 5000), 0);
+	wait_metric(port, "powerd_source_up", 0, 3000);
+
+	assert_int_equal(mkdir(dev, 0755), 0);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	int host = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	assert_true(host >= 0);
+	tu_write(root, "sys/class/virtio-ports/vport3p1/name", "org.powerd.energy.0\n");
+	/* A host that writes once per its interval, here faster than the guest samples. */
+	for (uint64_t seq = 1; seq <= 30; seq++) {
+		put_record(host, INSTANCE_A, seq, 2000000 + seq * 1000);
+		struct timespec ts = { 0, 20 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	wait_metric(port, "powerd_source_up", 1, 3000);
+	wait_metric(port, "powerd_energy_joules_total{zone=\"package-0\"}", 2.03, 3000);
+	_cleanup_free_ char *energy = tu_read(out, "intel-rapl:0/energy_uj");
+	assert_non_null(energy);
+	assert_string_equal(energy, "2030000\n");
+	_cleanup_free_ char *hb = tu_read(out, ".powerd-heartbeat");
+	assert_non_null(hb);
+
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	int status = tu_wait(pid, 5000);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	_cleanup_free_ char *text = tu_read(root, "daemon.log");
+	assert_non_null(strstr(text, "energy channel"));
+	close(host);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -415,6 +493,7 @@ int main(void)
 		cmocka_unit_test(test_port_find),
 		cmocka_unit_test(test_auto_hotplug),
 		cmocka_unit_test(test_tree_out),
+		cmocka_unit_test(test_daemon),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
