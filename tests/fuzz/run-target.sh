@@ -18,12 +18,20 @@ mkdir "$work/corpus" "$work/tmp" "$work/crash"
 if [ -d "$corpus" ]; then
 	cp -R "$corpus"/. "$work/corpus/"
 fi
+# A dictionary of the input's tokens, where the target has one (dict/http.dict for fuzz_http;
+# dict/config.dict for both configs).
+case $name in
+fuzz_config_*) dict=$(dirname "$0")/dict/config.dict ;;
+*) dict=$(dirname "$0")/dict/${name#fuzz_}.dict ;;
+esac
+[ -f "$dict" ] || dict=
 rc=0
 TMPDIR=$work/tmp \
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
 	"$target" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=1024 -max_len=16384 \
-	-print_final_stats=1 -artifact_prefix="$work/crash/" "$work/corpus" >"$work/log" 2>&1 || rc=$?
+	-print_final_stats=1 -artifact_prefix="$work/crash/" ${dict:+"-dict=$dict"} "$work/corpus" \
+	>"$work/log" 2>&1 || rc=$?
 runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log")
 rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/log")
 stats="$name: ${runs:-?} runs in ${seconds}s, ${rate:-?} exec/s, corpus $(find "$work/corpus" -type f | wc -l) inputs"
