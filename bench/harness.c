@@ -361,6 +361,12 @@ unsigned bench_ticks_for(size_t n, unsigned min)
 void bench_measure(struct fixture *f, int (*tick)(void *arg), void *arg, unsigned runs,
 	unsigned ticks, struct bench_result *ret)
 {
+	bench_measure_prepared(f, tick, NULL, arg, runs, ticks, ret);
+}
+
+void bench_measure_prepared(struct fixture *f, int (*tick)(void *arg), void (*prepare)(void *arg),
+	void *arg, unsigned runs, unsigned ticks, struct bench_result *ret)
+{
 	if (ticks == 0)
 		ticks = bench_ticks_for(f->n_domains, 5);
 	double per_run[BENCH_RUNS_MAX];
@@ -370,6 +376,8 @@ void bench_measure(struct fixture *f, int (*tick)(void *arg), void *arg, unsigne
 	/* the first ticks create or adopt trees and have no previous sample: not steady state */
 	for (unsigned w = 0; w < 2; w++) {
 		fixture_advance(f);
+		if (prepare)
+			prepare(arg);
 		int r = tick(arg);
 		if (r < 0)
 			bench_die("tick", -r);
@@ -379,6 +387,8 @@ void bench_measure(struct fixture *f, int (*tick)(void *arg), void *arg, unsigne
 
 		for (unsigned t = 0; t < ticks; t++) {
 			fixture_advance(f);
+			if (prepare)
+				prepare(arg);
 			uint64_t start = bench_cpu_ns();
 			int r = tick(arg);
 			cpu_ns += bench_cpu_ns() - start;

@@ -59,6 +59,10 @@ struct bench_result {
  * ticks 0: as many as make a run about 20000 domain-ticks. */
 void bench_measure(struct fixture *f, int (*tick)(void *arg), void *arg, unsigned runs,
 	unsigned ticks, struct bench_result *ret);
+/* The same, with prepare(arg) before each tick, outside the timed region too (a channel's reader
+ * drains what the last tick wrote). */
+void bench_measure_prepared(struct fixture *f, int (*tick)(void *arg), void (*prepare)(void *arg),
+	void *arg, unsigned runs, unsigned ticks, struct bench_result *ret);
 /* The one result line: "bench=… n=… us_per_tick=… us_per_domain=… maxrss_kib=…". */
 void bench_print(const char *bench, size_t n, const struct bench_result *res);
 

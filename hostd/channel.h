@@ -1,7 +1,8 @@
 /* The channel publisher (DESIGN.md §4): one record per tick (common/channel_record.h) into the
  * unix socket qemu listens on for a domain's org.powerd.energy.0 virtio-serial port. It never
- * blocks: the socket is non-blocking with a small send buffer, a record that does not fit whole
- * is dropped (the next one supersedes it), and a record the kernel took only in part is completed
+ * blocks: the socket is non-blocking with a small send buffer; a record is written only when qemu
+ * has taken the previous one (else it is dropped, and the next one supersedes it: the guest never
+ * reads a backlog of stale records), and a record the kernel took only in part is completed
  * before any other, so the stream never carries a broken line. When qemu closes the socket
  * (save, migration, shutdown) it reconnects with backoff (1 s .. 30 s); a new path (a restore or
  * a restart gives the domain a new id) is connected at once. */

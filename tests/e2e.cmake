@@ -19,3 +19,15 @@ add_test(NAME e2e_attribution
 		--source ${CMAKE_SOURCE_DIR})
 set_tests_properties(e2e_attribution PROPERTIES LABELS "e2e" TIMEOUT 600 RUN_SERIAL TRUE
 	SKIP_RETURN_CODE 77)
+
+# The energy channel end to end (tests/e2e/e2e-channel.sh, about 2 minutes): hot-plug, the guest
+# reading the port, save/restore, managedsave, kill -9 of powerd-host, live migration both ways,
+# the 9p share's save limit.
+add_test(NAME e2e_channel
+	COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/e2e/e2e-channel.sh
+		--host $<TARGET_FILE:powerd-host>
+		--guest $<TARGET_FILE:powerd-guest>
+		--raplsim $<TARGET_FILE:powerd-e2e-raplsim>
+		--source ${CMAKE_SOURCE_DIR})
+set_tests_properties(e2e_channel PROPERTIES LABELS "e2e" TIMEOUT 900 RUN_SERIAL TRUE
+	SKIP_RETURN_CODE 77)
