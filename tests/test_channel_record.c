@@ -104,7 +104,8 @@ static void test_oversized(void **state)
 
 	r.n_zones = CHANNEL_ZONES_MAX;
 	for (size_t i = 1; i < r.n_zones; i++) {
-		snprintf(r.zones[i].name, sizeof(r.zones[i].name), "%02zu%061d", i, 0);
+		snprintf(r.zones[i].name, sizeof(r.zones[i].name), "%02u%061d", (unsigned)(i % 100),
+			0);
 		r.zones[i].energy_uj = UINT64_MAX;
 	}
 	assert_int_equal(channel_record_format(&r, buf, sizeof(buf)), 0);
