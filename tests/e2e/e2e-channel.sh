@@ -204,6 +204,23 @@ phase_rate() { # from_phase to_phase
 		END { if (n < 2 || t1 == t0) print "-"; else printf "%.3f", (v1 - v0) / 1e3 / (t1 - t0) }'
 }
 
+# Mode guest: node_exporter's rapl collector in the VM reads powerd-guest's tree_out.
+assert_node_exporter() {
+	[ "$GUEST_MODE" = guest ] || return 0
+	local line
+	wait_for 30 sh -c "tr -d '\r' <'$W/$DOM.serial' | grep -aqE '^TREE [0-9.]+ [0-9]+ [0-9.e+]+$'"
+	line=$(tr -d '\r' <"$W/$DOM.serial" | grep -aE '^TREE [0-9.]+ [0-9]+ [0-9.e+]+$' | tail -1)
+	if [ -z "$line" ]; then
+		not_ok "$DOM: node_exporter's rapl collector reads tree_out (no sample)"
+		return
+	fi
+	local e ne
+	e=$(awk '{ printf "%.6f", $3 / 1e6 }' <<<"$line")
+	ne=$(awk '{ printf "%.6f", $4 }' <<<"$line")
+	check "$DOM: node_exporter's rapl collector reads tree_out: node_rapl_package_joules_total $ne J, tree_out $e J" \
+		fcmp "$(awk -v a="$e" -v b="$ne" 'BEGIN { d = a - b; if (d < 0) d = -d; print d }')" '<=' "$(interval_energy_j 0.5)"
+}
+
 assert_rises_with_load() {
 	wait_for 60 grep -aq '^=== PHASE steady' "$W/$DOM.serial"
 	local idle burn
@@ -428,6 +445,7 @@ main() {
 	step_channel_initrd || return 1
 	step_hotplug || return 1
 	assert_equal_host
+	assert_node_exporter
 	assert_rises_with_load
 	assert_no_going_back "boot"
 	fault_save_restore
