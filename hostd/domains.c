@@ -58,6 +58,9 @@ struct domains {
 	void *attempt_arg;
 	struct domain **v;
 	size_t n, cap;
+	/* Excluded while running: their shares stay until they stop (qemu holds the export). */
+	char **kept;
+	size_t n_kept;
 };
 
 static void libvirt_error(void *arg, virErrorPtr err)
@@ -344,6 +347,46 @@ static void domain_drop(struct domains *d, struct domain *dm, bool teardown)
 	free(dm);
 }
 
+static size_t kept_find(const struct domains *d, const char *name)
+{
+	for (size_t i = 0; i < d->n_kept; i++)
+		if (streq(d->kept[i], name))
+			return i;
+	return SIZE_MAX;
+}
+
+static void kept_remove(struct domains *d, size_t i)
+{
+	free(d->kept[i]);
+	d->kept[i] = d->kept[--d->n_kept];
+}
+
+/* A kept share whose domain stopped or went: now it may go. */
+static void kept_release(struct domains *d, size_t i)
+{
+	mounts_teardown(d->mounts, d->kept[i]);
+	log_info("domain %s: stopped while excluded, its share is removed", d->kept[i]);
+	kept_remove(d, i);
+}
+
+/* The domain is no longer tracked (domains.exclude, or no longer in include). Its share is
+ * torn down, unless the domain runs: a running qemu holds its export, and unmounting it under
+ * qemu freezes the guest's reads and fails its next start; that share stays, unwritten, until
+ * the domain stops, and is adopted again (counters from its tree) if it is included again. */
+static void domain_exclude(struct domains *d, struct domain *dm)
+{
+	if (!dm->is_running || dm->mount != MOUNT_TMPFS) {
+		domain_drop(d, dm, true);
+		return;
+	}
+	log_info("domain %s: no longer tracked; its share stays until the domain stops", dm->name);
+	if (kept_find(d, dm->name) == SIZE_MAX) {
+		d->kept = xreallocarray(d->kept, d->n_kept + 1, sizeof(*d->kept));
+		d->kept[d->n_kept++] = xstrdup(dm->name);
+	}
+	domain_drop(d, dm, false);
+}
+
 static int lifecycle_cb(virConnectPtr conn, virDomainPtr vdom, int event, int detail, void *opaque)
 {
 	struct domains *d = opaque;
@@ -385,6 +428,8 @@ static int lifecycle_cb(virConnectPtr conn, virDomainPtr vdom, int event, int de
 		break;
 	case VIR_DOMAIN_EVENT_STOPPED:
 	case VIR_DOMAIN_EVENT_CRASHED:
+		if (!dm && kept_find(d, name) != SIZE_MAX)
+			kept_release(d, kept_find(d, name));
 		if (!dm)
 			break;
 		domain_set_running(d, dm, false);
@@ -402,6 +447,16 @@ static int lifecycle_cb(virConnectPtr conn, virDomainPtr vdom, int event, int de
 		break;
 	}
 	return 0;
+}
+
+static bool is_listed(const char *name, virDomainPtr *list, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const char *other = virDomainGetName(list[i]);
+		if (other && streq(other, name))
+			return true;
+	}
+	return false;
 }
 
 int domains_reconcile(struct domains *d)
@@ -423,7 +478,15 @@ int domains_reconcile(struct domains *d)
 		bool is_persistent = virDomainIsPersistent(list[i]) == 1;
 		bool is_running = virDomainIsActive(list[i]) == 1;
 		struct domain *dm = name ? domain_find(d, name) : NULL;
+		size_t k = name ? kept_find(d, name) : SIZE_MAX;
 
+		if (k != SIZE_MAX && (!is_running || host_config_tracks(d->cfg, name))) {
+			/* stopped: the share may go; included again: adopted just below */
+			if (is_running)
+				kept_remove(d, k);
+			else
+				kept_release(d, k);
+		}
 		if (!dm) {
 			dm = domain_track(d, list[i], is_persistent, is_running);
 		} else if (host_config_tracks(d->cfg, name)) {
@@ -432,12 +495,19 @@ int domains_reconcile(struct domains *d)
 			if (is_running || dm->is_running)
 				domain_set_running(d, dm, is_running);
 		} else {
-			dm = NULL; /* excluded since: swept below */
+			dm->is_running = is_running;
+			domain_exclude(d, dm);
+			dm = NULL;
 		}
 		if (dm)
 			dm->is_seen = true;
-		virDomainFree(list[i]);
 	}
+	/* Kept shares of domains no longer listed at all (transient, stopped meanwhile). */
+	for (size_t k = d->n_kept; k-- > 0;)
+		if (!is_listed(d->kept[k], list, n))
+			kept_release(d, k);
+	for (int i = 0; i < n; i++)
+		virDomainFree(list[i]);
 	free(list);
 	/* Gone while we were not listening (undefined, or transient and stopped), or excluded. */
 	for (size_t i = d->n; i-- > 0;)
@@ -597,6 +667,9 @@ void domains_free(struct domains *d)
 	while (d->n > 0)
 		domain_drop(d, d->v[d->n - 1], false);
 	free(d->v);
+	while (d->n_kept > 0)
+		kept_remove(d, d->n_kept - 1);
+	free(d->kept);
 	disconnect(d);
 	if (d->reconnect_ev)
 		event_free(d->reconnect_ev);
@@ -631,10 +704,10 @@ void domains_set_config(struct domains *d, const struct host_config *cfg)
 		return;
 	}
 	/* Disconnected: newly included domains wait for the reconnect's reconcile, newly
-	 * excluded ones go now. */
+	 * excluded ones go now (running ones keep their share). */
 	for (size_t i = d->n; i-- > 0;)
 		if (!host_config_tracks(cfg, d->v[i]->name))
-			domain_drop(d, d->v[i], true);
+			domain_exclude(d, d->v[i]);
 }
 
 void domains_reconnect(struct domains *d, unsigned delay_ms)

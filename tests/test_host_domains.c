@@ -398,12 +398,13 @@ static void test_reconnect_reconciles(void **state)
 	assert_true(is_tracked(f, "gone-while-away"));
 	assert_int_equal(accounting_tick(f->acct), 0);
 
-	/* An exclusion reloaded while disconnected applies at once. */
+	/* An exclusion reloaded while disconnected applies at once; "test" runs, so its share
+	 * stays (qemu would hold it) until it stops. */
 	set_strv(&f->cfg.exclude, "test");
 	domains_set_config(f->d, &f->cfg);
 	assert_false(is_tracked(f, "test"));
 	_cleanup_free_ char *test_exp = xasprintf("%s/test", f->share);
-	assert_int_equal(access(test_exp, F_OK), -1);
+	assert_int_equal(access(test_exp, F_OK), 0);
 	n_tracked--;
 
 	assert_true(run_until(is_connected, f, NULL, 5000));
@@ -418,6 +419,70 @@ static void test_reconnect_reconciles(void **state)
 	/* Events flow on the new connection. */
 	undefine("came-while-away");
 	assert_true(run_until(is_gone, f, "came-while-away", 5000));
+}
+
+static bool is_share_gone(struct fx *f, const char *name)
+{
+	_cleanup_free_ char *exp = xasprintf("%s/%s", f->share, name);
+	return access(exp, F_OK) < 0;
+}
+
+static uint64_t tree_energy(struct fx *f, const char *name)
+{
+	_cleanup_free_ char *rel = xasprintf("%s/intel-rapl:0/energy_uj", name);
+	_cleanup_free_ char *e = tu_read(f->share, rel);
+
+	assert_non_null(e);
+	return strtoull(e, NULL, 10);
+}
+
+/* Issue 10 #10: excluding a running domain on reload leaves its share mounted (qemu holds the
+ * export) until the domain stops; re-included while it runs, the share is adopted and the
+ * counter goes on from its tree, never from 0. */
+static void test_exclude_running_keeps_share(void **state)
+{
+	struct fx *f = *state;
+	struct domain_view v;
+
+	domains_start(f->d);
+	int n0 = count_mounts();
+	assert_true(is_running(f, "test"));
+	assert_int_equal(accounting_tick(f->acct), 0);
+	f->raw_uj += 5000000;
+	write_counter(f);
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	nanosleep(&ts, NULL); /* elapsed time is the input here (libvirt's CPU time) */
+	assert_int_equal(accounting_tick(f->acct), 0);
+	uint64_t e = tree_energy(f, "test");
+	assert_true(e > 0);
+
+	set_strv(&f->cfg.exclude, "test");
+	domains_set_config(f->d, &f->cfg);
+	assert_false(is_tracked(f, "test"));
+	assert_int_equal(count_mounts(), n0);
+	assert_true(tree_energy(f, "test") == e);
+
+	/* included again while it runs: adopted, not mounted over, counter continued */
+	set_strv(&f->cfg.exclude, NULL);
+	domains_set_config(f->d, &f->cfg);
+	assert_int_equal(domains_lookup(f->d, "test", &v), 0);
+	assert_int_equal(v.mount, MOUNT_TMPFS);
+	assert_int_equal(count_mounts(), n0);
+	assert_int_equal(accounting_tick(f->acct), 0);
+	assert_true(tree_energy(f, "test") >= e);
+
+	/* excluded again, then stopped: now the share goes */
+	set_strv(&f->cfg.exclude, "test");
+	domains_set_config(f->d, &f->cfg);
+	assert_int_equal(count_mounts(), n0);
+	virDomainPtr dom = virDomainLookupByName(rw, "test");
+	assert_non_null(dom);
+	assert_int_equal(virDomainDestroy(dom), 0);
+	assert_true(run_until(is_share_gone, f, "test", 5000));
+	assert_int_equal(count_mounts(), n0 - 2);
+	/* the stock domain runs again for the other tests */
+	assert_int_equal(virDomainCreate(dom), 0);
+	virDomainFree(dom);
 }
 
 static int setup_bad_uri(void **state)
@@ -774,6 +839,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lifecycle_transient, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_include_exclude, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconnect_reconciles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exclude_running_keeps_share, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_in_place_next_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_untracked_share_not_left, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_in_place_reshare_fails, setup, teardown),
