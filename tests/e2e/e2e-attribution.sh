@@ -291,6 +291,10 @@ threads_snapshot() { # pid cgroup-dir
 	done
 	awk '{ print "process -", $14 + $15 }' "/proc/$1/stat"
 	echo "cgroup - $(usage_us "$2")"
+	local sub
+	for sub in vcpu0 emulator iothread1; do
+		[ -f "$2/$sub/cpu.stat" ] && echo "$sub - $(usage_us "$2/$sub")"
+	done
 }
 step_io_window() {
 	local dir pid line
@@ -319,10 +323,11 @@ step_io_window() {
 		awk -v t="$4" 'BEGIN { exit !(t >= 0.05) }'
 	check "$DOMC: the domain's cgroup, which powerd-host reads, holds all of qemu's threads ($2 s = $7 of the process's $1 s, within 5 %)" \
 		awk -v r="$7" 'BEGIN { exit !(r >= 0.95 && r <= 1.05) }'
-	local sub
-	for sub in vcpu0 emulator iothread1; do
-		[ -f "$dir/$sub/cpu.stat" ] && log "cgroup $sub: $(usage_us "$dir/$sub") us (libvirt placed the threads per controller)"
-	done
+	local subs
+	subs=$(awk 'NR == FNR { if ($2 == "-") v0[$1] = $3; next }
+		$2 == "-" && $1 != "process" && $1 != "cgroup" { printf "%s %.2f s, ", $1, ($3 - v0[$1]) / 1e6 }' \
+		"$W/io-threads.0" "$W/io-threads.1")
+	[ -n "$subs" ] && log "measured I/O: the domain cgroup's children (libvirt's, per thread kind): ${subs%, }"
 }
 
 # The cgroup v2 hierarchy alone at /sys/fs/cgroup, in this namespace only (before libvirtd
