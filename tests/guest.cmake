@@ -50,3 +50,24 @@ if(TARGET test_guest_stall)
 	endif()
 	set_tests_properties(test_guest_stall PROPERTIES LABELS "integration;guest" TIMEOUT 120)
 endif()
+
+# powerd-guest itself on the tree Scaphandre's qemu exporter writes (energy_uj alone, no newline,
+# an empty intel-rapl:0:0/): up and flagged; without energy_uj, down with the file named.
+add_test(NAME test_guest_once_scaphandre_tree COMMAND /bin/sh -c [=[
+set -e
+d=$(mktemp -d)
+trap 'rm -rf "$d"' EXIT
+mkdir -p "$d/vm/intel-rapl:0" "$d/vm/intel-rapl:0:0"
+printf 123456 > "$d/vm/intel-rapl:0/energy_uj"
+printf 'source: %s/vm\ninterval: 100ms\nattribution: none\n' "$d" > "$d/g.yaml"
+"$1" -c "$d/g.yaml" --once > "$d/out"
+grep -q '^powerd_source_up 1$' "$d/out"
+grep -q '^powerd_source_info{layout="scaphandre-qemu"} 1$' "$d/out"
+grep -q '^powerd_energy_joules_total{zone="package-0"} 0.123456$' "$d/out"
+rm "$d/vm/intel-rapl:0/energy_uj"
+if "$1" -c "$d/g.yaml" --once > "$d/out" 2> "$d/err"; then exit 1; fi
+grep -q '^powerd_source_up 0$' "$d/out"
+grep -q 'vm: intel-rapl:0/energy_uj: No such file or directory' "$d/err"
+! grep -q 'missing' "$d/err"
+]=] sh $<TARGET_FILE:powerd-guest>)
+set_tests_properties(test_guest_once_scaphandre_tree PROPERTIES LABELS "integration;guest" TIMEOUT 60)
