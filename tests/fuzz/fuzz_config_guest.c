@@ -1,5 +1,7 @@
 /* libFuzzer target: powerd-guest's YAML config (guestd/guest_config.c over common/config.c),
- * loaded by path as the daemon does, from a memfd. */
+ * loaded by path as the daemon does, from a memfd; a loaded config holds the schema's bounds. */
+#include <syslog.h>
+
 #include "common/util.h"
 #include "guestd/guest_config.h"
 #include "tests/fuzz/fuzz.h"
@@ -8,6 +10,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	fuzz_quiet();
 	return 0;
+}
+
+/* What the daemon relies on once a file loaded: every bound of the schema held. */
+static void check_loaded(const struct guest_config *c)
+{
+	if (!c->source || !c->tree_out || !c->listen || !c->proc_root || !c->cgroup_root)
+		abort();
+	if (c->interval_ms < GUEST_INTERVAL_MIN_MS || c->interval_ms > GUEST_INTERVAL_MAX_MS)
+		abort();
+	if ((unsigned)c->metric_names > GUEST_NAMES_SCAPHANDRE ||
+		(unsigned)c->attribution > GUEST_ATTR_NONE || c->log_level_index < 0 ||
+		guest_config_log_level(c) > LOG_DEBUG)
+		abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -20,6 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (guest_config_load(path, &c, err, sizeof(err)) == 0) {
 		struct guest_config copy;
 
+		check_loaded(&c);
 		guest_config_copy(&copy, &c);
 		(void)guest_config_log_level(&copy);
 		guest_config_free(&copy);

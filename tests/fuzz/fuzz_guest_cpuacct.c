@@ -12,11 +12,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static void check_sorted(const struct cpu_samples *s)
+/* Sorted by key; units each once (one label set is never served twice). */
+static void check_sorted(const struct cpu_samples *s, bool is_unique)
 {
-	for (size_t i = 1; i < s->n; i++)
-		if (strcmp(s->v[i - 1].key, s->v[i].key) > 0)
+	for (size_t i = 1; i < s->n; i++) {
+		int c = strcmp(s->v[i - 1].key, s->v[i].key);
+
+		if (c > 0 || (is_unique && c == 0))
 			abort();
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -30,12 +34,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	cpuacct_busy_ns(proc, &ns);
 	if (cpuacct_units(cgroup, &s) == 0) {
-		check_sorted(&s);
+		check_sorted(&s, true);
 		cpu_samples_free(&s);
 	}
 	/* with details on odd sizes: both ways are covered without a second pass */
 	if (cpuacct_processes(proc, size & 1, &s) == 0) {
-		check_sorted(&s);
+		check_sorted(&s, false);
 		cpu_samples_free(&s);
 	}
 	if (fuzz_fd_count() != fds)

@@ -83,6 +83,10 @@ static int client_connect(void)
 	return fd;
 }
 
+/* The first bytes the server sent on this connection: a status line's start. */
+static char head[8];
+static size_t head_len;
+
 /* Read whatever the server sent; false once it closed (or reset) its side. */
 static bool client_drain(int fd, bool *ret_progress)
 {
@@ -92,6 +96,10 @@ static bool client_drain(int fd, bool *ret_progress)
 		ssize_t n = read(fd, buf, sizeof(buf));
 
 		if (n > 0) {
+			size_t take = MIN((size_t)n, sizeof(head) - head_len);
+
+			memcpy(head + head_len, buf, take);
+			head_len += take;
 			*ret_progress = true;
 			continue;
 		}
@@ -158,7 +166,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int fd = client_connect();
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
+	head_len = 0;
 	exchange(fd, data, size);
+	/* whatever came, evhttp's or ours, is an HTTP answer (evhttp echoes the request's version,
+	 * "HTTP/0.1" included) */
+	if (head_len > 0 && memcmp(head, "HTTP/", MIN(head_len, (size_t)5)) != 0) {
+		fprintf(stderr, "fuzz_http: the server answered '%.*s'\n", (int)head_len, head);
+		abort();
+	}
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	close(fd);
 	uint64_t deadline = now_monotonic_ns() + FREE_DEADLINE_MS * NSEC_PER_MSEC;
