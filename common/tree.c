@@ -174,9 +174,17 @@ static int ensure_link(int top_fd, const char *id)
 	int r = rm_rf_at(top_fd, id, 0);
 	if (r < 0)
 		return r;
-	if (symlinkat(want, top_fd, id) < 0)
-		return -errno;
-	return 0;
+	if (symlinkat(want, top_fd, id) == 0)
+		return 0;
+	r = -errno;
+	/* another process laying out the same tree made it meanwhile: fine if it is the same */
+	n = readlinkat(top_fd, id, have, sizeof(have) - 1);
+	if (r == -EEXIST && n >= 0) {
+		have[n] = '\0';
+		if (streq(have, want))
+			return 0;
+	}
+	return r;
 }
 
 static void zone_id(size_t i, char *buf, size_t size)

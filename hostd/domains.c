@@ -54,6 +54,7 @@ struct domains {
 	struct event *reconnect_ev;
 	struct event *dropped_ev;
 	struct event *channel_ev; /* deferred channel checks: libvirt calls outside its callbacks */
+	struct event *orphan_ev;  /* the periodic orphan sweep */
 	void (*attempt_cb)(void *arg);
 	void *attempt_arg;
 	struct domain **v;
@@ -449,6 +450,54 @@ static int lifecycle_cb(virConnectPtr conn, virDomainPtr vdom, int event, int de
 	return 0;
 }
 
+/* Whether a domain of that name runs in libvirt now: its qemu may hold the export. Unknown
+ * (an error) counts as running. */
+static bool is_running_in_libvirt(struct domains *d, const char *name)
+{
+	virDomainPtr vdom = virDomainLookupByName(d->conn, name);
+
+	if (!vdom) {
+		virErrorPtr err = virGetLastError();
+		return !(err && err->code == VIR_ERR_NO_DOMAIN);
+	}
+	bool is_active = virDomainIsActive(vdom) != 0;
+	virDomainFree(vdom);
+	return is_active;
+}
+
+/* Remove the shares no known domain owns (see DOMAINS_ORPHAN_GRACE_S). Connected only: without
+ * libvirt's word a share's domain may be starting. */
+static void sweep_orphans(struct domains *d)
+{
+	char **names = NULL;
+	size_t n = 0;
+
+	if (!d->conn || mounts_list(d->mounts, &names, &n) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const char *name = names[i];
+		if (domain_find(d, name) || kept_find(d, name) != SIZE_MAX ||
+			is_running_in_libvirt(d, name))
+			continue;
+		int r = mounts_teardown_if_older(d->mounts, name, DOMAINS_ORPHAN_GRACE_S);
+		if (r == 0)
+			log_info("domain %s: its share had no domain (a failed start, or one that "
+				 "stopped while powerd-host was down): removed",
+				name);
+		else if (r != -EBUSY)
+			log_warn("domain %s: cannot remove its orphan share: %s", name,
+				strerror(-r));
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+static void orphan_cb(evutil_socket_t fd, short what, void *arg)
+{
+	sweep_orphans(arg);
+}
+
 static bool is_listed(const char *name, virDomainPtr *list, int n)
 {
 	for (int i = 0; i < n; i++) {
@@ -509,6 +558,7 @@ int domains_reconcile(struct domains *d)
 	for (int i = 0; i < n; i++)
 		virDomainFree(list[i]);
 	free(list);
+	sweep_orphans(d);
 	/* Gone while we were not listening (undefined, or transient and stopped), or excluded. */
 	for (size_t i = d->n; i-- > 0;)
 		if (!d->v[i]->is_seen)
@@ -651,10 +701,13 @@ int domains_new(struct event_base *base, const struct host_config *cfg, struct a
 	d->reconnect_ev = evtimer_new(base, reconnect_cb, d);
 	d->dropped_ev = evtimer_new(base, dropped_cb, d);
 	d->channel_ev = evtimer_new(base, channel_check_cb, d);
-	if (!d->reconnect_ev || !d->dropped_ev || !d->channel_ev) {
+	d->orphan_ev = event_new(base, -1, EV_PERSIST, orphan_cb, d);
+	if (!d->reconnect_ev || !d->dropped_ev || !d->channel_ev || !d->orphan_ev) {
 		domains_free(d);
 		return -ENOMEM;
 	}
+	const struct timeval sweep = { DOMAINS_ORPHAN_SWEEP_S, 0 };
+	event_add(d->orphan_ev, &sweep);
 	virSetErrorFunc(NULL, libvirt_error);
 	*ret = d;
 	return 0;
@@ -677,6 +730,8 @@ void domains_free(struct domains *d)
 		event_free(d->dropped_ev);
 	if (d->channel_ev)
 		event_free(d->channel_ev);
+	if (d->orphan_ev)
+		event_free(d->orphan_ev);
 	mounts_free(d->mounts);
 	free(d);
 }

@@ -22,6 +22,13 @@ struct domains;
 
 #define DOMAINS_BACKOFF_MIN_MS 1000
 #define DOMAINS_BACKOFF_MAX_MS 30000
+/* Orphan shares (made by the hook for a start that failed, or left by a transient domain that
+ * stopped while powerd-host was down): a share powerd made whose domain is not tracked, not
+ * kept (excluded while running) and not running in libvirt, untouched for the grace period (the
+ * hook may be preparing it for a domain that is starting), is removed by every reconcile and by
+ * a sweep every DOMAINS_ORPHAN_SWEEP_S. */
+#define DOMAINS_ORPHAN_GRACE_S 120
+#define DOMAINS_ORPHAN_SWEEP_S 60
 
 /* cfg and acct are borrowed and must outlive the object. Nothing connects before
  * domains_start(). libvirt_loop_register() must have been called on base. */

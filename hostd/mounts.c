@@ -8,6 +8,7 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/powercap.h"
@@ -260,6 +261,8 @@ static int adopt(
 	*ret_fd = openat(m->private_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (*ret_fd < 0)
 		return -errno;
+	/* in use again: not an orphan for another grace period (mounts_teardown_if_older) */
+	(void)futimens(*ret_fd, NULL);
 	log_debug("domain %s: adopting the existing share", lname);
 	return 0;
 }
@@ -402,6 +405,63 @@ int mounts_prepare(struct mounts *m, const char *name, bool is_running, int *ret
 	lock(m);
 	m->is_last_made = false;
 	r = prepare_locked(m, name, lname, is_running, ret_tree_fd, ret_state);
+	unlock(m);
+	return r;
+}
+
+int mounts_list(struct mounts *m, char ***ret_names, size_t *ret_n)
+{
+	int fd = openat(m->private_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char **names = NULL;
+	size_t n = 0;
+
+	if (fd < 0)
+		return -errno;
+	DIR *dir = fdopendir(fd);
+	if (!dir) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	for (struct dirent *de; (de = readdir(dir));) {
+		bool is_mount = false;
+		if (!mounts_name_is_safe(de->d_name) ||
+			is_mount_at(m->private_fd, de->d_name, &is_mount) < 0 || !is_mount)
+			continue;
+		names = xreallocarray(names, n + 1, sizeof(*names));
+		names[n++] = xstrdup(de->d_name);
+	}
+	closedir(dir);
+	*ret_names = names;
+	*ret_n = n;
+	return 0;
+}
+
+int mounts_age_s(struct mounts *m, const char *name, uint64_t *ret_s)
+{
+	struct stat st;
+	struct timespec now;
+
+	if (!mounts_name_is_safe(name))
+		return -EINVAL;
+	if (fstatat(m->private_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	clock_gettime(CLOCK_REALTIME, &now);
+	*ret_s = now.tv_sec > st.st_mtim.tv_sec ? (uint64_t)(now.tv_sec - st.st_mtim.tv_sec) : 0;
+	return 0;
+}
+
+int mounts_teardown_if_older(struct mounts *m, const char *name, uint64_t min_age_s)
+{
+	uint64_t age;
+	int r;
+
+	lock(m);
+	r = mounts_age_s(m, name, &age);
+	if (r == 0 && age < min_age_s)
+		r = -EBUSY;
+	if (r == 0)
+		r = mounts_teardown(m, name);
 	unlock(m);
 	return r;
 }

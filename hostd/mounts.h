@@ -6,6 +6,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define MOUNTS_NAME_MAX 200
@@ -40,6 +41,15 @@ bool mounts_last_made(const struct mounts *m);
  * made meanwhile do not take it again. */
 void mounts_lock(struct mounts *m);
 void mounts_unlock(struct mounts *m);
+/* The names of the shares powerd-host made: a tmpfs mounted on share_dir/.powerd/<name> (its
+ * export may be bound or gone). Freed by the caller (each name, then the array). */
+int mounts_list(struct mounts *m, char ***ret_names, size_t *ret_n);
+/* A share's age: seconds since its tree's top directory last changed (every write of the daemon,
+ * the hook's layout, and the hook adopting it touch it). */
+int mounts_age_s(struct mounts *m, const char *name, uint64_t *ret_s);
+/* mounts_teardown, if the share is at least min_age_s old, checked under the flock (so a hook
+ * preparing it meanwhile wins): -EBUSY when younger. */
+int mounts_teardown_if_older(struct mounts *m, const char *name, uint64_t min_age_s);
 /* Unmount and remove the domain's export and private tmpfs. A plain export directory that
  * powerd-host did not mount (MOUNT_IN_PLACE) is left alone. Missing pieces are fine. */
 int mounts_teardown(struct mounts *m, const char *name);

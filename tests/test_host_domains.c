@@ -5,6 +5,7 @@
 #include "tests/testutil.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <sched.h>
 #include <sys/mount.h>
@@ -485,6 +486,63 @@ static void test_exclude_running_keeps_share(void **state)
 	virDomainFree(dom);
 }
 
+/* A share made as the hook makes it, with its tree's top last touched age_s ago. */
+static void make_share(struct fx *f, struct mounts *m, const char *name, time_t age_s)
+{
+	enum mount_state ms;
+	int fd;
+
+	assert_int_equal(mounts_prepare(m, name, false, &fd, &ms), 0);
+	close(fd);
+	_cleanup_free_ char *priv = xasprintf("%s/.powerd/%s", f->share, name);
+	struct timespec t[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = time(NULL) - age_s } };
+	assert_int_equal(utimensat(AT_FDCWD, priv, t, 0), 0);
+}
+
+/* Issue 10 #11: shares no known domain owns (a failed start, a transient domain that stopped
+ * while the daemon was down) are removed by reconcile; not one the hook may be preparing (too
+ * young), nor one a running domain may hold (even untracked). */
+static void test_orphans_removed(void **state)
+{
+	struct fx *f = *state;
+	struct mounts *m;
+	char xml[256];
+
+	set_strv(&f->cfg.exclude, "run-*");
+	domains_start(f->d);
+	int n0 = count_mounts();
+	assert_int_equal(mounts_new(f->share, f->cfg.tmpfs_size, &m), 0);
+	make_share(f, m, "ghost", 600);
+	make_share(f, m, "young-ghost", 5);
+	snprintf(xml, sizeof(xml), xml_fmt, "run-untracked");
+	virDomainPtr dom = virDomainCreateXML(rw, xml, 0);
+	assert_non_null(dom);
+	make_share(f, m, "run-untracked", 600);
+	assert_int_equal(count_mounts(), n0 + 6);
+
+	assert_int_equal(domains_reconcile(f->d), 0);
+	assert_int_equal(count_mounts(), n0 + 4);
+	assert_true(is_share_gone(f, "ghost"));
+	_cleanup_free_ char *priv = xasprintf("%s/.powerd/ghost", f->share);
+	assert_int_equal(access(priv, F_OK), -1);
+	assert_false(is_share_gone(f, "young-ghost"));
+	assert_false(is_share_gone(f, "run-untracked"));
+	/* tracked domains' shares are never orphans, however old */
+	make_share(f, m, "test", 600);
+	assert_int_equal(domains_reconcile(f->d), 0);
+	assert_false(is_share_gone(f, "test"));
+
+	/* the running one stops (while untracked): now it is an orphan */
+	assert_int_equal(virDomainDestroy(dom), 0);
+	virDomainFree(dom);
+	make_share(f, m, "run-untracked", 600);
+	assert_int_equal(domains_reconcile(f->d), 0);
+	assert_true(is_share_gone(f, "run-untracked"));
+	assert_int_equal(count_mounts(), n0 + 2);
+	assert_int_equal(mounts_teardown(m, "young-ghost"), 0);
+	mounts_free(m);
+}
+
 static int setup_bad_uri(void **state)
 {
 	return setup_with_uri(state, "test:///nonexistent/powerd-no-such-file.xml");
@@ -840,6 +898,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_include_exclude, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconnect_reconciles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exclude_running_keeps_share, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_orphans_removed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_in_place_next_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_untracked_share_not_left, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_in_place_reshare_fails, setup, teardown),

@@ -474,7 +474,8 @@ static int hammer(int dirfd, uint64_t ms)
 	uint64_t total[4] = { 0 }, t0 = now_monotonic_ns();
 	int failed = 0;
 
-	assert_int_equal(tree_open(dirfd, zone_names, 4, &t), 0);
+	if (tree_open(dirfd, zone_names, 4, &t) < 0)
+		return 1000;
 	while (now_monotonic_ns() - t0 < ms * NSEC_PER_MSEC) {
 		total[0] += 1000;
 		if (tree_write(t, total, NULL) < 0)
@@ -489,8 +490,12 @@ static int hammer(int dirfd, uint64_t ms)
 static void test_two_writers(void **state)
 {
 	struct fixture *f = *state;
+	struct tree *t;
 	int failed;
 
+	/* laid out once, as the hook does under the shares' flock before the daemon adopts it */
+	assert_int_equal(tree_open(f->dirfd, zone_names, 4, &t), 0);
+	tree_free(t);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)
