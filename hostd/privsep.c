@@ -287,16 +287,18 @@ static void sigchld_cb(evutil_socket_t sig, short what, void *arg)
 
 /* Heartbeats: at most one read a second (the watchdog re-arms it), whatever the server sends,
  * so that a server that floods its socket costs this loop nothing. The bytes are not looked at. */
+static void drain_heartbeat(struct privsep *p)
+{
+	char buf[64];
+
+	/* 0 (closed) or an error: the server is going, SIGCHLD follows. */
+	if (p->sock >= 0 && read(p->sock, buf, sizeof(buf)) > 0)
+		p->heartbeat_ns = now_monotonic_ns();
+}
+
 static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct privsep *p = arg;
-	char buf[64];
-	ssize_t n = read(fd, buf, sizeof(buf));
-
-	if (n > 0)
-		p->heartbeat_ns = now_monotonic_ns();
-	else if (n == 0 || (errno != EAGAIN && errno != EINTR))
-		return; /* closed: SIGCHLD follows */
+	drain_heartbeat(arg);
 }
 
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
@@ -305,6 +307,9 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (p->pid <= 0)
 		return;
+	/* What arrived while this loop itself was held up counts: a stall here is not the
+	 * server's. */
+	drain_heartbeat(p);
 	if (now_monotonic_ns() - p->heartbeat_ns > PRIVSEP_HANG_MS * NSEC_PER_MSEC) {
 		log_warn("http server process %d sent no heartbeat for %d ms: killing it",
 			(int)p->pid, PRIVSEP_HANG_MS);
