@@ -146,8 +146,11 @@ CPU time and exports a powercap-like tree per domain that the guest mounts over 
 set(CPACK_COMPONENT_GUEST_DESCRIPTION "power sensor for Qemu/KVM virtual machines: guest daemon
 powerd-guest reads the powercap-like tree powerd-host shares into the VM, splits it over the
 VM's services and serves Prometheus metrics.")
-# postinst creates the system user powerd with adduser (README "Privilege separation").
-set(CPACK_DEBIAN_HOST_PACKAGE_DEPENDS "adduser")
+# postinst creates the system user powerd with adduser (README "Privilege separation"); the unit's
+# ExecReload is procps's /bin/kill, absent from minimal roots (measured: systemctl reload failed
+# in a debootstrap --variant=minbase root, tests/e2e/e2e-systemd-host.sh).
+set(CPACK_DEBIAN_HOST_PACKAGE_DEPENDS "adduser, procps")
+set(CPACK_DEBIAN_GUEST_PACKAGE_DEPENDS "procps")
 set(CPACK_DEBIAN_HOST_PACKAGE_RECOMMENDS "libvirt-daemon-system")
 set(CPACK_DEBIAN_HOST_PACKAGE_SUGGESTS "prometheus")
 set(CPACK_DEBIAN_HOST_PACKAGE_CONTROL_EXTRA "${CMAKE_SOURCE_DIR}/packaging/host/postinst;${CMAKE_SOURCE_DIR}/packaging/host/prerm;${CMAKE_SOURCE_DIR}/packaging/host/postrm;${CMAKE_SOURCE_DIR}/packaging/host/conffiles")

@@ -31,3 +31,14 @@ add_test(NAME e2e_channel
 		--source ${CMAKE_SOURCE_DIR})
 set_tests_properties(e2e_channel PROPERTIES LABELS "e2e" TIMEOUT 900 RUN_SERIAL TRUE
 	SKIP_RETURN_CODE 77)
+# powerd-host.service under a real systemd that also runs libvirtd: a debootstrap'd root (cached)
+# booted by systemd-nspawn, the package installed with apt (tests/e2e/e2e-systemd-host.sh, about
+# 35 s with the root cached, 4 minutes more to debootstrap it the first time).
+add_test(NAME e2e_systemd_host
+	COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/e2e/e2e-systemd-host.sh
+		--host $<TARGET_FILE:powerd-host>
+		--guest $<TARGET_FILE:powerd-guest>
+		--raplsim $<TARGET_FILE:powerd-e2e-raplsim>
+		--source ${CMAKE_SOURCE_DIR})
+set_tests_properties(e2e_systemd_host PROPERTIES LABELS "e2e" TIMEOUT 1200 RUN_SERIAL TRUE
+	SKIP_RETURN_CODE 77)
