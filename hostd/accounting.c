@@ -76,6 +76,9 @@ static uint64_t thread_cpu_ns(void)
 	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
+/* Below this the boot clock's lead over the monotonic one is read jitter, not a suspend. */
+#define ACCOUNTING_SUSPEND_MIN_NS (10 * NSEC_PER_MSEC)
+
 static void real_clock(void *arg, uint64_t *ret_boot_ns, uint64_t *ret_mono_ns)
 {
 	(void)arg;
@@ -449,14 +452,19 @@ int accounting_tick(struct accounting *a)
 	a->is_host_cpu_failing = false;
 
 	/* Elapsed time counts suspend (CLOCK_BOOTTIME), as RAPL does: with CLOCK_MONOTONIC the
-	 * first interval after a resume would hold the suspend's energy in one interval's time. */
-	uint64_t dt = a->has_last ? now_boot - a->last_boot_ns : 0;
+	 * first interval after a resume would hold the suspend's energy in one interval's time.
+	 * It is the time run plus a suspend, if any: the two clocks are read a moment apart, and
+	 * that jitter must not make the estimate's power (energy over run time) differ from its
+	 * gauge's (over elapsed time). */
+	uint64_t run = a->has_last ? now_mono - a->last_mono_ns : 0;
+	uint64_t boot = a->has_last ? now_boot - a->last_boot_ns : 0;
+	uint64_t dt = boot > run + ACCOUNTING_SUSPEND_MIN_NS ? boot : run;
 	/* differences modulo 2^64: the ns totals of a big host wrap after years */
 	uint64_t dbusy = a->has_last ? busy - a->last_busy_ns : 0;
 	uint64_t dall = a->has_last ? all - a->last_all_ns : 0;
 	const struct sensor_interval iv = {
 		.elapsed_ns = dt,
-		.running_ns = a->has_last ? now_mono - a->last_mono_ns : 0,
+		.running_ns = run,
 		.busy_ns = dbusy,
 		.all_ns = dall,
 	};
