@@ -199,9 +199,12 @@ phase_rate() { # from_phase to_phase
 		echo "-"
 		return
 	fi
-	# by the host's time of each record: a record read late still counts for when it was made
-	series | awk -v a="$a" -v b="$b" '$1 >= a + 1 && $1 <= b { if (!n) { t0 = $4; v0 = $2 } t1 = $4; v1 = $2; n++ }
-		END { if (n < 2 || t1 == t0) print "-"; else printf "%.3f", (v1 - v0) / 1e3 / (t1 - t0) }'
+	# the (lower) median power of the steps in the window, by the host's time of each record (a record
+	# read late still counts for when it was made; one catching up on the boot's energy is one
+	# step, not the phase)
+	series | awk -v a="$a" -v b="$b" '$1 >= a + 1 && $1 <= b { if (n && $4 > t) w[m++] = ($2 - v) / 1e3 / ($4 - t); t = $4; v = $2; n++ }
+		END { if (m == 0) { print "-"; exit } for (i = 0; i < m; i++) for (j = i + 1; j < m; j++) if (w[j] < w[i]) { x = w[i]; w[i] = w[j]; w[j] = x }
+			printf "%.3f", w[int((m - 1) / 2)] }'
 }
 
 # Mode guest: node_exporter's rapl collector in the VM reads powerd-guest's tree_out.
@@ -305,8 +308,9 @@ fault_kill_host() {
 	check "$DOM: the guest reads records again" wait_for 30 samples_beyond $((n + 2))
 	local inst
 	inst=$(series | awk '{ print $3 }' | sort -u | grep -vc '^-$')
-	check "$DOM: the same host instance after the restart (same boot, same share_dir: $inst instance(s))" \
-		test "$inst" -le 1
+	[ "$GUEST_MODE" = reader ] &&
+		check "$DOM: the same host instance after the restart (same boot, same share_dir: $inst instance(s))" \
+			test "$inst" -le 1
 	assert_no_going_back "kill -9 of powerd-host"
 }
 
@@ -410,9 +414,11 @@ step_migrate() {
 	step_dst_libvirtd || return 1
 	local up0 insts step bound
 	up0=$(series | tail -1 | awk '{ print $1 }')
-	# One interval at the domain's full load (its busy loop's power): the destination's qemu
-	# works hard while the state comes in, and that energy is the domain's.
-	bound=$(awk -v w="${FULL_W:-0}" 'BEGIN { if (w !~ /^[0-9.]+$/ || w < 1) w = 1; printf "%.3f", w * 1.5 }')
+	# One interval of the whole host's energy at its most (the simulated package's MAX_W, half
+	# as much again for interval jitter): the qemu on either side works hard while the state
+	# moves, and that energy is the domain's; a counter carried over twice (hundreds of J here)
+	# is far above it.
+	bound=$(awk -v w="$MAX_W" 'BEGIN { printf "%.3f", w * 1.5 }')
 	if migrate_once OUT qemu:///system $DST_URI tcp://127.0.0.1:49152 dst_channel_connected; then
 		check "$DOM: the destination's live XML has the channel" sh -c "virsh -q -c $DST_URI dumpxml $DOM | grep -q org.powerd.energy.0"
 		check "$DOM: the source's channel state is off while the domain is away" channel_state $DOM off
@@ -425,7 +431,7 @@ step_migrate() {
 	assert_no_going_back "live migration both ways"
 	step=$(step_after "$up0")
 	MIGRATE_STEP_J=$step
-	check "$DOM: no step of the served counter across the migrations above one interval's energy at full load (${step} J <= ${bound} J)" \
+	check "$DOM: no step of the served counter across the migrations above one interval of the host's energy at most (${step} J <= ${bound} J; the domain's busy loop drew ${FULL_W:-?} W)" \
 		fcmp "$step" '<=' "$bound"
 	local first
 	first=$(series | awk -v a="$up0" '$1 >= a && $3 != i0 && i0 != "" { printf "%.3f", $2 / 1e6; exit } { if ($1 < a) i0 = $3 }')
