@@ -110,7 +110,8 @@ samples_beyond() { [ "$(n_samples)" -gt "$1" ]; }
 # One interval's energy lately (J), half as much again for jitter, at least $1: the largest power
 # between the last samples (by the host's time of each) times the 1 s interval.
 interval_energy_j() {
-	series | tail -6 | awk -v min="$1" '{ if (n && $4 > t) { e = ($2 - p) * 1000 / ($4 - t); if (e > m) m = e }
+	# (not from a first record of 0: the one written at hot-plug, read once the guest was up)
+	series | tail -6 | awk -v min="$1" '{ if (n && $4 > t && p > 0) { e = ($2 - p) * 1000 / ($4 - t); if (e > m) m = e }
 		p = $2; t = $4; n++ } END { b = m / 1e6 * 1.5; if (b < min) b = min; printf "%.3f", b }'
 }
 # Did a sample carry this many joules (to the microjoule)?
