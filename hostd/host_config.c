@@ -289,12 +289,15 @@ int host_check_traverse(
 static int qemu_identity(const char *qemu_conf, char *user, size_t user_size, uid_t *ret_uid,
 	gid_t *gids, int *n_gids)
 {
-	char buf[65536], group[256];
+	/* Debian's qemu.conf, comments and all, is about 37 KiB */
+	const size_t size = 1024 * 1024;
+	_cleanup_free_ char *buf = xmalloc(size);
+	char group[256];
 	size_t len = 0;
 	_cleanup_close_ int fd = open(qemu_conf, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 
-	if (fd < 0 || pread_all(fd, buf, sizeof(buf), &len) < 0)
-		len = 0; /* no qemu.conf: the driver's defaults */
+	if (fd < 0 || pread_all(fd, buf, size, &len) < 0)
+		len = 0; /* no qemu.conf (or an absurd one): the driver's defaults */
 	if (host_qemu_conf_value(buf, len, "user", user, user_size) < 0)
 		snprintf(user, user_size, "%s", HOST_QEMU_USER_DEFAULT);
 	bool has_group = host_qemu_conf_value(buf, len, "group", group, sizeof(group)) == 0;
