@@ -90,6 +90,10 @@ int domxml_channel_inspect(const char *xml, struct domxml_channel *ret)
 	ret->has_controller = domxml_find_virtio_serial(devices) != NULL;
 	ret->has_channel = ch != NULL;
 	xmlNode *src = ch && domxml_attr_is(ch, "type", "unix") ? domxml_child(ch, "source") : NULL;
+	/* only a socket qemu listens on: with mode='connect' qemu is the client of someone else's
+	 */
+	if (src && !domxml_attr_is(src, "mode", "bind"))
+		src = NULL;
 	xmlChar *path = src ? xmlGetProp(src, (const xmlChar *)"path") : NULL;
 	if (path && path[0] == '/')
 		ret->path = xstrdup((const char *)path);

@@ -35,7 +35,8 @@ xmlNode *domxml_find_channel(xmlNode *devices);
 struct domxml_channel {
 	bool has_controller;
 	bool has_channel;
-	char *path; /* <source path=...> of a unix channel; NULL if none (heap) */
+	char *path; /* <source mode='bind' path=...> of a unix channel (qemu listens there),
+		     * absolute; NULL if none (heap) */
 };
 
 /* -EINVAL if xml is not a domain. */
