@@ -29,6 +29,8 @@ struct privsep {
 	bool is_activated;
 	int status_fd;
 	char *status_path; /* NULL when there is no status socket */
+	ino_t status_ino;  /* of the socket bound there */
+	bool is_started_logged;
 	struct sandbox_user user;
 	/* The server process. */
 	pid_t pid;
@@ -114,8 +116,17 @@ static int open_metrics(struct privsep *p, const char *listen)
 	return 0;
 }
 
+/* Whether a process answers on the unix socket at sa. */
+static bool is_answering(const struct sockaddr_un *sa)
+{
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	return fd >= 0 && connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0;
+}
+
 /* The status socket: any local user may connect (it shows what /metrics shows). A socket left
- * by an earlier run is replaced; anything else at the path is an error. */
+ * by an earlier run is replaced, one another daemon answers on is left to it; anything else at
+ * the path is an error. */
 static int open_status(struct privsep *p, const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -134,26 +145,44 @@ static int open_status(struct privsep *p, const char *path)
 			return -errno;
 		}
 	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			log_err("status socket %s: exists and is not a socket", path);
 			return -EEXIST;
+		}
+		if (is_answering(&sa)) {
+			log_err("status socket %s: another powerd-host answers there; running "
+				"without",
+				path);
+			return -EADDRINUSE;
 		}
 		unlink(path);
 	}
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0666) < 0 ||
-		listen(fd, SERVER_STATUS_CONNS_MAX) < 0) {
+		listen(fd, SERVER_STATUS_CONNS_MAX) < 0 || lstat(path, &st) < 0) {
 		int r = -errno;
 		log_err("status socket %s: %s", path, strerror(-r));
 		return r;
 	}
 	p->status_fd = TAKE_FD(fd);
 	p->status_path = xstrdup(path);
+	p->status_ino = st.st_ino;
 	return 0;
+}
+
+/* Remove the status socket if it is still the one bound here (another daemon may have taken the
+ * path since). */
+static void remove_status(struct privsep *p)
+{
+	struct stat st;
+
+	if (p->status_path && lstat(p->status_path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+		st.st_ino == p->status_ino)
+		unlink(p->status_path);
 }
 
 static bool has_work(const struct privsep *p)
@@ -216,7 +245,12 @@ static int start_server(struct privsep *p)
 	if (!p->read_ev || !p->write_ev)
 		abort();
 	event_add(p->read_ev, NULL);
-	log_debug("http server process %d started as %s", (int)p->pid, p->user.name);
+	if (!p->is_started_logged)
+		log_info("http server process %d: user %s (%u:%u), no capabilities, seccomp",
+			(int)p->pid, p->user.name, (unsigned)p->user.uid, (unsigned)p->user.gid);
+	else
+		log_debug("http server process %d started as %s", (int)p->pid, p->user.name);
+	p->is_started_logged = true;
 	queue_all(p);
 	flush(p);
 	return 0;
@@ -465,8 +499,7 @@ void privsep_free(struct privsep *p)
 	close_listeners(p);
 	if (p->status_fd >= 0)
 		close(p->status_fd);
-	if (p->status_path)
-		unlink(p->status_path);
+	remove_status(p);
 	free(p->status_path);
 	for (size_t t = 0; t <= PRIVSEP_MSG_TYPES; t++)
 		strbuf_done(&p->latest[t]);

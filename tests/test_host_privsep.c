@@ -736,6 +736,25 @@ static void test_status(void **state)
 	assert_int_equal(stat(sock, &stb), 0);
 	assert_true(S_ISSOCK(stb.st_mode));
 	assert_int_equal(stb.st_mode & 0777, 0666);
+	/* A second daemon on the same status socket leaves it to the first, and its stop does not
+	 * remove it. */
+	tu_writef(f->tmp, "second.yaml",
+		"libvirt_uri: test:///default\ninterval: 200ms\nshare_dir: %s/share2\n"
+		"powercap_root: %s\nmetrics_listen: \"\"\nstatus_socket: %s\n",
+		f->tmp, f->pc, sock);
+	_cleanup_free_ char *cfg2 = xasprintf("%s/second.yaml", f->tmp);
+	_cleanup_free_ char *log2 = xasprintf("%s/second.log", f->tmp);
+	char *argv2[] = { POWERD_HOST_BIN, "-c", cfg2, NULL };
+	pid_t second = tu_spawn(argv2, NULL, log2);
+	_cleanup_free_ char *l2 = NULL;
+	for (int i = 0; i < 500 && !(l2 && strstr(l2, "another powerd-host answers")); i++) {
+		free(l2);
+		l2 = tu_read(f->tmp, "second.log");
+		pause_ms(10);
+	}
+	assert_non_null(strstr(l2, "another powerd-host answers"));
+	tu_stop(second, 10000);
+	assert_int_equal(run_status(f, NULL), 0);
 	/* Stopped: not running, exit 3, and the socket is gone. */
 	tu_stop(f->pid, 10000);
 	f->pid = 0;
