@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -214,11 +215,23 @@ static bool fs_mount(void)
 
 static void fs_unmount(void)
 {
+	struct timespec deadline;
+
 	if (!fuse)
 		return;
 	fuse_exit(fuse);
+	/* Detach it at once, so that nothing (the directory's removal) can walk into a file system
+	 * whose server stops answering; a process still holding a file there keeps it alive. */
+	(void)umount2(mnt, MNT_DETACH);
 	fuse_unmount(fuse); /* the loop's next read of /dev/fuse fails: it returns */
-	pthread_join(fuse_thread, NULL);
+	/* If the connection outlives the mount (a file still open there), the loop's read waits
+	 * for a request that never comes: end it, the loop thread is ours. */
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 5;
+	if (pthread_timedjoin_np(fuse_thread, NULL, &deadline) != 0) {
+		pthread_cancel(fuse_thread);
+		pthread_join(fuse_thread, NULL);
+	}
 	fuse_destroy(fuse);
 	fuse = NULL;
 }
