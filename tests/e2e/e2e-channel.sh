@@ -355,16 +355,23 @@ dst_metrics() { curl -s --max-time 5 "http://127.0.0.1:$DST_PORT/metrics"; }
 dst_channel_connected() { dst_metrics | grep -q "^powerd_domain_channel_connected{domain=\"$DOM\"} 1"; }
 src_channel_connected() { channel_connected $DOM; }
 dst_serves() { dst_metrics | grep -q '^powerd_host_energy_joules_total'; }
+# The holder process runs in namespaces of its own (unshare has done its work and exec'ed sleep).
+dst_ns_ready() {
+	local own
+	own=$(readlink /proc/self/ns/mnt)
+	[ -n "$(readlink "/proc/$DST_NS_PID/ns/mnt")" ] && [ "$(readlink "/proc/$DST_NS_PID/ns/mnt")" != "$own" ] &&
+		[ "$(cat "/proc/$DST_NS_PID/comm" 2>/dev/null)" = sleep ]
+}
 in_dst() { nsenter -t "$DST_NS_PID" -m -u "$@"; }
 
 step_dst_libvirtd() {
 	log "a second libvirtd (the migration's destination) in its own mount and UTS namespace"
 	start_bg "$W/dst-ns.log" unshare -m -u --propagation private sleep 100000
 	DST_NS_PID=$LAST_PID
-	wait_for 5 test "$(readlink /proc/$DST_NS_PID/ns/mnt)" != "$(readlink /proc/self/ns/mnt)" || {
-		not_ok "destination namespace"
+	if ! wait_for 20 dst_ns_ready; then
+		not_ok "destination namespace (unshare pid $DST_NS_PID: $(tr '\n' ' ' <"$W/dst-ns.log"))"
 		return 1
-	}
+	fi
 	cp -a "$W/etc-libvirt" "$W/etc-libvirt-dst"
 	rm -f "$W"/etc-libvirt-dst/hooks/qemu.d/*
 	cat >>"$W/etc-libvirt-dst/libvirtd.conf" <<-EOF
