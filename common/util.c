@@ -1,6 +1,8 @@
 /* Small helpers: allocation, strict parsing, bounded reads, clocks. */
 #include "common/util.h"
 
+#include <poll.h>
+
 #include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
@@ -248,6 +250,41 @@ int read_file_at(int dirfd, const char *name, char *buf, size_t size, size_t *re
 	if (fd < 0)
 		return -errno;
 	return pread_all(fd, buf, size, ret_len);
+}
+
+int read_all_deadline(int fd, size_t max_bytes, uint64_t timeout_ms, char **ret, size_t *ret_len)
+{
+	uint64_t deadline = now_monotonic_ns() + timeout_ms * NSEC_PER_MSEC;
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int64_t left = (int64_t)(deadline - now_monotonic_ns()) / (int64_t)NSEC_PER_MSEC;
+
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			return -ETIMEDOUT;
+		if (len + 65536 + 1 > cap) {
+			cap = MAX(cap * 2, (size_t)65536 * 2);
+			buf = xrealloc(buf, cap);
+		}
+		ssize_t n = read(fd, buf + len, 65536);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > max_bytes)
+			return -EFBIG;
+	}
+	if (!buf)
+		buf = xstrdup("");
+	buf[len] = '\0';
+	*ret = TAKE_PTR(buf);
+	*ret_len = len;
+	return 0;
 }
 
 int write_all(int fd, const void *buf, size_t len)

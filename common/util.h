@@ -104,6 +104,10 @@ int pread_all(int fd, char *buf, size_t size, size_t *ret_len);
  * from offset 0 until a '\n' has arrived, EOF, or size-1 bytes; NUL-terminated. Never -EFBIG,
  * and no further pread once the line is in (each one makes the kernel generate the file again). */
 int pread_head(int fd, char *buf, size_t size, size_t *ret_len);
+/* Read fd until EOF into *ret (NUL-terminated, caller frees; "" when nothing came), waiting at most
+ * timeout_ms in all: -ETIMEDOUT past it, -EFBIG past max_bytes. For the status commands' replies.
+ */
+int read_all_deadline(int fd, size_t max_bytes, uint64_t timeout_ms, char **ret, size_t *ret_len);
 /* Write the whole buffer, retrying short writes and EINTR. */
 int write_all(int fd, const void *buf, size_t len);
 

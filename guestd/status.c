@@ -7,7 +7,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,36 +63,16 @@ static int fetch(const char *listen, int *ret_code, char **ret_body)
 {
 	static const char req[] = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
 	_cleanup_close_ int fd = connect_daemon(listen);
-	uint64_t deadline = now_monotonic_ns() + GUEST_STATUS_TIMEOUT_MS * NSEC_PER_MSEC;
 	_cleanup_free_ char *buf = NULL;
-	size_t len = 0, cap = 0;
+	size_t len = 0;
 
 	if (fd < 0)
 		return fd;
-	if (write(fd, req, sizeof(req) - 1) != (ssize_t)sizeof(req) - 1)
+	if (write_all(fd, req, sizeof(req) - 1) < 0)
 		return -EIO;
-	for (;;) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int64_t left = (int64_t)(deadline - now_monotonic_ns()) / (int64_t)NSEC_PER_MSEC;
-
-		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-			return -ETIMEDOUT;
-		if (len + 65536 + 1 > cap) {
-			cap = MAX(cap * 2, (size_t)65536 * 2);
-			buf = xrealloc(buf, cap);
-		}
-		ssize_t n = read(fd, buf + len, 65536);
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > GUEST_STATUS_MAX_BYTES)
-			return -EFBIG;
-	}
-	if (!buf)
-		return -EPROTO;
-	buf[len] = '\0';
+	int r = read_all_deadline(fd, GUEST_STATUS_MAX_BYTES, GUEST_STATUS_TIMEOUT_MS, &buf, &len);
+	if (r < 0)
+		return r;
 	char *body = strstr(buf, "\r\n\r\n");
 	if (strncmp(buf, "HTTP/1.", 7) != 0 || strlen(buf) < 12 || !body)
 		return -EPROTO;

@@ -3,7 +3,6 @@
 #include "hostd/status.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,9 +149,6 @@ static int read_document(const char *path, char **ret, size_t *ret_len)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	uint64_t deadline = now_monotonic_ns() + STATUS_TIMEOUT_MS * NSEC_PER_MSEC;
-	_cleanup_free_ char *buf = NULL;
-	size_t len = 0, cap = 0;
 
 	if (fd < 0)
 		return -errno;
@@ -161,31 +157,7 @@ static int read_document(const char *path, char **ret, size_t *ret_len)
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return -errno;
-	for (;;) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int64_t left = (int64_t)(deadline - now_monotonic_ns()) / (int64_t)NSEC_PER_MSEC;
-
-		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-			return -ETIMEDOUT;
-		if (len + 65536 + 1 > cap) {
-			cap = MAX(cap * 2, (size_t)65536 * 2);
-			buf = xrealloc(buf, cap);
-		}
-		ssize_t n = read(fd, buf + len, 65536);
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > STATUS_MAX_BYTES)
-			return -EFBIG;
-	}
-	if (!buf)
-		buf = xstrdup("");
-	buf[len] = '\0';
-	*ret = TAKE_PTR(buf);
-	*ret_len = len;
-	return 0;
+	return read_all_deadline(fd, STATUS_MAX_BYTES, STATUS_TIMEOUT_MS, ret, ret_len);
 }
 
 #define STATUS_FIELDS 9

@@ -2,6 +2,7 @@
 #include "tests/testutil.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <time.h>
 
 static void test_parse_u64(void **state)
@@ -125,6 +126,46 @@ static void test_boottime(void **state)
 	assert_true(skew > -(int64_t)(10 * NSEC_PER_MSEC) && skew < (int64_t)(10 * NSEC_PER_MSEC));
 }
 
+/* A reply read to EOF, bounded in size and in time. */
+static void test_read_all_deadline(void **state)
+{
+	int sv[2];
+	char *buf = NULL;
+	size_t len = 0;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(write_all(sv[1], "hello\n", 6), 0);
+	close(sv[1]);
+	assert_int_equal(read_all_deadline(sv[0], 64, 1000, &buf, &len), 0);
+	assert_int_equal(len, 6);
+	assert_string_equal(buf, "hello\n");
+	free(buf);
+	close(sv[0]);
+
+	/* more than the bound */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(write_all(sv[1], "0123456789", 10), 0);
+	close(sv[1]);
+	assert_int_equal(read_all_deadline(sv[0], 9, 1000, &buf, &len), -EFBIG);
+	close(sv[0]);
+
+	/* a peer that never closes: the deadline ends it */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(write_all(sv[1], "partial", 7), 0);
+	assert_int_equal(read_all_deadline(sv[0], 64, 50, &buf, &len), -ETIMEDOUT);
+	close(sv[0]);
+	close(sv[1]);
+
+	/* nothing at all: an empty string */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	close(sv[1]);
+	assert_int_equal(read_all_deadline(sv[0], 64, 1000, &buf, &len), 0);
+	assert_int_equal(len, 0);
+	assert_string_equal(buf, "");
+	free(buf);
+	close(sv[0]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -135,6 +176,7 @@ int main(void)
 		cmocka_unit_test(test_pread_head),
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_read_all_deadline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
