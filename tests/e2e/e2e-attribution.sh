@@ -37,18 +37,6 @@ IDLE_WINDOW_S=${POWERD_E2E_IDLE_WINDOW_S:-20}
 E2E_LOGS="$DOMA.serial $DOMB.serial $DOMC.serial"
 e2e_timings() { echo "load window ${WINDOW_S}s, idle window ${IDLE_WINDOW_S}s, I/O window ${IO_WINDOW_S}s; "; }
 
-qemu_conf() {
-	cat <<-'EOF'
-	# powerd e2e: qemu as root, libvirt's default cgroups
-	user = "root"
-	group = "root"
-	dynamic_ownership = 0
-	remember_owner = 0
-	security_driver = "none"
-	namespaces = [ ]
-	EOF
-}
-
 IDLE_POLICY=shared
 host_yaml() {
 	cat <<-EOF

@@ -25,22 +25,6 @@ e2e_timings() {
 		"systemd guest report ${SYSTEMD_REPORT_S:-?}s; "
 }
 
-# libvirt's own cgroups, as with the stock qemu.conf (cgroup_controllers left at its default):
-# qemu runs in /machine/qemu-<id>-<name>.libvirt-qemu, which powerd-host must find and read. qemu
-# stays root (the systemd guest's 9p root and the trees need no ownership games), and in no mount
-# namespace of its own (security and namespaces are not what this test is about).
-qemu_conf() {
-	cat <<-'EOF'
-	# powerd e2e: qemu as root, libvirt's default cgroups
-	user = "root"
-	group = "root"
-	dynamic_ownership = 0
-	remember_owner = 0
-	security_driver = "none"
-	namespaces = [ ]
-	EOF
-}
-
 # ---------------------------------------------------------------------------------------------
 # helpers of this test
 

@@ -155,16 +155,19 @@ cleanup() {
 # ---------------------------------------------------------------------------------------------
 # libvirt, the simulated RAPL, powerd-host, the guest
 
-# The qemu.conf of the throwaway libvirtd (a script may redefine it).
+# The qemu.conf of the throwaway libvirtd (a script may redefine it): libvirt's own cgroups, as with
+# the stock qemu.conf (cgroup_controllers left at its default), so qemu runs in
+# /machine/qemu-<id>-<name>.libvirt-qemu, which powerd-host must find and read. qemu stays root (the
+# systemd guest's 9p root and the trees need no ownership games), and in no mount namespace of its
+# own (security and namespaces are not what these tests are about).
 qemu_conf() {
 	cat <<-'EOF'
-	# powerd e2e: qemu as root, no cgroups or namespaces (cgroup v1 mix on this host)
+	# powerd e2e: qemu as root, libvirt's default cgroups
 	user = "root"
 	group = "root"
 	dynamic_ownership = 0
 	remember_owner = 0
 	security_driver = "none"
-	cgroup_controllers = [ ]
 	namespaces = [ ]
 	EOF
 }
