@@ -287,6 +287,25 @@ int read_all_deadline(int fd, size_t max_bytes, uint64_t timeout_ms, char **ret,
 	return 0;
 }
 
+int write_file_atomic_at(int dirfd, const char *name, const char *content)
+{
+	_cleanup_free_ char *tmp = xasprintf(".%s.%d.tmp", name, (int)getpid());
+
+	(void)unlinkat(dirfd, tmp, 0);
+	_cleanup_close_ int fd =
+		openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	int r = write_all(fd, content, strlen(content));
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+		r = -errno;
+	if (r < 0)
+		(void)unlinkat(dirfd, tmp, 0);
+	return r;
+}
+
 int write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;

@@ -108,6 +108,9 @@ int pread_head(int fd, char *buf, size_t size, size_t *ret_len);
  * timeout_ms in all: -ETIMEDOUT past it, -EFBIG past max_bytes. For the status commands' replies.
  */
 int read_all_deadline(int fd, size_t max_bytes, uint64_t timeout_ms, char **ret, size_t *ret_len);
+/* Replace dirfd/name with content, atomically and durably: a temporary named after the pid (no
+ * other process takes or removes it: ".NAME.PID.tmp"), written, fsynced, renamed over. */
+int write_file_atomic_at(int dirfd, const char *name, const char *content);
 /* Write the whole buffer, retrying short writes and EINTR. */
 int write_all(int fd, const void *buf, size_t len);
 

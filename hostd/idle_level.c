@@ -51,22 +51,7 @@ static int save(struct idle_level *l)
 	if (dirfd < 0)
 		return -errno;
 	_cleanup_free_ char *content = idle_level_format(l);
-	/* the pid in the name: no other process can take or remove this temporary */
-	char tmp[64];
-	snprintf(tmp, sizeof(tmp), "." IDLE_LEVEL_FILE ".%d.tmp", (int)getpid());
-	(void)unlinkat(dirfd, tmp, 0);
-	_cleanup_close_ int fd =
-		openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	int r = write_all(fd, content, strlen(content));
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (r == 0 && renameat(dirfd, tmp, dirfd, IDLE_LEVEL_FILE) < 0)
-		r = -errno;
-	if (r < 0)
-		(void)unlinkat(dirfd, tmp, 0);
-	return r;
+	return write_file_atomic_at(dirfd, IDLE_LEVEL_FILE, content);
 }
 
 static void save_logged(struct idle_level *l, uint64_t now_ns)

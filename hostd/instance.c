@@ -61,22 +61,8 @@ static int parse_file(const char *buf, const char *boot_id, char *ret)
 static int write_file(int dirfd, const char *boot_id, const char *instance)
 {
 	_cleanup_free_ char *content = xasprintf("boot_id %s\ninstance %s\n", boot_id, instance);
-	const char *tmp = HOST_INSTANCE_FILE ".tmp";
-	int r;
 
-	(void)unlinkat(dirfd, tmp, 0);
-	_cleanup_close_ int fd =
-		openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	r = write_all(fd, content, strlen(content));
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (r == 0 && renameat(dirfd, tmp, dirfd, HOST_INSTANCE_FILE) < 0)
-		r = -errno;
-	if (r < 0)
-		(void)unlinkat(dirfd, tmp, 0);
-	return r;
+	return write_file_atomic_at(dirfd, HOST_INSTANCE_FILE, content);
 }
 
 int host_instance_load(

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static void test_parse_u64(void **state)
@@ -166,6 +167,28 @@ static void test_read_all_deadline(void **state)
 	close(sv[0]);
 }
 
+/* The replacement is whole and leaves no temporary behind; a directory in the way is an error. */
+static void test_write_file_atomic(void **state)
+{
+	_cleanup_free_ char *dir = tu_mkdtemp("powerd-util");
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char buf[64];
+	size_t len;
+
+	assert_true(dfd >= 0);
+	assert_int_equal(write_file_atomic_at(dfd, "state", "one\n"), 0);
+	assert_int_equal(write_file_atomic_at(dfd, "state", "two\n"), 0);
+	assert_int_equal(read_file_at(dfd, "state", buf, sizeof(buf), &len), 0);
+	assert_string_equal(buf, "two\n");
+	_cleanup_free_ char *tmp = xasprintf(".state.%d.tmp", (int)getpid());
+	assert_int_equal(faccessat(dfd, tmp, F_OK, AT_SYMLINK_NOFOLLOW), -1);
+	/* a directory where the file belongs: an error, nothing written through it */
+	assert_int_equal(mkdirat(dfd, "dir", 0755), 0);
+	assert_true(write_file_atomic_at(dfd, "dir", "x\n") < 0);
+	assert_int_equal(faccessat(dfd, tmp, F_OK, AT_SYMLINK_NOFOLLOW), -1);
+	tu_rm_rf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -177,6 +200,7 @@ int main(void)
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_read_all_deadline),
+		cmocka_unit_test(test_write_file_atomic),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
