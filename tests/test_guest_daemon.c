@@ -43,8 +43,7 @@ static char *dir, *tree, *proc, *config, *log_path, *notify_path;
 static struct sim sim;
 static pid_t daemon_pid;
 static uint16_t port;
-static int notify_fd = -1;
-static struct strbuf notes; /* every notification received, one per line */
+static struct tu_notify *notify;
 
 static uint64_t now_ms(void)
 {
@@ -191,69 +190,6 @@ static void sim_set_frozen(bool is_frozen)
 	pthread_mutex_unlock(&sim.lock);
 }
 
-/* systemd reads every notification as it comes; so does this thread. A reader that stops
- * reading would fill the datagram queue and block the daemon in sendmsg(). */
-static pthread_t notify_thread;
-static pthread_mutex_t notes_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t notes_cond;
-static bool notify_stop;
-
-static void *notify_main(void *arg)
-{
-	for (;;) {
-		struct pollfd pfd = { .fd = notify_fd, .events = POLLIN };
-		char buf[4096];
-
-		pthread_mutex_lock(&notes_lock);
-		bool stop = notify_stop;
-		pthread_mutex_unlock(&notes_lock);
-		if (stop)
-			return NULL;
-		if (poll(&pfd, 1, 50) <= 0)
-			continue;
-		ssize_t n = recv(notify_fd, buf, sizeof(buf) - 1, 0);
-		if (n <= 0)
-			continue;
-		pthread_mutex_lock(&notes_lock);
-		strbuf_add(&notes, buf, (size_t)n);
-		strbuf_putc(&notes, '\n');
-		pthread_cond_broadcast(&notes_cond);
-		pthread_mutex_unlock(&notes_lock);
-	}
-}
-
-static size_t notes_len(void)
-{
-	pthread_mutex_lock(&notes_lock);
-	size_t len = notes.len;
-	pthread_mutex_unlock(&notes_lock);
-	return len;
-}
-
-/* True once needle is among the notifications after offset from, within timeout_ms. */
-static bool notify_wait(const char *needle, size_t from, int timeout_ms)
-{
-	struct timespec deadline;
-	bool found;
-
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&notes_lock);
-	for (;;) {
-		found = notes.buf && notes.len > from && strstr(notes.buf + from, needle);
-		if (found || pthread_cond_timedwait(&notes_cond, &notes_lock, &deadline) != 0)
-			break;
-	}
-	found = found || (notes.buf && notes.len > from && strstr(notes.buf + from, needle));
-	pthread_mutex_unlock(&notes_lock);
-	return found;
-}
-
 static size_t count_in(const char *hay, const char *needle)
 {
 	size_t n = 0;
@@ -338,17 +274,7 @@ static int group_setup(void **state)
 	sim_write_cpu_locked();
 	assert_int_equal(pthread_create(&sim.thread, NULL, sim_main, NULL), 0);
 
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", notify_path);
-	notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	assert_true(notify_fd >= 0);
-	assert_int_equal(bind(notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&notes_cond, &ca);
-	pthread_condattr_destroy(&ca);
-	assert_int_equal(pthread_create(&notify_thread, NULL, notify_main, NULL), 0);
+	notify = tu_notify_start(notify_path);
 
 	port = tu_free_port();
 	write_config("");
@@ -368,12 +294,7 @@ static int group_teardown(void **state)
 	sim.stop = true;
 	pthread_mutex_unlock(&sim.lock);
 	pthread_join(sim.thread, NULL);
-	pthread_mutex_lock(&notes_lock);
-	notify_stop = true;
-	pthread_mutex_unlock(&notes_lock);
-	pthread_join(notify_thread, NULL);
-	close(notify_fd);
-	strbuf_done(&notes);
+	tu_notify_stop(notify);
 	/* TEST_KEEP=1 leaves the fixture and the daemon's log for a post-mortem. */
 	if (!getenv("TEST_KEEP"))
 		tu_rm_rf(dir);
@@ -390,12 +311,12 @@ static int group_teardown(void **state)
 
 static void test_ready(void **state)
 {
-	assert_true(notify_wait("READY=1", 0, 10000));
+	assert_true(tu_notify_wait(notify, "READY=1", 0, 10000));
 	/* READY only once listening and sampled: the port must answer right away. */
 	assert_int_equal(tu_wait_port(port, 0), 0);
-	assert_true(notify_wait("STATUS=reading ", 0, 2000));
-	assert_true(notify_wait(" W", 0, 2000));
-	assert_true(notify_wait("WATCHDOG=1", 0, 2000));
+	assert_true(tu_notify_wait(notify, "STATUS=reading ", 0, 2000));
+	assert_true(tu_notify_wait(notify, " W", 0, 2000));
+	assert_true(tu_notify_wait(notify, "WATCHDOG=1", 0, 2000));
 	assert_int_equal(metric(UP), 1);
 	assert_int_equal(metric("powerd_source_estimated"), 0);
 	assert_int_equal(metric("powerd_build_info{version=\"" POWERD_VERSION "\"}"), 1);
@@ -500,11 +421,11 @@ static void test_heartbeat_frozen(void **state)
 	took = wait_metric(UP, 0, 0, 3 * INTERVAL_MS + 400);
 	print_message("frozen heartbeat noticed after %llu ms (interval %d ms)\n",
 		(unsigned long long)took, INTERVAL_MS);
-	assert_true(notify_wait("STATUS=", notes_len(), 2000));
+	assert_true(tu_notify_wait(notify, "STATUS=", tu_notify_len(notify), 2000));
 	/* Several more samples while it stays frozen: still logged once. */
 	for (int i = 0; i < 5; i++)
-		assert_true(notify_wait("STATUS=", notes_len(), 2000));
-	assert_true(notify_wait("unchanged", 0, 1000));
+		assert_true(tu_notify_wait(notify, "STATUS=", tu_notify_len(notify), 2000));
+	assert_true(tu_notify_wait(notify, "unchanged", 0, 1000));
 	_cleanup_free_ char *log = tu_read(dir, "daemon.log");
 	assert_int_equal(count_in(log, "unchanged"), 1);
 	log_mark = strlen(log);
@@ -550,13 +471,13 @@ static void test_garbage(void **state)
 	pthread_mutex_unlock(&sim.lock);
 	wait_metric(UP, 0, 0, 3000);
 	assert_int_equal(kill(daemon_pid, 0), 0);
-	assert_true(notify_wait("energy_uj", 0, 2000));
+	assert_true(tu_notify_wait(notify, "energy_uj", 0, 2000));
 
 	pthread_mutex_lock(&sim.lock);
 	assert_int_equal(atomic_write(pkg_dir, "energy_uj", ""), 0);
 	pthread_mutex_unlock(&sim.lock);
-	assert_true(notify_wait("STATUS=", notes_len(), 2000));
-	assert_true(notify_wait("STATUS=", notes_len(), 2000));
+	assert_true(tu_notify_wait(notify, "STATUS=", tu_notify_len(notify), 2000));
+	assert_true(tu_notify_wait(notify, "STATUS=", tu_notify_len(notify), 2000));
 	assert_int_equal(metric(UP), 0);
 
 	sim_set_energy(sim.pkg_uj + 500000, sim.core_uj);
@@ -717,14 +638,14 @@ static void test_curl_and_promtool(void **state)
 
 static void test_reload(void **state)
 {
-	size_t mark = notes_len();
+	size_t mark = tu_notify_len(notify);
 	char *out;
 
 	/* A broken file keeps the running configuration. */
 	tu_write(dir, "guest.yaml", "interval: often\n");
 	assert_int_equal(kill(daemon_pid, SIGHUP), 0);
-	assert_true(notify_wait("RELOADING=1", mark, 3000));
-	assert_true(notify_wait("READY=1", mark, 3000));
+	assert_true(tu_notify_wait(notify, "RELOADING=1", mark, 3000));
+	assert_true(tu_notify_wait(notify, "READY=1", mark, 3000));
 	assert_int_equal(tu_http_get(port, "/metrics", NULL), 200);
 	wait_metric(UP, 1, 1, 3000);
 	_cleanup_free_ char *log = tu_read(dir, "daemon.log");
@@ -734,9 +655,9 @@ static void test_reload(void **state)
 	uint16_t old_port = port;
 	port = tu_free_port();
 	write_config("metric_names: scaphandre\n");
-	mark = notes_len();
+	mark = tu_notify_len(notify);
 	assert_int_equal(kill(daemon_pid, SIGHUP), 0);
-	assert_true(notify_wait("READY=1", mark, 3000));
+	assert_true(tu_notify_wait(notify, "READY=1", mark, 3000));
 	assert_int_equal(tu_wait_port(port, 3000), 0);
 	assert_true(tu_wait_port(old_port, 0) < 0);
 	wait_metric("scaph_host_energy_microjoules", 1, 1e12, 3000);
@@ -761,9 +682,9 @@ static void test_reload(void **state)
 	port = ntohs(sa.sin_port);
 	write_config("metric_names: native\n");
 	port = good_port;
-	mark = notes_len();
+	mark = tu_notify_len(notify);
 	assert_int_equal(kill(daemon_pid, SIGHUP), 0);
-	assert_true(notify_wait("READY=1", mark, 3000));
+	assert_true(tu_notify_wait(notify, "READY=1", mark, 3000));
 	_cleanup_free_ char *log3 = tu_read(dir, "daemon.log");
 	assert_non_null(strstr(log3, "cannot listen on"));
 	wait_metric("scaph_host_energy_microjoules", 1, 1e12, 3000);
@@ -776,15 +697,15 @@ static void test_reload(void **state)
 		"attribution: processes\nproc_root: %s\ncgroup_root: %s\nmetric_names: "
 		"scaphandre\n",
 		dir, INTERVAL_MS, port, proc, cg);
-	mark = notes_len();
+	mark = tu_notify_len(notify);
 	assert_int_equal(kill(daemon_pid, SIGHUP), 0);
-	assert_true(notify_wait("READY=1", mark, 3000));
+	assert_true(tu_notify_wait(notify, "READY=1", mark, 3000));
 	wait_metric(UP, 0, 0, 3000);
-	assert_true(notify_wait("elsewhere: missing", mark, 3000));
+	assert_true(tu_notify_wait(notify, "elsewhere: missing", mark, 3000));
 	write_config("metric_names: scaphandre\n");
-	mark = notes_len();
+	mark = tu_notify_len(notify);
 	assert_int_equal(kill(daemon_pid, SIGHUP), 0);
-	assert_true(notify_wait("READY=1", mark, 3000));
+	assert_true(tu_notify_wait(notify, "READY=1", mark, 3000));
 	wait_metric(UP, 1, 1, 3000);
 	assert_true(metric("scaph_host_energy_microjoules") >= total);
 
@@ -874,13 +795,13 @@ static void test_socket_activation_reload(void **state)
 
 static void test_sigterm(void **state)
 {
-	size_t mark = notes_len();
+	size_t mark = tu_notify_len(notify);
 	int status = tu_stop(daemon_pid, 5000);
 
 	daemon_pid = 0;
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
-	assert_true(notify_wait("STOPPING=1", mark, 1000));
+	assert_true(tu_notify_wait(notify, "STOPPING=1", mark, 1000));
 }
 
 static void test_once(void **state)

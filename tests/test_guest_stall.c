@@ -276,62 +276,7 @@ static bool fs_wait_blocked_read(int timeout_ms)
 	return is_held;
 }
 
-/* --- systemd's side: every notification, as systemd reads them --- */
-
-static int notify_fd = -1;
-static pthread_t notify_thread;
-static pthread_mutex_t notes_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t *notes_cond;
-static struct strbuf notes;
-static bool notify_stop;
-
-static void *notify_main(void *arg)
-{
-	for (;;) {
-		struct pollfd pfd = { .fd = notify_fd, .events = POLLIN };
-		char buf[4096];
-
-		pthread_mutex_lock(&notes_lock);
-		bool stop = notify_stop;
-		pthread_mutex_unlock(&notes_lock);
-		if (stop)
-			return NULL;
-		if (poll(&pfd, 1, 50) <= 0)
-			continue;
-		ssize_t n = recv(notify_fd, buf, sizeof(buf) - 1, 0);
-		if (n <= 0)
-			continue;
-		pthread_mutex_lock(&notes_lock);
-		strbuf_add(&notes, buf, (size_t)n);
-		strbuf_putc(&notes, '\n');
-		pthread_cond_broadcast(notes_cond);
-		pthread_mutex_unlock(&notes_lock);
-	}
-}
-
-static size_t notes_len(void)
-{
-	pthread_mutex_lock(&notes_lock);
-	size_t len = notes.len;
-	pthread_mutex_unlock(&notes_lock);
-	return len;
-}
-
-static bool notify_wait(const char *needle, size_t from, int timeout_ms)
-{
-	struct timespec deadline = deadline_in(timeout_ms);
-	bool found;
-
-	pthread_mutex_lock(&notes_lock);
-	for (;;) {
-		found = notes.buf && notes.len > from && strstr(notes.buf + from, needle);
-		if (found || pthread_cond_timedwait(notes_cond, &notes_lock, &deadline) != 0)
-			break;
-	}
-	found = found || (notes.buf && notes.len > from && strstr(notes.buf + from, needle));
-	pthread_mutex_unlock(&notes_lock);
-	return found;
-}
+static struct tu_notify *notify;
 
 /* --- scrapes --- */
 
@@ -391,19 +336,13 @@ static int group_setup(void **state)
 	log_path = xasprintf("%s/daemon.log", dir);
 	notify_path = xasprintf("%s/notify", dir);
 	fs_cond = cond_new();
-	notes_cond = cond_new();
 	assert_int_equal(mkdir(mnt, 0755), 0);
 	if (!fs_mount()) {
 		print_message("FUSE cannot be mounted here (/dev/fuse, libfuse3): skipped\n");
 		return 0;
 	}
 
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", notify_path);
-	notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	assert_true(notify_fd >= 0);
-	assert_int_equal(bind(notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(pthread_create(&notify_thread, NULL, notify_main, NULL), 0);
+	notify = tu_notify_start(notify_path);
 
 	port = tu_free_port();
 	write_config(mnt);
@@ -421,14 +360,7 @@ static int group_teardown(void **state)
 	if (daemon_pid > 0)
 		tu_stop(daemon_pid, 5000);
 	fs_unmount();
-	if (notify_fd >= 0) {
-		pthread_mutex_lock(&notes_lock);
-		notify_stop = true;
-		pthread_mutex_unlock(&notes_lock);
-		pthread_join(notify_thread, NULL);
-		close(notify_fd);
-	}
-	strbuf_done(&notes);
+	tu_notify_stop(notify);
 	if (!getenv("TEST_KEEP"))
 		tu_rm_rf(dir);
 	free(dir);
@@ -437,7 +369,6 @@ static int group_teardown(void **state)
 	free(log_path);
 	free(notify_path);
 	free(fs_cond);
-	free(notes_cond);
 	return 0;
 }
 
@@ -460,7 +391,7 @@ static void test_stalled_read(void **state)
 	uint64_t took[SCRAPES];
 
 	skip_without_fuse();
-	assert_true(notify_wait("READY=1", 0, 10000));
+	assert_true(tu_notify_wait(notify, "READY=1", 0, 10000));
 	wait_metric(UP, 1, 5000);
 	fs_set_energy(12000000);
 	wait_metric(PKG, 12.0, 3000);
@@ -474,7 +405,7 @@ static void test_stalled_read(void **state)
 
 	/* Every scrape answers at once with the last totals, for as long as it hangs, and well
 	 * past the watchdog's 400 ms: WATCHDOG=1 keeps coming, the daemon keeps running. */
-	size_t mark = notes_len();
+	size_t mark = tu_notify_len(notify);
 	for (int i = 0; i < SCRAPES; i++) {
 		assert_true(metric_timed(PKG, &took[i]) == 12.0);
 		assert_true(metric(UP) == 0);
@@ -486,12 +417,12 @@ static void test_stalled_read(void **state)
 		(unsigned long long)took[SCRAPES / 2], (unsigned long long)took[SCRAPES - 1],
 		SCRAPES);
 	assert_true(took[SCRAPES - 1] < 250);
-	assert_true(notify_wait("WATCHDOG=1", mark, 1000));
-	assert_true(notify_wait("STATUS=", mark, 1000));
+	assert_true(tu_notify_wait(notify, "WATCHDOG=1", mark, 1000));
+	assert_true(tu_notify_wait(notify, "STATUS=", mark, 1000));
 	assert_int_equal(kill(daemon_pid, 0), 0);
 	_cleanup_free_ char *log = tu_read(dir, "daemon.log");
 	assert_int_equal(count_in(log, "(the source hangs)"), 1); /* once per streak */
-	assert_true(notify_wait("the source hangs", 0, 1000));
+	assert_true(tu_notify_wait(notify, "the source hangs", 0, 1000));
 
 	/* It answers again, 3 J later: up again, nothing lost. */
 	fs_set_energy(15000000);

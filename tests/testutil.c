@@ -6,12 +6,16 @@
 #include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
+
+#include "common/strbuf.h"
 
 char *tu_mkdtemp(const char *prefix)
 {
@@ -305,4 +309,109 @@ void tu_umount_under(const char *prefix)
 
 	for (int round = 0; round < 8192 && mounts_under(prefix, found, sizeof(found)) > 0; round++)
 		assert_int_equal(umount2(found, MNT_DETACH), 0);
+}
+
+struct tu_notify {
+	int fd;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* on CLOCK_MONOTONIC */
+	struct strbuf notes;
+	bool is_stopping;
+};
+
+static void *notify_main(void *arg)
+{
+	struct tu_notify *n = arg;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = n->fd, .events = POLLIN };
+		char buf[4096];
+
+		pthread_mutex_lock(&n->lock);
+		bool stop = n->is_stopping;
+		pthread_mutex_unlock(&n->lock);
+		if (stop)
+			return NULL;
+		if (poll(&pfd, 1, 50) <= 0)
+			continue;
+		ssize_t len = recv(n->fd, buf, sizeof(buf) - 1, 0);
+		if (len <= 0)
+			continue;
+		pthread_mutex_lock(&n->lock);
+		strbuf_add(&n->notes, buf, (size_t)len);
+		strbuf_putc(&n->notes, '\n');
+		pthread_cond_broadcast(&n->cond);
+		pthread_mutex_unlock(&n->lock);
+	}
+}
+
+struct tu_notify *tu_notify_start(const char *path)
+{
+	struct tu_notify *n = xcalloc(1, sizeof(*n));
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	pthread_condattr_t ca;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	n->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(n->fd >= 0);
+	assert_int_equal(bind(n->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	pthread_mutex_init(&n->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&n->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	assert_int_equal(pthread_create(&n->thread, NULL, notify_main, n), 0);
+	return n;
+}
+
+size_t tu_notify_len(struct tu_notify *n)
+{
+	pthread_mutex_lock(&n->lock);
+	size_t len = n->notes.len;
+	pthread_mutex_unlock(&n->lock);
+	return len;
+}
+
+static bool notes_have(const struct strbuf *b, const char *needle, size_t from)
+{
+	return b->buf && b->len > from && strstr(b->buf + from, needle);
+}
+
+bool tu_notify_wait(struct tu_notify *n, const char *needle, size_t from, int timeout_ms)
+{
+	struct timespec deadline;
+	bool found;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&n->lock);
+	for (;;) {
+		found = notes_have(&n->notes, needle, from);
+		if (found || pthread_cond_timedwait(&n->cond, &n->lock, &deadline) != 0)
+			break;
+	}
+	found = found || notes_have(&n->notes, needle, from);
+	pthread_mutex_unlock(&n->lock);
+	return found;
+}
+
+void tu_notify_stop(struct tu_notify *n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&n->lock);
+	n->is_stopping = true;
+	pthread_mutex_unlock(&n->lock);
+	pthread_join(n->thread, NULL);
+	close(n->fd);
+	strbuf_done(&n->notes);
+	pthread_cond_destroy(&n->cond);
+	pthread_mutex_destroy(&n->lock);
+	free(n);
 }

@@ -49,3 +49,14 @@ int tu_metric(const char *exposition, const char *series, double *ret);
 int tu_mount_count_under(const char *prefix);
 /* Unmount (MNT_DETACH) every mount under prefix, the last mounted first. */
 void tu_umount_under(const char *prefix);
+
+/* systemd's side of NOTIFY_SOCKET: a datagram socket bound at path, read by a thread of its own
+ * that keeps every notification, one per line (a daemon whose notifications nobody read would
+ * fill the queue and block in sendmsg). */
+struct tu_notify;
+struct tu_notify *tu_notify_start(const char *path);
+/* How much has been received: an offset for tu_notify_wait's from. */
+size_t tu_notify_len(struct tu_notify *n);
+/* True once needle is among the notifications after offset from, within timeout_ms. */
+bool tu_notify_wait(struct tu_notify *n, const char *needle, size_t from, int timeout_ms);
+void tu_notify_stop(struct tu_notify *n);
