@@ -29,46 +29,13 @@ void prom_format_double(double v, char *out)
 	}
 }
 
-/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, surrogates or code points
- * above U+10FFFF), 0 if there is none. */
-static size_t utf8_valid_len(const unsigned char *p)
-{
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t n;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		n = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		n = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if (p[0] == 0xe0)
-		lo = 0xa0;
-	else if (p[0] == 0xed)
-		hi = 0x9f;
-	else if (p[0] == 0xf0)
-		lo = 0x90;
-	else if (p[0] == 0xf4)
-		hi = 0x8f;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return n;
-}
-
 static void prom_escape(struct strbuf *b, const char *v, bool escape_quote)
 {
 	const char *start = v;
 
 	for (; *v; v++) {
 		const char *rep = NULL;
-		size_t n = utf8_valid_len((const unsigned char *)v);
+		size_t n = utf8_valid_len(v);
 
 		if (n > 1) {
 			v += n - 1;

@@ -111,6 +111,10 @@ int read_all_deadline(int fd, size_t max_bytes, uint64_t timeout_ms, char **ret,
 /* Replace dirfd/name with content, atomically and durably: a temporary named after the pid (no
  * other process takes or removes it: ".NAME.PID.tmp"), written, fsynced, renamed over. */
 int write_file_atomic_at(int dirfd, const char *name, const char *content);
+/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, surrogates or code points
+ * above U+10FFFF; an ASCII byte, NUL included, is 1), 0 if none starts there. Never reads past a
+ * NUL. */
+size_t utf8_valid_len(const char *s);
 /* Write the whole buffer, retrying short writes and EINTR. */
 int write_all(int fd, const void *buf, size_t len);
 
