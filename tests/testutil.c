@@ -258,6 +258,29 @@ int tu_metric(const char *exposition, const char *series, double *ret)
 	return -ENOENT;
 }
 
+int tu_promtool_check(const char *text, char **ret_output)
+{
+	if (access("/usr/bin/promtool", X_OK) < 0)
+		return -ENOENT;
+	_cleanup_free_ char *dir = tu_mkdtemp("promtool");
+	tu_write(dir, "exposition.prom", text);
+	_cleanup_free_ char *cmd =
+		xasprintf("/usr/bin/promtool check metrics < %s/exposition.prom 2>&1", dir);
+	FILE *p = popen(cmd, "r");
+	struct strbuf out = { 0 };
+	char buf[512];
+	size_t n;
+
+	assert_non_null(p);
+	while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
+		strbuf_add(&out, buf, n);
+	int status = pclose(p);
+	tu_rm_rf(dir);
+	*ret_output = out.buf ? out.buf : xstrdup("");
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
 /* mountinfo writes space, tab, newline and backslash as \ooo. */
 static void unescape_octal(char *s)
 {

@@ -44,6 +44,10 @@ int tu_http_get(uint16_t port, const char *path, char **ret_body);
  * series exactly (e.g. "powerd_power_watts{zone=\"package-0\"}"); -ENOENT if absent. */
 int tu_metric(const char *exposition, const char *series, double *ret);
 
+/* promtool check metrics on text: its exit status (0 clean, 3 lint warnings only, 1 invalid),
+ * and what it printed into *ret_output (heap); -ENOENT where promtool is not installed. */
+int tu_promtool_check(const char *text, char **ret_output);
+
 /* Mounts whose mount point lies under prefix, from /proc/self/mountinfo (octal escapes of
  * spaces and the like decoded). */
 int tu_mount_count_under(const char *prefix);
