@@ -3,7 +3,7 @@
 # check rules + promtool test rules on synthetic series), the scrape config is a valid Prometheus
 # configuration, a broken rule file is rejected (the check can fail), and the Grafana dashboard
 # is well-formed JSON of schemaVersion >= 36 whose every query uses ${DS_PROMETHEUS} and only
-# metric names of DESIGN.md §3.
+# metric names of DESIGN.md §3 and §7 (powerd_domain_info), with a per-project panel.
 set -euo pipefail
 src=${1:?usage: test-prometheus.sh SOURCE_DIR}
 tmp=$(mktemp -d)
@@ -104,6 +104,17 @@ tests:
 TESTS
 (cd "$tmp" && promtool test rules rules_test.yml)
 
+# OpenStack: energy and power per project, flavor and instance on two projects over two
+# hypervisors (tests/packaging/rules-openstack.test.yml); and the fixture can fail: joined on
+# the domain name alone, the rules meet the two hosts' instance-00000001 and are refused.
+cp "$src/tests/packaging/rules-openstack.test.yml" "$tmp/"
+(cd "$tmp" && promtool test rules rules-openstack.test.yml)
+grep -q 'on (instance, domain) group_left' "$tmp/rules.yml"
+sed -i 's/on (instance, domain) group_left/on (domain) group_left/' "$tmp/rules.yml"
+if (cd "$tmp" && promtool test rules rules-openstack.test.yml) >"$tmp/out" 2>&1; then
+	echo "FAIL: the OpenStack rules joined on the domain name alone passed their test"; exit 1
+fi
+
 # The dashboard.
 python3 - "$src/conf/grafana/powerd.json" "$src" <<'PY'
 import glob, json, re, sys
@@ -124,7 +135,7 @@ known = {"powerd_host_energy_joules_total", "powerd_host_power_watts",
          "powerd_energy_joules_total", "powerd_power_watts", "powerd_unit_energy_joules_total",
          "powerd_unit_power_watts", "powerd_source_up", "powerd_source_estimated",
          "powerd_errors_total", "powerd_libvirt_connected", "powerd_tick_duration_seconds",
-         "powerd_host_energy_estimated"}
+         "powerd_host_energy_estimated", "powerd_domain_info"}
 exprs = []
 for p in d["panels"]:
     if p["type"] == "row":
@@ -139,7 +150,9 @@ for p in d["panels"]:
         assert re.search(r'instance=~"\$(host|guest)"', t["expr"]), "not templated: " + t["expr"]
 joined = "\n".join(exprs)
 for want in ["powerd_host_power_watts", "powerd_domain_power_watts", "powerd_domains",
-             "powerd_power_watts", "topk(10, powerd_unit_power_watts"]:
+             "powerd_power_watts", "topk(10, powerd_unit_power_watts",
+             "sum by (project_id, project_name) (powerd_domain_power_watts",
+             "on (instance, domain) group_left (project_id, project_name) powerd_domain_info"]:
     assert want in joined, "dashboard lacks " + want
 print("dashboard: %d queries ok" % len(exprs))
 PY
