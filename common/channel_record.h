@@ -1,4 +1,4 @@
-/* The energy channel's record (DESIGN.md §4, README "The record format"): one self-contained text
+/* The energy channel's record (DESIGN.md §4, docs/formats.md): one self-contained text
  * line per interval, written by powerd-host into a domain's virtio-serial port and read by
  * powerd-guest. Pure formatting and parsing, no I/O.
  *

@@ -65,7 +65,7 @@ struct domain_view {
 
 /* -ENOENT if the domain is not tracked. */
 int domains_lookup(const struct domains *d, const char *name, struct domain_view *ret);
-/* Per-domain transport metrics (README): powerd_domain_channel_connected{domain},
+/* Per-domain transport metrics (docs/metrics.md): powerd_domain_channel_connected{domain},
  * powerd_domain_transport{domain,transport,state}, powerd_domain_channel_records_total. */
 void domains_render(const struct domains *d, struct strbuf *out);
 

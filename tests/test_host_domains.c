@@ -605,7 +605,8 @@ static void test_thousand_domains_no_leak(void **state)
 }
 
 /* A domain found running with a plain export directory is written in place; once it stops,
- * its next start gets the read-only tmpfs (README), and its counters go on from where they were. */
+ * its next start gets the read-only tmpfs (docs/faults.md), and its counters go on from where
+ * they were. */
 static void test_in_place_next_start(void **state)
 {
 	struct fx *f = *state;

@@ -16,7 +16,7 @@
 #     time (/proc/stat, read by the test).
 # The guests run tests/e2e/guest-init.sh with powerd_e2e.mode=load: the duty cycle is read each
 # second from a 9p "control" directory the test writes. Measured figures are printed as "# ..."
-# lines and go into README's attribution section.
+# lines and go into docs/attribution.md.
 set -uo pipefail
 # lib.sh's guest modules, and virtio_blk for the I/O domain's disk
 E2E_MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci netfs fscache \

@@ -9,7 +9,7 @@
 # has the channel and the inactive one does not; the guest's energy equals the host's per-domain
 # counter within one interval and rises with load; virsh save + restore and managedsave + start
 # succeed and the counter goes on without going back; kill -9 of powerd-host mid-run; the same
-# save of a domain with its 9p share mounted fails (the share's limit, README's fault table).
+# save of a domain with its 9p share mounted fails (the share's limit, docs/faults.md).
 # With POWERD_E2E_MIGRATE=1 (the default) also a live migration both ways between this libvirtd
 # and a second one in its own mount namespace, a powerd-host on each side.
 #
