@@ -319,6 +319,12 @@ fail:
 
 int tree_open(int dirfd, const char *const *names, size_t n, struct tree **ret)
 {
+	return tree_open_values(dirfd, names, n, NULL, ret);
+}
+
+int tree_open_values(
+	int dirfd, const char *const *names, size_t n, const uint64_t *total_uj, struct tree **ret)
+{
 	int r;
 
 	if (n == 0 || n > POWERCAP_ZONES_MAX)
@@ -344,7 +350,7 @@ int tree_open(int dirfd, const char *const *names, size_t n, struct tree **ret)
 	}
 	remove_stale_temporaries(t->top_fd);
 	t->needs_fchmod = umask_strips_0644(t->top_fd);
-	r = layout(t, NULL);
+	r = layout(t, total_uj);
 	for (size_t i = 0; r == 0 && i < t->n; i++)
 		remove_stale_temporaries(t->zone_fd[i]);
 	if (r < 0)

@@ -15,7 +15,7 @@ static void collector_apply(struct collector *c, const struct guest_config *cfg)
 		c->tree_out = NULL;
 	}
 	if (!c->tree_out && cfg->tree_out[0])
-		c->tree_out = tree_out_new(cfg->tree_out);
+		c->tree_out = tree_out_new(cfg->tree_out, true);
 	c->metric_names = cfg->metric_names;
 	c->interval_ms = cfg->interval_ms;
 	free(c->proc_root);
@@ -35,6 +35,9 @@ struct collector *collector_new(const struct guest_config *cfg)
 	c->source = source_new(cfg->source);
 	c->attribution = cfg->attribution;
 	collector_apply(c, cfg);
+	/* A restart goes on from what the last run laid out: readers never see it go back. */
+	if (c->tree_out)
+		(void)tree_out_seed(c->tree_out, c->source);
 	return c;
 }
 

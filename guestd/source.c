@@ -224,6 +224,12 @@ static void zones_update(struct source *s, const struct source_reading *rd, uint
 		enum counter_step step;
 		uint64_t last_raw = z->counter.last_raw;
 
+		if (z->has_resume_offset && rd->instance[0] &&
+			streq(rd->instance, s->seed_instance) && !z->counter.has_last &&
+			raw + z->resume_offset_uj >= z->counter.total_uj)
+			z->counter.total_uj = raw + z->resume_offset_uj;
+		z->has_resume_offset = false;
+
 		z->interval_uj = energy_counter_update(&z->counter, raw, &rz->limits, dt_ns, &step);
 		if (step == COUNTER_RESET && rd->instance[0] && !s->has_logged_rebase) {
 			log_notice("%s: %s went down (%llu to %llu uJ): rebased, the served total "
@@ -356,6 +362,7 @@ static int source_apply(struct source *s, const struct source_reading *rd, uint6
 		return r;
 	}
 	zones_update(s, rd, dt_ns);
+	s->seed_instance[0] = '\0';
 	s->is_up = true;
 	s->problem[0] = '\0';
 	return 0;
@@ -429,6 +436,42 @@ int source_sample(struct source *s, uint64_t now_ns, uint64_t guest_interval_ms)
 	if (s->reader->ops->wait(s->reader, timeout_ns) < 0)
 		return source_hangs(s, now_ns + timeout_ns);
 	return source_finish(s, now_ns, guest_interval_ms);
+}
+
+void source_seed(struct source *s, const char *instance, const struct source_seed_zone *zones,
+	size_t n_zones)
+{
+	for (size_t i = 0; i < n_zones; i++) {
+		const struct source_seed_zone *sz = &zones[i];
+		struct source_zone *z = NULL;
+
+		for (size_t j = 0; j < s->n_zones && !z; j++)
+			if (streq(s->zones[j].name, sz->name))
+				z = &s->zones[j];
+		if (!z) {
+			if (s->n_zones >= 2 * POWERCAP_ZONES_MAX)
+				continue;
+			s->zones = xreallocarray(s->zones, s->n_zones + 1, sizeof(*s->zones));
+			z = &s->zones[s->n_zones++];
+			/* No id: the first reading's zone of that name takes this record over. */
+			*z = (struct source_zone){ .is_package = streq(sz->name, "package-0") };
+			snprintf(z->name, sizeof(z->name), "%s", sz->name);
+		}
+		if (!z->has_base || z->counter.total_uj < sz->total_uj) {
+			z->counter.total_uj = sz->total_uj;
+			z->has_base = true;
+		}
+		if (sz->has_offset && !z->has_resume_offset) {
+			z->has_resume_offset = true;
+			z->resume_offset_uj = sz->offset_uj;
+		}
+	}
+	if (instance && instance[0] && !s->seed_instance[0]) {
+		snprintf(s->seed_instance, sizeof(s->seed_instance), "%s", instance);
+		/* A reading of another instance is then logged as a rebase. */
+		if (!s->instance[0])
+			snprintf(s->instance, sizeof(s->instance), "%s", instance);
+	}
 }
 
 uint64_t source_total_uj(const struct source *s)

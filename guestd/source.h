@@ -19,7 +19,11 @@ struct source_zone {
 	bool is_package;
 	bool is_present; /* in the source as last opened */
 	struct energy_counter counter;
-	bool has_base;	      /* total_uj was set from the zone's first value ever read */
+	bool has_base; /* total_uj was set from the zone's first value ever read */
+	/* Seeded from a previous run's output (source_seed) with the host instance it counted
+	 * from: the first reading of that instance resumes at raw + resume_offset_uj. */
+	bool has_resume_offset;
+	uint64_t resume_offset_uj;
 	uint64_t interval_uj; /* energy of the last interval */
 	double power_w;	      /* average over the last interval */
 };
@@ -103,6 +107,7 @@ struct source {
 	uint64_t host_interval_ms;
 
 	char instance[33];	/* of the last reading that said it */
+	char seed_instance[33]; /* of what source_seed() resumed from, until the next reading */
 	bool has_logged_rebase; /* for the current streak of counters that went down */
 
 	uint64_t last_sample_ns;
@@ -137,6 +142,22 @@ int source_begin(struct source *s, uint64_t now_ns, uint64_t guest_interval_ms);
 int source_finish(struct source *s, uint64_t now_ns, uint64_t guest_interval_ms);
 /* Both, waiting for the reading up to MAX(guest_interval_ms, 3 s) (no event loop). */
 int source_sample(struct source *s, uint64_t now_ns, uint64_t guest_interval_ms);
+
+/* What a previous run of powerd-guest laid out (tree_out, sysfs_out), so that the served totals
+ * and the trees never go back across restarts. */
+struct source_seed_zone {
+	char name[POWERCAP_NAME_MAX];
+	uint64_t total_uj; /* the total it had reached */
+	bool has_offset;   /* its total was raw + offset_uj for the seed's host instance */
+	uint64_t offset_uj;
+};
+
+/* Before the first reading: each zone starts at its seed's total (a zone already known is raised
+ * to it), in the seed's order. The first reading continues from there; if it is from the seed's
+ * instance, a zone with an offset resumes at raw + offset (the energy given while powerd-guest was
+ * down is counted) when that is not less. instance: "" when unknown. */
+void source_seed(struct source *s, const char *instance, const struct source_seed_zone *zones,
+	size_t n_zones);
 
 /* Σ of the packages' served totals and power. */
 uint64_t source_total_uj(const struct source *s);

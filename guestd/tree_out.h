@@ -4,16 +4,22 @@
  * heartbeat that moves at each write (it stops when the source is down). */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "guestd/source.h"
 
 struct tree_out;
 
-/* path: created (with its parents, 0755) at the first write. */
-struct tree_out *tree_out_new(const char *path);
+/* path: created (with its parents, 0755) at the first write. has_heartbeat: with powerd's
+ * heartbeat file (tree_out), or without, as the kernel's sysfs (sysfs_out). */
+struct tree_out *tree_out_new(const char *path, bool has_heartbeat);
 void tree_out_free(struct tree_out *t);
 const char *tree_out_path(const struct tree_out *t);
 /* Write the source's present zones (package-0 first) and the heartbeat. Failures are logged once
  * per streak; the next call lays the tree out again. */
 int tree_out_write(struct tree_out *t, const struct source *s, uint64_t interval_ms);
+/* Before the first reading: seed s with what a previous run of powerd-guest left at the path (the
+ * zones' order and values, and the state file beside them), so that neither the served totals nor
+ * the tree go back. Nothing there: 0, nothing done. */
+int tree_out_seed(struct tree_out *t, struct source *s);

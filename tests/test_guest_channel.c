@@ -7,6 +7,7 @@
 
 #include <event2/event.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -368,7 +369,7 @@ static void test_tree_out(void **state)
 	int host = fifo_new("port_out", &path);
 	_cleanup_free_ char *out = xasprintf("%s/run/powerd/powercap", dir);
 	struct source *s = source_new(path);
-	struct tree_out *to = tree_out_new(out);
+	struct tree_out *to = tree_out_new(out, true);
 	struct stat st;
 	uint64_t t = 1000 * MS;
 	mode_t old_umask = umask(0077);
@@ -484,6 +485,222 @@ static void test_daemon(void **state)
 	close(host);
 }
 
+/* A powercap reader as Kepler (0.10+) reads through the prometheus/procfs library: each zone's
+ * energy_uj, where any decrease is a wrap worth (max_energy_range_uj - previous) + current. It
+ * polls the trees the whole time, so a value that goes back even for a moment is counted. */
+#define KEPLER_ZONES 2
+struct kepler {
+	pthread_t thread;
+	const char *roots[2]; /* directories that hold intel-rapl:0 and intel-rapl:0:0 */
+	size_t n_roots;
+	bool has_prev[2][KEPLER_ZONES];
+	uint64_t prev_uj[2][KEPLER_ZONES];
+	uint64_t sum_uj[2][KEPLER_ZONES]; /* energy the reader counted */
+	unsigned decreases;
+	unsigned reads;
+	volatile bool stop;
+	pthread_mutex_t lock;
+};
+
+static const char *const kepler_zone_dirs[KEPLER_ZONES] = { "intel-rapl:0", "intel-rapl:0:0" };
+
+static int read_u64_at(const char *root, const char *zone, const char *file, uint64_t *ret)
+{
+	_cleanup_free_ char *rel = xasprintf("%s/%s", zone, file);
+	_cleanup_free_ char *text = tu_read(root, rel);
+
+	if (!text)
+		return -ENOENT;
+	return parse_u64_content(text, strlen(text), ret);
+}
+
+static void kepler_poll(struct kepler *k)
+{
+	pthread_mutex_lock(&k->lock);
+	for (size_t r = 0; r < k->n_roots; r++)
+		for (size_t z = 0; z < KEPLER_ZONES; z++) {
+			uint64_t cur, max;
+
+			if (read_u64_at(k->roots[r], kepler_zone_dirs[z], "energy_uj", &cur) < 0 ||
+				read_u64_at(k->roots[r], kepler_zone_dirs[z], "max_energy_range_uj",
+					&max) < 0)
+				continue;
+			if (k->has_prev[r][z] && cur < k->prev_uj[r][z]) {
+				k->sum_uj[r][z] += max - k->prev_uj[r][z] + cur;
+				k->decreases++;
+			} else if (k->has_prev[r][z]) {
+				k->sum_uj[r][z] += cur - k->prev_uj[r][z];
+			}
+			k->prev_uj[r][z] = cur;
+			k->has_prev[r][z] = true;
+			k->reads++;
+		}
+	pthread_mutex_unlock(&k->lock);
+}
+
+static void *kepler_main(void *arg)
+{
+	struct kepler *k = arg;
+
+	while (!k->stop) {
+		kepler_poll(k);
+		struct timespec ts = { 0, 2 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+static pid_t daemon_start(char *cfg, const char *log)
+{
+	char *argv[] = { (char *)POWERD_GUEST_BIN, (char *)"-c", cfg, NULL };
+
+	return tu_spawn(argv, NULL, log);
+}
+
+static void daemon_kill(pid_t pid)
+{
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	int status = tu_wait(pid, 5000);
+	assert_true(WIFSIGNALED(status));
+}
+
+/* The host writes a record of its instance; given counts the energy between two records of the
+ * same instance (what the host gave the domain; a new instance's first value is no energy). */
+struct host_side {
+	int fd;
+	uint64_t seq;
+	const char *instance;
+	uint64_t last_uj;
+	uint64_t given_uj;
+};
+
+static void host_put(struct host_side *h, const char *instance, uint64_t pkg_uj)
+{
+	if (h->instance && streq(h->instance, instance) && pkg_uj >= h->last_uj)
+		h->given_uj += pkg_uj - h->last_uj;
+	h->instance = instance;
+	h->last_uj = pkg_uj;
+	put_record(h->fd, instance, ++h->seq, pkg_uj);
+}
+
+#define J (UINT64_C(1000000))
+
+/* Wait until tree_out's heartbeat has been written n more times (its seq changed n times): the
+ * daemon has read what the host wrote before. */
+static void wait_writes(const char *out, unsigned n)
+{
+	uint64_t start = now_ms();
+	_cleanup_free_ char *last = tu_read(out, ".powerd-heartbeat");
+
+	while (n > 0) {
+		assert_true(now_ms() - start < 5000);
+		struct timespec ts = { 0, 5 * 1000000L };
+		nanosleep(&ts, NULL);
+		char *hb = tu_read(out, ".powerd-heartbeat");
+		if (hb && (!last || !streq(hb, last))) {
+			n--;
+			free(last);
+			last = hb;
+		} else {
+			free(hb);
+		}
+	}
+}
+#define INSTANCE_C "00000000000000000000000000000c0c"
+
+/* powerd-guest killed (SIGKILL) and restarted, stopped and started, with the host instance
+ * changing while it runs and while it is down: tree_out never goes back (a reader with Kepler's
+ * rule counts no more than the host gave), and the served counter is the tree's value. The same
+ * instance across a restart resumes at the host's counter, so its downtime's energy counts. */
+static void test_daemon_restarts(void **state)
+{
+	_cleanup_free_ char *root = xasprintf("%s/restarts", dir);
+	_cleanup_free_ char *fifo = xasprintf("%s/restarts/port", dir);
+	_cleanup_free_ char *out = xasprintf("%s/restarts/run/powerd/powercap", dir);
+	_cleanup_free_ char *cfg = xasprintf("%s/restarts/guest.yaml", dir);
+	_cleanup_free_ char *log = xasprintf("%s/restarts/daemon.log", dir);
+	const char *series = "powerd_energy_joules_total{zone=\"package-0\"}";
+	uint16_t port = tu_free_port();
+	struct host_side h = { 0 };
+	struct kepler k = { .roots = { out }, .n_roots = 1 };
+
+	assert_int_equal(mkdir(root, 0755), 0);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	h.fd = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	assert_true(h.fd >= 0);
+	tu_writef(root, "guest.yaml",
+		"source: %s\ninterval: 100ms\nlisten: 127.0.0.1:%u\nattribution: none\n"
+		"tree_out: %s\n",
+		fifo, port, out);
+	pthread_mutex_init(&k.lock, NULL);
+	assert_int_equal(pthread_create(&k.thread, NULL, kepler_main, &k), 0);
+
+	/* Instance A from 5000 J: the served total starts at the host's counter. */
+	host_put(&h, INSTANCE_A, 5000 * J);
+	pid_t pid = daemon_start(cfg, log);
+	assert_int_equal(tu_wait_port(port, 5000), 0);
+	wait_metric(port, series, 5000, 5000);
+	host_put(&h, INSTANCE_A, 5010 * J);
+	wait_metric(port, series, 5010, 3000);
+
+	/* A migration: instance B, its counter far lower. Rebased, the total goes on. */
+	host_put(&h, INSTANCE_B, 1 * J);
+	wait_writes(out, 2);
+	wait_metric(port, series, 5010, 3000);
+	host_put(&h, INSTANCE_B, 4 * J);
+	wait_metric(port, series, 5013, 3000);
+
+	/* Killed; the host goes on meanwhile; restarted: it resumes at B's counter. */
+	daemon_kill(pid);
+	host_put(&h, INSTANCE_B, 6 * J);
+	pid = daemon_start(cfg, log);
+	wait_metric(port, series, 5015, 5000);
+	host_put(&h, INSTANCE_B, 8 * J);
+	wait_metric(port, series, 5017, 3000);
+
+	/* Killed, and migrated while it is down: what is laid out stands, the new instance counts
+	 * from its next record (the energy of the downtime on the new host is not known). */
+	daemon_kill(pid);
+	host_put(&h, INSTANCE_C, 100 * J);
+	pid = daemon_start(cfg, log);
+	wait_metric(port, series, 5017, 5000);
+	wait_writes(out, 2);
+	host_put(&h, INSTANCE_C, 103 * J);
+	wait_metric(port, series, 5020, 3000);
+
+	/* Stopped cleanly and started again: the same. */
+	assert_int_equal(tu_stop(pid, 5000), 0);
+	host_put(&h, INSTANCE_C, 105 * J);
+	pid = daemon_start(cfg, log);
+	wait_metric(port, series, 5022, 5000);
+	/* The same instance going down (a host daemon that lost its state) while it is down. */
+	daemon_kill(pid);
+	host_put(&h, INSTANCE_C, 2 * J);
+	pid = daemon_start(cfg, log);
+	wait_metric(port, series, 5022, 5000);
+	wait_writes(out, 2);
+	host_put(&h, INSTANCE_C, 7 * J);
+	wait_metric(port, series, 5027, 3000);
+
+	k.stop = true;
+	assert_int_equal(pthread_join(k.thread, NULL), 0);
+	kepler_poll(&k);
+	assert_int_equal(tu_stop(pid, 5000), 0);
+
+	_cleanup_free_ char *energy = tu_read(out, "intel-rapl:0/energy_uj");
+	assert_string_equal(energy, "5027000000\n");
+	assert_true(k.reads > 20); /* polled through every step, even under valgrind */
+	assert_int_equal(k.decreases, 0);
+	/* The reader's first value was 5000 J, its last 5027 J: all counted was given. */
+	assert_true(k.sum_uj[0][0] <= h.given_uj);
+	assert_int_equal(k.sum_uj[0][0], 27 * J);
+	assert_int_equal(h.given_uj, (10 + 3 + 2 + 2 + 3 + 2 + 5) * J);
+	/* core is half the package in every record: it never went back either. */
+	assert_true(k.sum_uj[0][1] <= h.given_uj / 2);
+	pthread_mutex_destroy(&k.lock);
+	close(h.fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -494,6 +711,7 @@ int main(void)
 		cmocka_unit_test(test_auto_hotplug),
 		cmocka_unit_test(test_tree_out),
 		cmocka_unit_test(test_daemon),
+		cmocka_unit_test(test_daemon_restarts),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
