@@ -42,3 +42,15 @@ add_test(NAME e2e_systemd_host
 		--source ${CMAKE_SOURCE_DIR})
 set_tests_properties(e2e_systemd_host PROPERTIES LABELS "e2e" TIMEOUT 1200 RUN_SERIAL TRUE
 	SKIP_RETURN_CODE 77)
+# powerd-host on Proxmox VE, two nodes emulated around the real qemu (tests/e2e/e2e-proxmox.sh,
+# the stand-in qm tests/e2e/pve-qm.py): qemu as qemu-server starts it, the channel only into VMs
+# with the hookscript, QMP free, live migrations both ways, a hook that cannot plug failing the
+# migration, VM and powerd-host faults, attribution by the VMs' scopes (about 3 minutes).
+add_test(NAME e2e_proxmox
+	COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/e2e/e2e-proxmox.sh
+		--host $<TARGET_FILE:powerd-host>
+		--guest $<TARGET_FILE:powerd-guest>
+		--raplsim $<TARGET_FILE:powerd-e2e-raplsim>
+		--source ${CMAKE_SOURCE_DIR})
+set_tests_properties(e2e_proxmox PROPERTIES LABELS "e2e" TIMEOUT 600 RUN_SERIAL TRUE
+	SKIP_RETURN_CODE 77)

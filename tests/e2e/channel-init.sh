@@ -9,6 +9,8 @@
 #   TREE <uptime s> <energy_uj> <node_exporter J>   (guest) tree_out's package energy, and what
 #                                                   node_exporter's rapl collector reads from it
 #   === PHASE <name> up=<s> ===                     idle0 / burn (a CPU busy loop) / steady
+# powerd_e2e.burn=SECONDS on the kernel command line sets the burn phase's length (6), "forever"
+# keeps it burning (tests/e2e/e2e-proxmox.sh's attribution).
 # Mode "guest": powerd-guest reads the port itself (source: auto) and lays out tree_out, when
 # its configuration knows tree_out; mode "reader": a shell loop reads the port (the host side's
 # test while powerd-guest has no channel reader).
@@ -85,10 +87,18 @@ phase_for() { # name seconds
 	echo "=== PHASE $1 up=$(uptime_s) ==="
 	sleep "$2"
 }
+burn=6
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in powerd_e2e.burn=*) burn=${arg#*=} ;; esac
+done
 phase_for idle0 5
 (while :; do :; done) &
 burner=$!
-phase_for burn 6
+if [ "$burn" = forever ]; then
+	echo "=== PHASE burn up=$(uptime_s) ==="
+	while :; do sleep 10; done
+fi
+phase_for burn "$burn"
 kill $burner
 echo "=== PHASE steady up=$(uptime_s) ==="
 while :; do sleep 10; done

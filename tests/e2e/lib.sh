@@ -8,7 +8,7 @@
 # Then: assertions (ok, not_ok, check, wait_for), a throwaway libvirt (step_libvirt_sandbox,
 # step_start_libvirtd), the powercap simulator and powerd-host (step_start_raplsim,
 # step_start_host), the guest kernel and busybox initramfs (step_build_guest) and the summary.
-# A script may redefine qemu_conf, host_yaml and e2e_timings after sourcing, and set E2E_LOGS
+# A script may redefine qemu_conf, host_yaml, e2e_timings and e2e_cleanup after sourcing, and set E2E_LOGS
 # (files of $W shown when an assertion failed) and E2E_MODULES (guest kernel modules).
 
 E2E_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -128,6 +128,7 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	log "cleanup"
+	e2e_cleanup
 	if [ -n "$LIBVIRTD_PID" ] && kill -0 "$LIBVIRTD_PID" 2>/dev/null; then
 		for d in $(timeout 20 virsh -q -c qemu:///system list --name 2>/dev/null); do
 			timeout 20 virsh -q -c qemu:///system destroy "$d" >/dev/null 2>&1
@@ -186,6 +187,8 @@ host_yaml() {
 }
 
 e2e_timings() { :; }
+# What a script made beyond lib.sh's daemons (namespaces, cgroups), undone first at exit.
+e2e_cleanup() { :; }
 
 # Throwaway libvirt state, then virtlogd and libvirtd by hand.
 step_libvirt_sandbox() {
@@ -354,7 +357,7 @@ is_ro_tmpfs() {
 summary() {
 	local total
 	total=$(elapsed)
-	echo "# timings: libvirtd ${LIBVIRTD_START_S:-?}s to answer; $(e2e_timings)whole test ${total}s"
+	echo "# timings: ${LIBVIRTD_START_S:+libvirtd ${LIBVIRTD_START_S}s to answer; }$(e2e_timings)whole test ${total}s"
 	if [ $N_FAIL -eq 0 ]; then
 		echo "# summary: PASS, $N_OK assertions ok"
 	else

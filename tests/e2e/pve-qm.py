@@ -1,0 +1,430 @@
+#!/usr/bin/python3
+"""Stand-in for Proxmox VE's `qm` on an emulated node (tests/e2e/e2e-proxmox.sh).
+
+Proxmox VE is not in Debian; this does what qemu-server does, around the real qemu, for what the
+test needs (facts from qemu-server 9.x and ../shared/DESIGN.md §5):
+
+  qm config VMID
+  qm set VMID [--KEY VALUE]... [--delete KEY[,KEY...]]   (hookscript checked as qemu-server does)
+  qm start VMID [--migratedfrom NODE]      target of a migration: -incoming defer -S, then QMP
+                                           migrate-incoming tcp:127.0.0.1:PORT, then post-start
+  qm stop VMID [--migratedfrom NODE]       QMP quit, bounded wait, SIGKILL; the scope goes
+  qm resume VMID                           QMP cont
+  qm migrate VMID TARGET --online          as QemuMigrate drives it: `qm start --migratedfrom` on
+                                           the target, QMP migrate, query-migrate until done,
+                                           config moved, `qm resume` there, source stopped
+  qm pid VMID                              (emulation's own) the running qemu's pid, or exit 1
+
+Environment (set by the node's `qm` wrapper): PVE_ETC (the cluster file system, /etc/pve; its
+local/ is this node's nodes/<hostname>), PVE_E2E_NODES (a directory with one executable per node,
+NODES/<node>, that runs a command on that node: the emulation's ssh), PVE_E2E_KVM (/usr/bin/kvm).
+The node's name is its hostname; its run dir /var/run/qemu-server; its cgroup v2 view
+/sys/fs/cgroup, where each qemu is born in qemu.slice/<vmid>.scope.
+"""
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qmp import QMP, QMPError  # noqa: E402
+
+ETC = os.environ.get("PVE_ETC", "/etc/pve")
+NODES = os.environ.get("PVE_E2E_NODES", "")
+KVM = os.environ.get("PVE_E2E_KVM", "/usr/bin/kvm")
+RUN = "/var/run/qemu-server"
+CGROUP = "/sys/fs/cgroup"
+
+
+class Fail(Exception):
+    pass
+
+
+def nodename():
+    return socket.gethostname()
+
+
+def conf_path(vmid, node=None):
+    if node is None:
+        return os.path.join(ETC, "local", "qemu-server", "%s.conf" % vmid)
+    return os.path.join(ETC, "nodes", node, "qemu-server", "%s.conf" % vmid)
+
+
+def load_conf(path):
+    """The current section of a qemu-server config: {key: value}, in order (snapshots ignored)."""
+    conf = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                line = line.rstrip("\n")
+                if line.startswith("["):
+                    break
+                if not line.strip() or line.startswith("#"):
+                    continue
+                m = re.match(r"^([a-z][a-z0-9_-]*):\s*(.*)$", line)
+                if not m:
+                    raise Fail("%s: unable to parse line: %s" % (path, line))
+                conf[m.group(1)] = m.group(2)
+    except FileNotFoundError:
+        raise Fail("Configuration file '%s' does not exist" % path)
+    return conf
+
+
+def write_conf(path, conf):
+    tmp = "%s.tmp.%d" % (path, os.getpid())
+    with open(tmp, "w") as f:
+        for k, v in conf.items():
+            f.write("%s: %s\n" % (k, v))
+    os.rename(tmp, path)
+
+
+def storages():
+    """storage.cfg: {name: path} of the directory storages."""
+    res, cur = {}, None
+    with open(os.path.join(ETC, "storage.cfg")) as f:
+        for line in f:
+            m = re.match(r"^(\w+):\s*(\S+)", line)
+            if m:
+                cur = m.group(2) if m.group(1) == "dir" else None
+                continue
+            m = re.match(r"^\s+path\s+(\S+)", line)
+            if m and cur:
+                res[cur] = m.group(1)
+    return res
+
+
+def hookscript_path(volid):
+    """PVE::GuestHelpers::check_hookscript."""
+    m = re.match(r"^([a-zA-Z][\w.-]*):(snippets/.+)$", volid)
+    if not m:
+        raise Fail("'%s' is not in the snippets directory" % volid)
+    stores = storages()
+    if m.group(1) not in stores:
+        raise Fail("storage '%s' does not exist" % m.group(1))
+    path = os.path.join(stores[m.group(1)], m.group(2))
+    if not os.path.isfile(path):
+        raise Fail("script '%s' does not exist" % volid)
+    if not os.access(path, os.X_OK):
+        raise Fail("script '%s' is not executable" % volid)
+    return path
+
+
+def exec_hookscript(conf, vmid, phase, stop_on_error):
+    """PVE::GuestHelpers::exec_hookscript: only pre-start stops the start on an error."""
+    if not conf.get("hookscript"):
+        return
+    try:
+        path = hookscript_path(conf["hookscript"])
+        t = time.monotonic()
+        r = subprocess.run([path, str(vmid), phase], timeout=300)
+        # (the emulation's own line: the test reads how long a hook took)
+        sys.stderr.write("hookscript %s %s %s: exit %d after %.3f s\n"
+                         % (conf["hookscript"], vmid, phase, r.returncode, time.monotonic() - t))
+        if r.returncode != 0:
+            raise Fail("command '%s %s %s' failed: exit code %d" % (path, vmid, phase, r.returncode))
+    except (Fail, OSError, subprocess.TimeoutExpired) as e:
+        msg = "hookscript error for %s on %s: %s" % (vmid, phase, e)
+        if stop_on_error:
+            raise Fail(msg)
+        sys.stderr.write("%s\n" % msg)
+
+
+def pidfile(vmid):
+    return os.path.join(RUN, "%s.pid" % vmid)
+
+
+def qmp_socket(vmid):
+    return os.path.join(RUN, "%s.qmp" % vmid)
+
+
+def running_pid(vmid):
+    """The pid of the VM's qemu on this node, as qemu-server checks it (pid file, cmdline)."""
+    try:
+        with open(pidfile(vmid)) as f:
+            pid = int(f.read().strip())
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            args = f.read().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    if pidfile(vmid).encode() not in args:
+        return None
+    return pid
+
+
+def scope_dir(vmid):
+    return os.path.join(CGROUP, "qemu.slice", "%s.scope" % vmid)
+
+
+def remove_scope(vmid):
+    """What systemd does with an empty transient scope."""
+    d = scope_dir(vmid)
+    for _ in range(50):
+        try:
+            os.rmdir(d)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
+def kvm_cmdline(vmid, conf, incoming):
+    """config_to_command, for the keys the emulated VMs use."""
+    name = conf.get("name", "vm%s" % vmid)
+    cores = int(conf.get("cores", "1")) * int(conf.get("sockets", "1"))
+    cmd = [
+        KVM,
+        "-name", "%s,debug-threads=on" % name,
+        "-no-shutdown",
+        "-chardev", "socket,id=qmp,path=%s,server=on,wait=off" % qmp_socket(vmid),
+        "-mon", "chardev=qmp,mode=control",
+        "-chardev", "socket,id=qmp-event,path=/var/run/qmeventd.sock,reconnect=5",
+        "-mon", "chardev=qmp-event,mode=control",
+        "-pidfile", pidfile(vmid),
+        "-daemonize",
+    ]
+    if "smbios1" in conf:
+        cmd += ["-smbios", "type=1,%s" % conf["smbios1"]]
+    cmd += [
+        "-smp", "%d,sockets=1,cores=%d,maxcpus=%d" % (cores, cores, cores),
+        "-nodefaults",
+        "-boot", "menu=on,strict=on,reboot-timeout=1000",
+        "-vnc", "unix:%s/%s.vnc,password=on" % (RUN, vmid),
+        # kvm64 without enforce and the kvm_pv_* flags: this qemu runs under TCG
+        "-cpu", "kvm64,+lahf_lm,+sep",
+        "-m", conf.get("memory", "512"),
+        "-global", "PIIX4_PM.disable_s3=1",
+        "-global", "PIIX4_PM.disable_s4=1",
+        "-device", "pci-bridge,id=pci.1,chassis_nr=1,bus=pci.0,addr=0x1e",
+        "-device", "pci-bridge,id=pci.2,chassis_nr=2,bus=pci.0,addr=0x1f",
+    ]
+    if conf.get("agent", "0").split(",")[0] in ("1", "enabled=1"):
+        cmd += [
+            "-chardev", "socket,path=%s/%s.qga,server=on,wait=off,id=qga0" % (RUN, vmid),
+            "-device", "virtio-serial,id=qga0,bus=pci.0,addr=0x8",
+            "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+        ]
+    if conf.get("balloon", "1") != "0":
+        cmd += ["-device", "virtio-balloon-pci,id=balloon0,bus=pci.0,addr=0x3,free-page-reporting=on"]
+    # Proxmox's type is pc+pveN, a patch upstream qemu lacks; "kvm: 0" is TCG
+    cmd += ["-machine", "accel=tcg,type=pc" if conf.get("kvm", "1") == "0" else "type=pc"]
+    if "args" in conf:
+        cmd += shlex.split(conf["args"])
+    if incoming:
+        cmd += ["-incoming", "defer", "-S"]
+    return cmd
+
+
+def free_migrate_port():
+    for port in range(60000, 60050):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise Fail("unable to find free migration port")
+
+
+def qm_start(vmid, migratedfrom=None):
+    path = conf_path(vmid, migratedfrom)
+    conf = load_conf(path)
+    if conf.get("lock") and not migratedfrom:
+        raise Fail("VM is locked (%s)" % conf["lock"])
+    if running_pid(vmid):
+        raise Fail("VM %s already running" % vmid)
+    if migratedfrom:
+        os.environ["PVE_MIGRATED_FROM"] = migratedfrom
+    exec_hookscript(conf, vmid, "pre-start", True)
+    os.makedirs(RUN, exist_ok=True)
+    remove_scope(vmid)  # qemu-server stops a left-over scope first
+    os.makedirs(scope_dir(vmid))
+    cmd = kvm_cmdline(vmid, conf, migratedfrom is not None)
+    # qemu-server creates the scope over D-Bus and execs kvm in it
+    r = subprocess.run(["/bin/sh", "-c", 'echo $$ >"$0/cgroup.procs" && exec "$@"', scope_dir(vmid)]
+                       + cmd, timeout=60)
+    if r.returncode != 0:
+        remove_scope(vmid)
+        raise Fail("start failed: QEMU exited with code %d" % r.returncode)
+    if migratedfrom:
+        port = free_migrate_port()
+        uri = "tcp:127.0.0.1:%d" % port
+        with QMP(qmp_socket(vmid)) as q:
+            q.cmd("migrate-incoming", {"uri": uri})
+        print("migration listens on %s" % uri, flush=True)
+    exec_hookscript(conf, vmid, "post-start", False)
+
+
+def qm_stop(vmid, migratedfrom=None, timeout=10):
+    if not migratedfrom:
+        conf = load_conf(conf_path(vmid))
+        exec_hookscript(conf, vmid, "pre-stop", True)
+    else:
+        conf = {}
+    pid = running_pid(vmid)
+    if pid:
+        try:
+            with QMP(qmp_socket(vmid)) as q:
+                q.cmd("quit")
+        except (QMPError, OSError):
+            pass
+        end = time.monotonic() + timeout
+        while os.path.exists("/proc/%d" % pid) and time.monotonic() < end:
+            time.sleep(0.05)
+        if os.path.exists("/proc/%d" % pid):
+            os.kill(pid, signal.SIGKILL)
+            while os.path.exists("/proc/%d" % pid):
+                time.sleep(0.05)
+    remove_scope(vmid)
+    for ext in ("pid", "qmp", "qga", "vnc"):
+        try:
+            os.unlink(os.path.join(RUN, "%s.%s" % (vmid, ext)))
+        except OSError:
+            pass
+    if not migratedfrom:
+        exec_hookscript(conf, vmid, "post-stop", False)
+
+
+def qm_resume(vmid):
+    with QMP(qmp_socket(vmid)) as q:
+        q.cmd("cont")
+
+
+def on_node(node, *args, **kw):
+    """The emulation's ssh: a command on another node."""
+    return subprocess.run([os.path.join(NODES, node)] + list(args), **kw)
+
+
+def qm_migrate(vmid, target):
+    """QemuMigrate, online, insecure (tcp), no local disks. Prints its steps' timings."""
+    src = nodename()
+    t0 = time.monotonic()
+    path = conf_path(vmid)
+    conf = load_conf(path)
+    if not running_pid(vmid):
+        raise Fail("VM %s not running" % vmid)
+    conf["lock"] = "migrate"
+    write_conf(path, conf)
+
+    def unlock(p):
+        c = load_conf(p)
+        c.pop("lock", None)
+        write_conf(p, c)
+
+    # phase2: the target, started from the config that is still on this node
+    r = on_node(target, "qm", "start", str(vmid), "--migratedfrom", src, stdout=subprocess.PIPE,
+                universal_newlines=True, timeout=120)
+    sys.stdout.write(r.stdout)
+    m = re.search(r"^migration listens on (tcp:[\d.]+:\d+)$", r.stdout, re.M)
+    if r.returncode != 0 or not m:
+        unlock(path)
+        raise Fail("migration aborted: target 'qm start' failed (exit %d)" % r.returncode)
+    t_started = time.monotonic()
+    print("target started in %.2f s" % (t_started - t0), flush=True)
+    status, err = "failed", ""
+    try:
+        with QMP(qmp_socket(vmid)) as q:
+            q.cmd("migrate", {"uri": m.group(1)})
+            end = time.monotonic() + 120
+            while time.monotonic() < end:
+                st = q.cmd("query-migrate")
+                status, err = st.get("status", ""), st.get("error-desc", "")
+                if status in ("completed", "failed", "cancelled"):
+                    break
+                time.sleep(0.1)
+    except (QMPError, OSError) as e:
+        err = str(e)
+    t_sent = time.monotonic()
+    print("migration status %s after %.2f s %s" % (status, t_sent - t_started, err), flush=True)
+    if status != "completed":
+        # phase2_cleanup: cancel here, stop the target; the source goes on
+        try:
+            with QMP(qmp_socket(vmid)) as q:
+                q.cmd("migrate_cancel")
+        except (QMPError, OSError):
+            pass
+        on_node(target, "qm", "stop", str(vmid), "--migratedfrom", src, timeout=60)
+        unlock(path)
+        raise Fail("migration problems: %s" % (err or status))
+    # phase3_cleanup: the config moves, the target resumes, the source stops
+    dst_path = conf_path(vmid, target)
+    os.rename(conf_path(vmid, src), dst_path)  # (not through local/: another mount)
+    r = on_node(target, "qm", "resume", str(vmid), timeout=60)
+    resumed = r.returncode == 0
+    qm_stop(vmid, migratedfrom=target)
+    unlock(dst_path)
+    print("migration finished in %.2f s" % (time.monotonic() - t0), flush=True)
+    if not resumed:
+        raise Fail("failed to resume the VM on %s" % target)
+
+
+def qm_set(vmid, opts):
+    path = conf_path(vmid)
+    conf = load_conf(path)
+    if conf.get("lock"):
+        raise Fail("VM is locked (%s)" % conf["lock"])
+    i = 0
+    while i < len(opts):
+        key = opts[i]
+        if not key.startswith("--") or i + 1 >= len(opts):
+            raise Fail("bad option '%s'" % key)
+        val = opts[i + 1]
+        i += 2
+        if key == "--delete":
+            for k in val.split(","):
+                conf.pop(k.strip(), None)
+            continue
+        k = key[2:]
+        if k == "hookscript":
+            hookscript_path(val)
+        conf[k] = val
+    write_conf(path, conf)
+
+
+def main(argv):
+    if len(argv) < 3:
+        sys.stderr.write(__doc__)
+        return 2
+    verb, vmid, rest = argv[1], argv[2], argv[3:]
+    if not re.match(r"^[1-9]\d{2,8}$", vmid):
+        sys.stderr.write("400 Parameter verification failed.\nvmid: invalid format\n")
+        return 2
+    opt = dict(zip(rest[0::2], rest[1::2]))
+    try:
+        if verb == "config":
+            for k, v in load_conf(conf_path(vmid)).items():
+                print("%s: %s" % (k, v))
+        elif verb == "set":
+            qm_set(vmid, rest)
+        elif verb == "start":
+            qm_start(vmid, opt.get("--migratedfrom"))
+        elif verb == "stop":
+            qm_stop(vmid, opt.get("--migratedfrom"))
+        elif verb == "resume":
+            qm_resume(vmid)
+        elif verb == "migrate":
+            if len(rest) < 1:
+                raise Fail("missing target node")
+            qm_migrate(vmid, rest[0])
+        elif verb == "pid":
+            pid = running_pid(vmid)
+            if not pid:
+                return 1
+            print(pid)
+        else:
+            sys.stderr.write("unknown command 'qm %s'\n" % verb)
+            return 2
+    except (Fail, QMPError, OSError, subprocess.TimeoutExpired) as e:
+        sys.stderr.write("%s\n" % e)
+        return 255
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
