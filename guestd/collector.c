@@ -8,14 +8,26 @@
 #include "guestd/tree_out.h"
 #include "version.h"
 
+/* Keep *out if it is still at path, else make it anew there (none for ""). */
+static void output_apply(struct tree_out **out, const char *key, const char *path,
+	bool has_heartbeat)
+{
+	if (*out && !streq(tree_out_path(*out), path)) {
+		tree_out_free(*out);
+		*out = NULL;
+	}
+	if (!*out && path[0])
+		*out = tree_out_new(key, path, has_heartbeat);
+}
+
 static void collector_apply(struct collector *c, const struct guest_config *cfg)
 {
-	if (c->tree_out && !streq(tree_out_path(c->tree_out), cfg->tree_out)) {
-		tree_out_free(c->tree_out);
-		c->tree_out = NULL;
-	}
-	if (!c->tree_out && cfg->tree_out[0])
-		c->tree_out = tree_out_new(cfg->tree_out, true);
+	_cleanup_free_ char *powercap =
+		cfg->sysfs_out[0] ? xasprintf("%s/class/powercap", cfg->sysfs_out) : xstrdup("");
+
+	output_apply(&c->tree_out, "tree_out", cfg->tree_out, true);
+	/* As the kernel's: no heartbeat file. */
+	output_apply(&c->sysfs_out, "sysfs_out", powercap, false);
 	c->metric_names = cfg->metric_names;
 	c->interval_ms = cfg->interval_ms;
 	free(c->proc_root);
@@ -38,6 +50,8 @@ struct collector *collector_new(const struct guest_config *cfg)
 	/* A restart goes on from what the last run laid out: readers never see it go back. */
 	if (c->tree_out)
 		(void)tree_out_seed(c->tree_out, c->source);
+	if (c->sysfs_out)
+		(void)tree_out_seed(c->sysfs_out, c->source);
 	return c;
 }
 
@@ -47,6 +61,7 @@ void collector_free(struct collector *c)
 		return;
 	source_free(c->source);
 	tree_out_free(c->tree_out);
+	tree_out_free(c->sysfs_out);
 	ledger_free(&c->ledger);
 	free(c->proc_root);
 	free(c->cgroup_root);
@@ -118,8 +133,12 @@ static void collector_done(struct collector *c)
 	log_transition(c);
 	attribute(c);
 	/* A share-fed guest has its tree already; while the source is down the heartbeat stops. */
-	if (c->tree_out && c->source->is_channel && c->source->is_up)
-		tree_out_write(c->tree_out, c->source, c->interval_ms);
+	if (c->source->is_channel && c->source->is_up) {
+		if (c->tree_out)
+			tree_out_write(c->tree_out, c->source, c->interval_ms);
+		if (c->sysfs_out)
+			tree_out_write(c->sysfs_out, c->source, c->interval_ms);
+	}
 	strbuf_reset(&c->exposition);
 	exporter_render(&c->exposition,
 		&(struct exporter_view){

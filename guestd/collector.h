@@ -17,6 +17,7 @@ struct tree_out;
 struct collector {
 	struct source *source;
 	struct tree_out *tree_out;    /* NULL: tree_out "" */
+	struct tree_out *sysfs_out;   /* its class/powercap; NULL: sysfs_out "" */
 	void (*on_update)(void *arg); /* after a tick's exposition is rendered (loop only) */
 	void *on_update_arg;
 	struct ledger ledger;

@@ -36,12 +36,27 @@ static int check_tree_out(const void *value, char *msg, size_t msg_size)
 	return config_check_abs_path(value, msg, msg_size);
 }
 
+static int check_sysfs_out(const void *value, char *msg, size_t msg_size)
+{
+	const char *s = value;
+
+	if (s && (streq(s, "/sys") || streq(s, "/sys/"))) {
+		snprintf(msg, msg_size, "'/sys' is the kernel's: give a directory of its own");
+		return -EINVAL;
+	}
+	return check_tree_out(value, msg, msg_size);
+}
+
 static const struct config_key guest_schema[] = {
 	{ .name = "source", .type = CONFIG_STRING, .offset = OFF(source), .check = check_source },
 	{ .name = "tree_out",
 		.type = CONFIG_STRING,
 		.offset = OFF(tree_out),
 		.check = check_tree_out },
+	{ .name = "sysfs_out",
+		.type = CONFIG_STRING,
+		.offset = OFF(sysfs_out),
+		.check = check_sysfs_out },
 	{ .name = "interval",
 		.type = CONFIG_DURATION_MS,
 		.offset = OFF(interval_ms),
@@ -79,6 +94,7 @@ void guest_config_init(struct guest_config *c)
 	*c = (struct guest_config){
 		.source = xstrdup(GUEST_DEFAULT_SOURCE),
 		.tree_out = xstrdup(GUEST_DEFAULT_TREE_OUT),
+		.sysfs_out = xstrdup(GUEST_DEFAULT_SYSFS_OUT),
 		.interval_ms = 2000,
 		.listen = xstrdup(GUEST_DEFAULT_LISTEN),
 		.metric_names = GUEST_NAMES_NATIVE,

@@ -12,6 +12,8 @@
 #define GUEST_DEFAULT_SOURCE GUEST_SOURCE_AUTO
 #define GUEST_DEFAULT_TREE "/var/scaphandre"
 #define GUEST_DEFAULT_TREE_OUT "/run/powerd/powercap"
+/* A sysfs root for readers of the prometheus/procfs library: SYSFS_OUT/class/powercap. */
+#define GUEST_DEFAULT_SYSFS_OUT "/run/powerd/sysfs"
 #define GUEST_DEFAULT_LISTEN "[::]:9732"
 #define GUEST_INTERVAL_MIN_MS 100
 #define GUEST_INTERVAL_MAX_MS (3600 * 1000)
@@ -30,6 +32,7 @@ enum guest_attribution {
 struct guest_config {
 	char *source;	/* "auto", a tree's path, or a port device's path */
 	char *tree_out; /* where a channel-fed guest lays out its tree; "" for none */
+	char *sysfs_out; /* a sysfs root whose class/powercap lists the zones flat; "" for none */
 	uint64_t interval_ms;
 	char *listen;
 	int metric_names; /* enum guest_metric_names */

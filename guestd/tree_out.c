@@ -20,6 +20,7 @@
 #define STATE_SIZE_MAX 8192
 
 struct tree_out {
+	const char *key; /* the config key, for messages */
 	char *path;
 	bool has_heartbeat;
 	int dir_fd;
@@ -31,10 +32,11 @@ struct tree_out {
 	bool has_failed; /* logged, until a write works again */
 };
 
-struct tree_out *tree_out_new(const char *path, bool has_heartbeat)
+struct tree_out *tree_out_new(const char *key, const char *path, bool has_heartbeat)
 {
 	struct tree_out *t = xcalloc(1, sizeof(*t));
 
+	t->key = key;
 	t->path = xstrdup(path);
 	t->has_heartbeat = has_heartbeat;
 	t->dir_fd = -1;
@@ -143,7 +145,7 @@ static void state_write(struct tree_out *t, const struct source *s, const size_t
 	if (r < 0) {
 		/* The trees are right; only a restart would lose the energy of its own downtime. */
 		if (!t->has_failed)
-			log_warn("tree_out %s: cannot write %s: %s", t->path, STATE_FILE,
+			log_warn("%s %s: cannot write %s: %s", t->key, t->path, STATE_FILE,
 				strerror(-r));
 		free(text);
 		return;
@@ -216,14 +218,14 @@ int tree_out_write(struct tree_out *t, const struct source *s, uint64_t interval
 	free(idx);
 	if (r < 0) {
 		if (!t->has_failed)
-			log_warn("tree_out %s: cannot write: %s", t->path,
+			log_warn("%s %s: cannot write: %s", t->key, t->path,
 				r == -ENODATA ? "no package-0 zone" : strerror(-r));
 		t->has_failed = true;
 		out_close(t);
 		return r;
 	}
 	if (t->has_failed)
-		log_notice("tree_out %s: written again", t->path);
+		log_notice("%s %s: written again", t->key, t->path);
 	t->has_failed = false;
 	return 0;
 }
@@ -304,7 +306,7 @@ int tree_out_seed(struct tree_out *t, struct source *s)
 			break;
 		if (r < 0) {
 			/* What cannot be read cannot be resumed: that zone starts afresh. */
-			log_warn("tree_out %s: %s: cannot read it back: %s", t->path, zone,
+			log_warn("%s %s: %s: cannot read it back: %s", t->key, t->path, zone,
 				strerror(-r));
 			if (i == 0)
 				return r;
@@ -316,7 +318,7 @@ int tree_out_seed(struct tree_out *t, struct source *s)
 		return 0;
 	state_load(dir_fd, zones, n, instance, sizeof(instance));
 	source_seed(s, instance, zones, n);
-	log_info("tree_out %s: going on from the %zu zones there (package-0 at %" PRIu64 " uJ)",
-		t->path, n, zones[0].total_uj);
+	log_info("%s %s: going on from the %zu zones there (package-0 at %" PRIu64 " uJ)",
+		t->key, t->path, n, zones[0].total_uj);
 	return 0;
 }

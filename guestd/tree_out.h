@@ -1,7 +1,9 @@
-/* tree_out: a channel-fed guest lays out the share's tree (DESIGN.md §1) from its served totals,
+/* tree_out and sysfs_out: a guest lays out the share's tree (DESIGN.md §1) from its served totals,
  * so powercap readers inside the VM (node_exporter --path.sysfs, Scaphandre --vm, Kepler) read a
- * channel-fed VM as a share-fed one. Written with common/tree.c: atomic replaces, 0644, and a
- * heartbeat that moves at each write (it stops when the source is down). */
+ * channel-fed VM as a share-fed one; sysfs_out's class/powercap is the same tree without the
+ * heartbeat, as the kernel lists it (DESIGN.md §6). Written with common/tree.c: atomic replaces,
+ * 0644, a zone's place kept once laid out. Nothing laid out here ever goes back (but by wrapping
+ * at the range): a restart goes on from what it finds (tree_out_seed). */
 #pragma once
 
 #include <stdbool.h>
@@ -12,8 +14,9 @@
 struct tree_out;
 
 /* path: created (with its parents, 0755) at the first write. has_heartbeat: with powerd's
- * heartbeat file (tree_out), or without, as the kernel's sysfs (sysfs_out). */
-struct tree_out *tree_out_new(const char *path, bool has_heartbeat);
+ * heartbeat file (tree_out), or without, as the kernel's sysfs (sysfs_out). key: the config key
+ * that names it in messages (a string that outlives t). */
+struct tree_out *tree_out_new(const char *key, const char *path, bool has_heartbeat);
 void tree_out_free(struct tree_out *t);
 const char *tree_out_path(const struct tree_out *t);
 /* Write the source's present zones (package-0 first) and the heartbeat. Failures are logged once

@@ -369,7 +369,7 @@ static void test_tree_out(void **state)
 	int host = fifo_new("port_out", &path);
 	_cleanup_free_ char *out = xasprintf("%s/run/powerd/powercap", dir);
 	struct source *s = source_new(path);
-	struct tree_out *to = tree_out_new(out, true);
+	struct tree_out *to = tree_out_new("tree_out", out, true);
 	struct stat st;
 	uint64_t t = 1000 * MS;
 	mode_t old_umask = umask(0077);
@@ -449,9 +449,12 @@ static void test_daemon(void **state)
 	_cleanup_free_ char *env_root = xasprintf("POWERD_GUEST_TEST_ROOT=%s", root);
 	uint16_t port = tu_free_port();
 
+	_cleanup_free_ char *sysfs = xasprintf("%s/vm/run/powerd/sysfs", dir);
+
 	tu_writef(root, "guest.yaml",
-		"interval: 100ms\nlisten: 127.0.0.1:%u\nattribution: none\ntree_out: %s\n", port,
-		out);
+		"interval: 100ms\nlisten: 127.0.0.1:%u\nattribution: none\ntree_out: %s\n"
+		"sysfs_out: %s\n",
+		port, out, sysfs);
 	char *argv[] = { (char *)POWERD_GUEST_BIN, (char *)"-c", cfg, NULL };
 	char *env[] = { env_root, NULL };
 	pid_t pid = tu_spawn(argv, env, log);
@@ -476,6 +479,16 @@ static void test_daemon(void **state)
 	assert_string_equal(energy, "2030000\n");
 	_cleanup_free_ char *hb = tu_read(out, ".powerd-heartbeat");
 	assert_non_null(hb);
+	/* sysfs_out: the same zones listed flat under class/powercap, no heartbeat (as sysfs). */
+	_cleanup_free_ char *powercap = xasprintf("%s/class/powercap", sysfs);
+	_cleanup_free_ char *s_energy = tu_read(powercap, "intel-rapl:0/energy_uj");
+	assert_string_equal(s_energy, "2030000\n");
+	_cleanup_free_ char *s_core = tu_read(powercap, "intel-rapl:0:0/name");
+	assert_string_equal(s_core, "core\n");
+	_cleanup_free_ char *s_max = tu_read(powercap, "intel-rapl:0:0/max_energy_range_uj");
+	assert_string_equal(s_max, "1125899906842624\n");
+	_cleanup_free_ char *s_hb = tu_read(powercap, ".powerd-heartbeat");
+	assert_null(s_hb);
 
 	assert_int_equal(kill(pid, SIGTERM), 0);
 	int status = tu_wait(pid, 5000);
@@ -617,12 +630,14 @@ static void test_daemon_restarts(void **state)
 	_cleanup_free_ char *root = xasprintf("%s/restarts", dir);
 	_cleanup_free_ char *fifo = xasprintf("%s/restarts/port", dir);
 	_cleanup_free_ char *out = xasprintf("%s/restarts/run/powerd/powercap", dir);
+	_cleanup_free_ char *sysfs = xasprintf("%s/restarts/run/powerd/sysfs", dir);
+	_cleanup_free_ char *powercap = xasprintf("%s/class/powercap", sysfs);
 	_cleanup_free_ char *cfg = xasprintf("%s/restarts/guest.yaml", dir);
 	_cleanup_free_ char *log = xasprintf("%s/restarts/daemon.log", dir);
 	const char *series = "powerd_energy_joules_total{zone=\"package-0\"}";
 	uint16_t port = tu_free_port();
 	struct host_side h = { 0 };
-	struct kepler k = { .roots = { out }, .n_roots = 1 };
+	struct kepler k = { .roots = { out, powercap }, .n_roots = 2 };
 
 	assert_int_equal(mkdir(root, 0755), 0);
 	assert_int_equal(mkfifo(fifo, 0600), 0);
@@ -630,8 +645,8 @@ static void test_daemon_restarts(void **state)
 	assert_true(h.fd >= 0);
 	tu_writef(root, "guest.yaml",
 		"source: %s\ninterval: 100ms\nlisten: 127.0.0.1:%u\nattribution: none\n"
-		"tree_out: %s\n",
-		fifo, port, out);
+		"tree_out: %s\nsysfs_out: %s\n",
+		fifo, port, out, sysfs);
 	pthread_mutex_init(&k.lock, NULL);
 	assert_int_equal(pthread_create(&k.thread, NULL, kepler_main, &k), 0);
 
@@ -697,8 +712,79 @@ static void test_daemon_restarts(void **state)
 	assert_int_equal(h.given_uj, (10 + 3 + 2 + 2 + 3 + 2 + 5) * J);
 	/* core is half the package in every record: it never went back either. */
 	assert_true(k.sum_uj[0][1] <= h.given_uj / 2);
+	/* sysfs_out, the same. */
+	_cleanup_free_ char *s_energy = tu_read(powercap, "intel-rapl:0/energy_uj");
+	assert_string_equal(s_energy, "5027000000\n");
+	assert_int_equal(k.sum_uj[1][0], 27 * J);
+	assert_true(k.sum_uj[1][1] <= h.given_uj / 2);
 	pthread_mutex_destroy(&k.lock);
 	close(h.fd);
+}
+
+/* The value of the first sample whose line starts with prefix, or -1. */
+static double sample_starting(const char *body, const char *prefix)
+{
+	for (const char *line = body; line && *line;) {
+		const char *nl = strchr(line, '\n');
+
+		if (startswith(line, prefix)) {
+			const char *sp = memrchr(line, ' ', nl ? (size_t)(nl - line) : strlen(line));
+			return sp ? strtod(sp + 1, NULL) : -1;
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return -1;
+}
+
+/* Debian's node_exporter (1.5, the prometheus/procfs library) pointed at sysfs_out with nothing
+ * else: its rapl collector succeeds and reads each zone's energy as powerd-guest serves it. */
+static void test_sysfs_out_node_exporter(void **state)
+{
+	const char *ne_bin = "/usr/bin/prometheus-node-exporter";
+	_cleanup_free_ char *root = xasprintf("%s/ne", dir);
+	_cleanup_free_ char *fifo = xasprintf("%s/ne/port", dir);
+	_cleanup_free_ char *sysfs = xasprintf("%s/ne/run/powerd/sysfs", dir);
+	_cleanup_free_ char *cfg = xasprintf("%s/ne/guest.yaml", dir);
+	_cleanup_free_ char *log = xasprintf("%s/ne/daemon.log", dir);
+	_cleanup_free_ char *ne_log = xasprintf("%s/ne/node_exporter.log", dir);
+	uint16_t port = tu_free_port();
+	char *body = NULL;
+
+	if (access(ne_bin, X_OK) < 0)
+		skip();
+	assert_int_equal(mkdir(root, 0755), 0);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	int host = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	assert_true(host >= 0);
+	tu_writef(root, "guest.yaml",
+		"source: %s\ninterval: 100ms\nlisten: 127.0.0.1:%u\nattribution: none\n"
+		"tree_out: \"\"\nsysfs_out: %s\n",
+		fifo, port, sysfs);
+	put_record(host, INSTANCE_A, 1, 1234 * J);
+	pid_t pid = daemon_start(cfg, log);
+	assert_int_equal(tu_wait_port(port, 5000), 0);
+	wait_metric(port, "powerd_energy_joules_total{zone=\"package-0\"}", 1234, 5000);
+
+	uint16_t ne_port = tu_free_port();
+	_cleanup_free_ char *path_arg = xasprintf("--path.sysfs=%s", sysfs);
+	_cleanup_free_ char *listen_arg = xasprintf("--web.listen-address=127.0.0.1:%u", ne_port);
+	char *ne_argv[] = { (char *)ne_bin, path_arg, (char *)"--collector.disable-defaults",
+		(char *)"--collector.rapl", listen_arg, NULL };
+	pid_t ne = tu_spawn(ne_argv, NULL, ne_log);
+	assert_int_equal(tu_wait_port(ne_port, 10000), 0);
+	assert_int_equal(tu_http_get(ne_port, "/metrics", &body), 200);
+
+	double ok = -1;
+	assert_int_equal(tu_metric(body, "node_scrape_collector_success{collector=\"rapl\"}", &ok), 0);
+	assert_true(ok == 1);
+	assert_true(sample_starting(body, "node_rapl_package_joules_total{") == 1234);
+	/* core is half the package (put_record), listed flat as intel-rapl:0:0 */
+	assert_true(sample_starting(body, "node_rapl_core_joules_total{") == 617);
+	free(body);
+
+	assert_true(tu_stop(ne, 5000) != -1); /* it dies of SIGTERM */
+	assert_int_equal(tu_stop(pid, 5000), 0);
+	close(host);
 }
 
 int main(void)
@@ -712,6 +798,7 @@ int main(void)
 		cmocka_unit_test(test_tree_out),
 		cmocka_unit_test(test_daemon),
 		cmocka_unit_test(test_daemon_restarts),
+		cmocka_unit_test(test_sysfs_out_node_exporter),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -35,6 +35,7 @@ static void assert_defaults(const struct guest_config *c)
 {
 	assert_string_equal(c->source, "auto");
 	assert_string_equal(c->tree_out, "/run/powerd/powercap");
+	assert_string_equal(c->sysfs_out, "/run/powerd/sysfs");
 	assert_int_equal(c->interval_ms, 2000);
 	assert_string_equal(c->listen, "[::]:9732");
 	assert_int_equal(c->metric_names, GUEST_NAMES_NATIVE);
@@ -118,6 +119,16 @@ static void test_every_key(void **state)
 		0);
 	assert_string_equal(c.source, "/dev/vport1p1");
 	assert_string_equal(c.tree_out, "");
+	assert_string_equal(c.sysfs_out, "/run/powerd/sysfs");
+	guest_config_free(&c);
+
+	/* No sysfs root, or one elsewhere. */
+	assert_int_equal(load_text("nosysfs.yaml", "sysfs_out: \"\"\n", &c, err, sizeof(err)), 0);
+	assert_string_equal(c.sysfs_out, "");
+	guest_config_free(&c);
+	assert_int_equal(
+		load_text("sysfs.yaml", "sysfs_out: /run/kepler-sys\n", &c, err, sizeof(err)), 0);
+	assert_string_equal(c.sysfs_out, "/run/kepler-sys");
 	guest_config_free(&c);
 }
 
@@ -151,6 +162,9 @@ static void test_errors(void **state)
 	expect_error("auto.yaml", "source: automatic\n", "1", "source");
 	expect_error("out.yaml", "tree_out: run/powerd\n", "1", "tree_out");
 	expect_error("root.yaml", "tree_out: /\n", "1", "tree_out");
+	expect_error("sysfs_rel.yaml", "sysfs_out: run/powerd/sysfs\n", "1", "sysfs_out");
+	expect_error("sysfs_root.yaml", "tree_out: \"\"\nsysfs_out: /\n", "2", "sysfs_out");
+	expect_error("sysfs_sys.yaml", "sysfs_out: /sys\n", "1", "sysfs_out");
 	expect_error("dup.yaml", "interval: 1s\ninterval: 2s\n", "2", "interval");
 }
 
