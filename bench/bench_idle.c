@@ -5,7 +5,10 @@
  *       run-queue wait (ns, live threads)
  *   bench_idle run WARM_S MEASURE_S -- CMD ARGS…
  *       start CMD, let it settle WARM_S, measure its CPU over MEASURE_S (schedstat), SIGTERM it;
- *       prints "cpu_ns=… measure_s=… cpu_s_per_hour=… rss_kib=…" */
+ *       prints "cpu_ns=… measure_s=… cpu_s_per_hour=… rss_kib=…"
+ *   bench_idle feed PATH INTERVAL_MS
+ *       a host side of the energy channel: one record (package-0, core, dram; ~10 W) every
+ *       INTERVAL_MS into PATH (a FIFO standing for the port), until killed */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/channel_record.h"
 #include "common/util.h"
 
 struct proc_cpu {
@@ -129,6 +133,37 @@ static int cmd_run(double warm_s, double measure_s, char **cmd)
 	return 0;
 }
 
+static int cmd_feed(const char *path, long interval_ms)
+{
+	/* Read-write: the FIFO always has a writer, as a connected host side. */
+	_cleanup_close_ int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	struct timespec ts = { interval_ms / 1000, (interval_ms % 1000) * 1000000L };
+	struct channel_record r = { .interval_ms = (uint64_t)interval_ms, .n_zones = 3 };
+	char line[CHANNEL_RECORD_MAX + 1];
+
+	if (fd < 0 || interval_ms <= 0) {
+		fprintf(stderr, "bench_idle: feed %s: %s\n", path,
+			fd < 0 ? strerror(errno) : "interval");
+		return 1;
+	}
+	snprintf(r.instance, sizeof(r.instance), "%s", "00112233445566778899aabbccddeeff");
+	snprintf(r.zones[0].name, sizeof(r.zones[0].name), "package-0");
+	snprintf(r.zones[1].name, sizeof(r.zones[1].name), "core");
+	snprintf(r.zones[2].name, sizeof(r.zones[2].name), "dram");
+	for (;;) {
+		r.seq++;
+		r.time_ms = now_realtime_ms();
+		r.zones[0].energy_uj += 10 * (uint64_t)interval_ms * 1000;
+		r.zones[1].energy_uj += 6 * (uint64_t)interval_ms * 1000;
+		r.zones[2].energy_uj += 1 * (uint64_t)interval_ms * 1000;
+		size_t len = channel_record_format(&r, line, sizeof(line));
+		/* A full pipe (nobody reading) drops the record, as the host does. */
+		if (len == 0 || (write(fd, line, len) < 0 && errno != EAGAIN))
+			return 1;
+		nanosleep(&ts, NULL);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && streq(argv[1], "cpu")) {
@@ -146,6 +181,9 @@ int main(int argc, char **argv)
 	}
 	if (argc >= 6 && streq(argv[1], "run") && streq(argv[4], "--"))
 		return cmd_run(atof(argv[2]), atof(argv[3]), argv + 5);
-	fprintf(stderr, "usage: bench_idle cpu PID | bench_idle run WARM_S MEASURE_S -- CMD…\n");
+	if (argc == 4 && streq(argv[1], "feed"))
+		return cmd_feed(argv[2], atol(argv[3]));
+	fprintf(stderr, "usage: bench_idle cpu PID | bench_idle run WARM_S MEASURE_S -- CMD… | "
+			"bench_idle feed PATH INTERVAL_MS\n");
 	return 2;
 }

@@ -5,6 +5,10 @@
 #                                     tree, loaded in turn with wrk on loopback
 #   bench/guest.sh idle BUILD_DIR     powerd-guest's CPU with nobody scraping at the default
 #                                     interval, attribution none/units/processes, side by side
+#   bench/guest.sh channel BUILD_DIR  powerd-guest (attribution: none) reading the energy channel
+#                                     (a FIFO fed a record a second by bench_idle feed): CPU and
+#                                     RSS with nothing laid out, tree_out only, tree_out and
+#                                     sysfs_out (the default), side by side, 3 of each
 # Each load runs twice: flat out (requests/s, CPU per scrape, latency under saturation), then
 # paced by bench/paced.lua (each of the 100 connections waits a mean PACE_MS between requests).
 # Environment: WRK_ARGS ("-t2 -c100 -d10s"), PACED_ARGS ("-t2 -c100 -d5s"), PACE_MS (100),
@@ -193,11 +197,52 @@ idle() {
 	done
 }
 
+# The energy channel: what laying out tree_out and sysfs_out costs at the default interval.
+channel() {
+	local outs=() variant rep d
+	for variant in none tree_out both; do
+		for rep in 1 2 3; do
+			d=$work/ch-$variant-$rep
+			mkdir -p "$d"
+			mkfifo "$d/port"
+			"$probe" feed "$d/port" 1000 &
+			pids+=($!)
+			free_port 19932
+			{
+				echo "source: $d/port"
+				echo "listen: \"127.0.0.1:$port\""
+				echo "attribution: none"
+				echo "log_level: warning"
+				case $variant in
+				none) printf 'tree_out: ""\nsysfs_out: ""\n' ;;
+				tree_out) printf 'tree_out: %s\nsysfs_out: ""\n' "$d/powercap" ;;
+				both) printf 'tree_out: %s\nsysfs_out: %s\n' "$d/powercap" "$d/sysfs" ;;
+				esac
+			} >"$d/guest.yaml"
+			"$probe" run 5 "$idle_s" -- "$guest" -c "$d/guest.yaml" >"$d/out" &
+			outs+=("$variant:$rep")
+		done
+	done
+	for o in "${outs[@]}"; do
+		wait_run "$work/ch-${o%%:*}-${o##*:}/out"
+	done
+	for o in "${outs[@]}"; do
+		echo "bench=channel out=${o%%:*} rep=${o##*:} $(cat "$work/ch-${o%%:*}-${o##*:}/out")"
+	done
+}
+
+wait_run() { # the output file of a bench_idle run, complete once it has its line
+	while ! grep -q cpu_s_per_hour "$1" 2>/dev/null; do
+		sleep 1
+	done
+}
+
 case $mode in
 scrape) scrape ;;
 idle) idle ;;
+channel) channel ;;
 *)
-	echo "usage: bench/guest.sh scrape|idle BUILD_DIR" >&2
+	echo "usage: bench/guest.sh scrape|idle|channel BUILD_DIR" >&2
 	exit 2
 	;;
 esac

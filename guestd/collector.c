@@ -9,8 +9,8 @@
 #include "version.h"
 
 /* Keep *out if it is still at path, else make it anew there (none for ""). */
-static void output_apply(struct tree_out **out, const char *key, const char *path,
-	bool has_heartbeat)
+static void output_apply(
+	struct tree_out **out, const char *key, const char *path, bool has_heartbeat)
 {
 	if (*out && !streq(tree_out_path(*out), path)) {
 		tree_out_free(*out);

@@ -30,8 +30,8 @@ enum guest_attribution {
 };
 
 struct guest_config {
-	char *source;	/* "auto", a tree's path, or a port device's path */
-	char *tree_out; /* where a channel-fed guest lays out its tree; "" for none */
+	char *source;	 /* "auto", a tree's path, or a port device's path */
+	char *tree_out;	 /* where a channel-fed guest lays out its tree; "" for none */
 	char *sysfs_out; /* a sysfs root whose class/powercap lists the zones flat; "" for none */
 	uint64_t interval_ms;
 	char *listen;

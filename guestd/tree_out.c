@@ -318,7 +318,7 @@ int tree_out_seed(struct tree_out *t, struct source *s)
 		return 0;
 	state_load(dir_fd, zones, n, instance, sizeof(instance));
 	source_seed(s, instance, zones, n);
-	log_info("%s %s: going on from the %zu zones there (package-0 at %" PRIu64 " uJ)",
-		t->key, t->path, n, zones[0].total_uj);
+	log_info("%s %s: going on from the %zu zones there (package-0 at %" PRIu64 " uJ)", t->key,
+		t->path, n, zones[0].total_uj);
 	return 0;
 }

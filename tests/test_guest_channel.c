@@ -728,7 +728,8 @@ static double sample_starting(const char *body, const char *prefix)
 		const char *nl = strchr(line, '\n');
 
 		if (startswith(line, prefix)) {
-			const char *sp = memrchr(line, ' ', nl ? (size_t)(nl - line) : strlen(line));
+			const char *sp =
+				memrchr(line, ' ', nl ? (size_t)(nl - line) : strlen(line));
 			return sp ? strtod(sp + 1, NULL) : -1;
 		}
 		line = nl ? nl + 1 : NULL;
@@ -775,7 +776,8 @@ static void test_sysfs_out_node_exporter(void **state)
 	assert_int_equal(tu_http_get(ne_port, "/metrics", &body), 200);
 
 	double ok = -1;
-	assert_int_equal(tu_metric(body, "node_scrape_collector_success{collector=\"rapl\"}", &ok), 0);
+	assert_int_equal(
+		tu_metric(body, "node_scrape_collector_success{collector=\"rapl\"}", &ok), 0);
 	assert_true(ok == 1);
 	assert_true(sample_starting(body, "node_rapl_package_joules_total{") == 1234);
 	/* core is half the package (put_record), listed flat as intel-rapl:0:0 */
