@@ -280,6 +280,12 @@ static void domain_check_shared(struct accounting *a, struct acct_domain *d)
 
 int accounting_domain_set_pid(struct accounting *a, struct acct_domain *d, pid_t pid)
 {
+	return accounting_domain_set_pid_in(a, d, pid, NULL);
+}
+
+int accounting_domain_set_pid_in(
+	struct accounting *a, struct acct_domain *d, pid_t pid, const char *own_cgroup)
+{
 	cpu_source_free(d->cpu);
 	d->cpu = NULL;
 	d->read_cpu_ns = NULL;
@@ -287,15 +293,20 @@ int accounting_domain_set_pid(struct accounting *a, struct acct_domain *d, pid_t
 	d->is_cgroup_shared = false;
 	if (pid <= 0)
 		return 0;
-	int r = cpu_source_open(a->cfg->proc_root, a->cfg->cgroup_root, pid, &d->cpu);
+	int r = cpu_source_open_in(
+		a->cfg->proc_root, a->cfg->cgroup_root, pid, own_cgroup, &d->cpu);
 	if (r < 0) {
 		log_warn("domain %s: no CPU time for pid %d: %s", d->name, (int)pid, strerror(-r));
 		return r;
 	}
-	if (cpu_source_has_foreign_cgroup(d->cpu))
+	if (cpu_source_has_foreign_cgroup(d->cpu) && own_cgroup) {
+		_cleanup_free_ char *why = xasprintf("its cgroup is not %s", own_cgroup);
+		domain_cgroup_not_own(a, d, why);
+	} else if (cpu_source_has_foreign_cgroup(d->cpu)) {
 		domain_cgroup_not_own(a, d,
 			"its cgroup is not a per-domain one (the root, libvirtd's, or outside "
 			"machine.slice and machine/)");
+	}
 	domain_check_shared(a, d);
 	log_debug("domain %s: CPU time from %s (%s)", d->name, cpu_source_path(d->cpu),
 		cpu_source_kind_name(cpu_source_kind(d->cpu)));

@@ -44,6 +44,9 @@ struct publisher *accounting_domain_publisher(const struct acct_domain *d, enum 
 /* The domain runs as pid (its qemu process): resolve its cgroup and keep its CPU-time file open.
  * pid 0: not running (no CPU time, energy stays). */
 int accounting_domain_set_pid(struct accounting *a, struct acct_domain *d, pid_t pid);
+/* The same, accepting only own_cgroup as the domain's cgroup (cpu_source_open_in). */
+int accounting_domain_set_pid_in(
+	struct accounting *a, struct acct_domain *d, pid_t pid, const char *own_cgroup);
 /* For drivers without a host process (the test driver): CPU time comes from this callback. */
 void accounting_domain_set_cpu_reader(
 	struct acct_domain *d, int (*read_cpu_ns)(void *arg, uint64_t *ret_ns), void *arg);

@@ -275,8 +275,8 @@ static char *cgroup_file(const struct cg_mount *m, const char *cg)
 }
 
 /* Try the hierarchy (v2 or v1) whose cgroup for pid is raw[0..len). */
-static int open_hierarchy(
-	struct cpu_source *s, const struct cg_mounts *ms, bool is_v2, const char *raw, size_t len)
+static int open_hierarchy(struct cpu_source *s, const struct cg_mounts *ms, bool is_v2,
+	const char *raw, size_t len, const char *own_cgroup)
 {
 	_cleanup_free_ char *cg = NULL;
 	bool is_mounted = false;
@@ -285,7 +285,7 @@ static int open_hierarchy(
 		is_mounted |= ms->m[i].is_v2 == is_v2;
 	if (!is_mounted || domain_cgroup_path(raw, len, &cg) < 0)
 		return -ENOENT;
-	if (!is_domain_cgroup(cg)) {
+	if (own_cgroup ? !streq(cg, own_cgroup) : !is_domain_cgroup(cg)) {
 		log_debug(
 			"cputime: cgroup %s%s is not a domain's own", is_v2 ? "" : "cpuacct:", cg);
 		s->has_foreign_cgroup = true;
@@ -326,8 +326,8 @@ static bool find_line(const char *cgfile, bool is_v2, const char **ret, size_t *
 	return false;
 }
 
-static int open_cgroup(
-	struct cpu_source *s, const char *proc_root, const char *cgroup_root, const char *cgfile)
+static int open_cgroup(struct cpu_source *s, const char *proc_root, const char *cgroup_root,
+	const char *cgfile, const char *own_cgroup)
 {
 	struct cg_mounts ms = { 0 };
 	const char *raw;
@@ -336,9 +336,9 @@ static int open_cgroup(
 
 	cg_mounts_find(proc_root, cgroup_root, &ms);
 	if (find_line(cgfile, true, &raw, &len))
-		r = open_hierarchy(s, &ms, true, raw, len);
+		r = open_hierarchy(s, &ms, true, raw, len, own_cgroup);
 	if (r < 0 && find_line(cgfile, false, &raw, &len))
-		r = open_hierarchy(s, &ms, false, raw, len);
+		r = open_hierarchy(s, &ms, false, raw, len, own_cgroup);
 	cg_mounts_done(&ms);
 	if (r == 0)
 		s->has_foreign_cgroup = false;
@@ -347,6 +347,12 @@ static int open_cgroup(
 
 int cpu_source_open(
 	const char *proc_root, const char *cgroup_root, pid_t pid, struct cpu_source **ret)
+{
+	return cpu_source_open_in(proc_root, cgroup_root, pid, NULL, ret);
+}
+
+int cpu_source_open_in(const char *proc_root, const char *cgroup_root, pid_t pid,
+	const char *own_cgroup, struct cpu_source **ret)
 {
 	_cleanup_free_ char *cgpath = NULL;
 	_cleanup_free_ char *cgfile = NULL;
@@ -362,7 +368,7 @@ int cpu_source_open(
 	s->fd = -1;
 	s->stat_path = xasprintf("%s/%d/stat", proc_root, (int)pid);
 	if (read_file_at(AT_FDCWD, cgpath, cgfile, CGROUP_FILE_MAX, &len) == 0 &&
-		open_cgroup(s, proc_root, cgroup_root, cgfile) == 0) {
+		open_cgroup(s, proc_root, cgroup_root, cgfile, own_cgroup) == 0) {
 		*ret = s;
 		return 0;
 	}

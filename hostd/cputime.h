@@ -21,6 +21,11 @@ enum cpu_source_kind { CPU_SOURCE_CGROUP2, CPU_SOURCE_CGROUP1, CPU_SOURCE_PROCES
  * never read: see cpu_source_has_foreign_cgroup. */
 int cpu_source_open(
 	const char *proc_root, const char *cgroup_root, pid_t pid, struct cpu_source **ret);
+/* The same, where the domain's own cgroup is known (Proxmox: "/qemu.slice/<vmid>.scope"): pid's
+ * cgroup is read only if it is exactly own_cgroup (NULL: libvirt's rules above); any other is
+ * foreign and the process is read. */
+int cpu_source_open_in(const char *proc_root, const char *cgroup_root, pid_t pid,
+	const char *own_cgroup, struct cpu_source **ret);
 int cpu_source_read(struct cpu_source *s, uint64_t *ret_ns);
 const char *cpu_source_path(const struct cpu_source *s);
 enum cpu_source_kind cpu_source_kind(const struct cpu_source *s);

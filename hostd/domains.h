@@ -1,10 +1,14 @@
-/* The domain manager: follows libvirt's domains (lifecycle events, and a full listing at start-up
- * and after every reconnect, since events were missed meanwhile), and for every tracked one keeps
- * its share (mounts.h), its accounting (accounting.h) and, with channel: auto, its energy channel
- * (channel.h: hot-plugged live where a virtio-serial controller allows it, from a deferred loop
- * callback). The connection is read-write with channel: auto (hot-plug is a write API), else
- * read-only; it is kept alive with keepalive probes, and re-established with exponential backoff (1
- * s .. 30 s) when it drops; domains and their counters stay while it is down. */
+/* The domain manager: follows a hypervisor manager's domains and for every tracked one keeps its
+ * share (mounts.h), its accounting (accounting.h) and, with channel: auto, its energy channel
+ * (channel.h, checked from a deferred loop callback). Where the domains come from is one of two
+ * managers behind one interface (manager.h), chosen by the config's manager key:
+ * - libvirt (manager_libvirt.c): lifecycle events, and a full listing at start-up and after every
+ *   reconnect, since events were missed meanwhile; the channel is hot-plugged live where a
+ *   virtio-serial controller allows it. The connection is read-write with channel: auto (hot-plug
+ *   is a write API), else read-only; it is kept alive with keepalive probes, and re-established
+ *   with exponential backoff (1 s .. 30 s) when it drops; domains and their counters stay while it
+ *   is down.
+ * - proxmox (manager_proxmox.c): qemu-server's VMs, named by vmid (DESIGN.md §5). */
 #pragma once
 
 #include <stdbool.h>
@@ -31,7 +35,8 @@ struct domains;
 #define DOMAINS_ORPHAN_SWEEP_S 60
 
 /* cfg and acct are borrowed and must outlive the object. Nothing connects before
- * domains_start(). libvirt_loop_register() must have been called on base. */
+ * domains_start(). With libvirt's manager, libvirt_loop_register() must have been called on
+ * base. */
 int domains_new(struct event_base *base, const struct host_config *cfg, struct accounting *acct,
 	struct domains **ret);
 /* Closes the connection and stops accounting the domains; leaves every share mounted for the next
@@ -51,6 +56,7 @@ int domains_reconcile(struct domains *d);
 void domains_reconnect(struct domains *d, unsigned delay_ms);
 
 bool domains_is_connected(const struct domains *d);
+const char *domains_manager_name(const struct domains *d); /* "libvirt", "proxmox" */
 size_t domains_count(const struct domains *d);
 unsigned domains_backoff_ms(const struct domains *d); /* delay of the next retry */
 
@@ -61,6 +67,7 @@ struct domain_view {
 	enum mount_state mount;
 	enum channel_state channel; /* CHANNEL_OFF with channel: off */
 	const char *channel_reason; /* why not served ("" if nothing); valid until the loop runs */
+	const char *title;	    /* the manager's other name for it (Proxmox's name:); NULL */
 };
 
 /* -ENOENT if the domain is not tracked. */
