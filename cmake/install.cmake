@@ -43,7 +43,19 @@ install(TARGETS powerd-guest RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR} COMPON
 # Units are written alongside this file; OPTIONAL keeps a tree without them installable.
 install(FILES ${POWERD_HOST_UNITS} DESTINATION ${POWERD_SYSTEMD_UNITDIR} COMPONENT host OPTIONAL)
 install(FILES ${POWERD_GUEST_UNITS} DESTINATION ${POWERD_SYSTEMD_UNITDIR} COMPONENT guest OPTIONAL)
-# The energy channel's port, readable by powerd-guest's dynamic user (units/60-powerd-guest.rules).
+# powerd-guest's system user and group (units/powerd-guest.sysusers): the unit runs as it, the
+# energy channel's port is its group's.
+if(NOT DEFINED POWERD_SYSUSERS_DIR)
+	pkg_get_variable(_powerd_sysusersdir systemd sysusersdir)
+	if(NOT _powerd_sysusersdir)
+		set(_powerd_sysusersdir "lib/sysusers.d")
+	endif()
+	set(POWERD_SYSUSERS_DIR "${_powerd_sysusersdir}" CACHE STRING
+		"Directory for sysusers.d files (absolute, or relative to the prefix)")
+endif()
+install(FILES ${CMAKE_SOURCE_DIR}/units/powerd-guest.sysusers DESTINATION ${POWERD_SYSUSERS_DIR}
+	RENAME powerd-guest.conf COMPONENT guest)
+# The energy channel's port, given to the group powerd (units/60-powerd-guest.rules).
 if(NOT DEFINED POWERD_UDEV_RULESDIR)
 	pkg_get_variable(_powerd_udevdir udev udevdir)
 	if(NOT _powerd_udevdir)

@@ -56,6 +56,10 @@ grep -q '^ExecStart=/usr/bin/powerd-guest' "$root/usr/lib/systemd/system/powerd-
 	exit 1
 }
 install -m 0644 "$units/var-scaphandre.mount" "$root/usr/lib/systemd/system/"
+# The unit's user and the port's group; Flatcar's Ignition config also puts it in /etc/sysusers.d,
+# which systemd-sysusers reads before the image is merged at the first boot.
+install -d -m 0755 "$root/usr/lib/sysusers.d"
+install -m 0644 "$units/powerd-guest.sysusers" "$root/usr/lib/sysusers.d/powerd-guest.conf"
 cat >"$root/usr/lib/extension-release.d/extension-release.$name" <<RELEASE
 ID=flatcar
 SYSEXT_LEVEL=1.0

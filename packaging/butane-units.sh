@@ -68,7 +68,11 @@ EOT
 	if [ -f "$src/conf/guest.yaml" ]; then
 		inline_file "$src/conf/guest.yaml" /etc/powerd/guest.yaml 0644
 	fi
-	# The energy channel's port, readable by powerd-guest's dynamic user (udev reads /etc too).
+	# powerd-guest's user and group, made by systemd-sysusers at the first boot (before the sysext
+	# image is merged), and the energy channel's port given to the group (udev reads /etc too).
+	if [ -f "$src/units/powerd-guest.sysusers" ]; then
+		inline_file "$src/units/powerd-guest.sysusers" /etc/sysusers.d/powerd-guest.conf 0644
+	fi
 	if [ -f "$src/units/60-powerd-guest.rules" ]; then
 		inline_file "$src/units/60-powerd-guest.rules" /etc/udev/rules.d/60-powerd-guest.rules 0644
 	fi

@@ -421,6 +421,9 @@ build_systemd_root() {
 		[ -e "$r$lib" ] || cp -L "$lib" "$r$lib"
 	done
 	cp "$SOURCE/units/powerd-guest.service" "$SOURCE/units/var-scaphandre.mount" "$r/etc/systemd/system/"
+	# the unit's system user, as the package makes it (systemd-sysusers also runs at boot)
+	install -D -m 644 "$SOURCE/units/powerd-guest.sysusers" "$r/usr/lib/sysusers.d/powerd-guest.conf"
+	systemd-sysusers --root="$r" powerd-guest.conf >"$W/sysusers.log" 2>&1 || return 1
 	install -m 755 "$HERE/systemd-report.sh" "$r/usr/local/sbin/powerd-e2e-report"
 	cat >"$r/etc/systemd/system/powerd-e2e-report.service" <<-'EOF'
 	[Unit]

@@ -64,6 +64,11 @@ for name in ("var-scaphandre.mount", "powerd-guest.service"):
     u = gu.get(name)
     if not u or u.get("contents") != read("units/" + name) or u.get("enabled") is not True:
         fail("%s is not units/%s, enabled" % (name, name))
+# the unit's user and the port's group, and the rule that gives the port to that group
+for path, rel in (("/etc/sysusers.d/powerd-guest.conf", "units/powerd-guest.sysusers"),
+                  ("/etc/udev/rules.d/60-powerd-guest.rules", "units/60-powerd-guest.rules")):
+    if os.path.exists(os.path.join(src, rel)) and g.get(path) != (0o644, read(rel)):
+        fail("guest: %s is not %s, 0644" % (path, rel))
 drop = gu.get("powerd-guest.service", {}).get("dropins", [])
 if os.path.exists(os.path.join(src, "units/powerd-guest.service")):
     if not drop or "ExecStart=\nExecStart=/usr/bin/powerd-guest\n" not in drop[0]["contents"]:

@@ -140,6 +140,26 @@ for u in powerd-host.service powerd-host.socket powerd-guest.service; do
 	ls /etc/systemd/system/*.wants/"$u" >/dev/null 2>&1 || fail "$u not enabled by postinst"
 done
 getent passwd powerd >/dev/null || fail "postinst did not create the system user powerd"
+getent group powerd >/dev/null || fail "postinst did not create the group powerd"
+if [ -f "$src/units/powerd-guest.sysusers" ]; then
+	sysusersdir=$(pkg-config --variable=sysusersdir systemd 2>/dev/null || echo /usr/lib/sysusers.d)
+	cmp -s "$src/units/powerd-guest.sysusers" "$sysusersdir/powerd-guest.conf" ||
+		fail "$sysusersdir/powerd-guest.conf not installed"
+	# What it makes where nobody made it before (this machine may have powerd from earlier runs).
+	mkdir -p "$tmp/sysroot/etc"
+	systemd-sysusers --root="$tmp/sysroot" "$sysusersdir/powerd-guest.conf" >/dev/null 2>&1 ||
+		fail "systemd-sysusers refuses powerd-guest.conf"
+	grep -q '^powerd:x:[0-9]*:[0-9]*:.*:/nonexistent:' "$tmp/sysroot/etc/passwd" &&
+		grep -q '^powerd:x:' "$tmp/sysroot/etc/group" ||
+		fail "powerd-guest.conf does not make the system user and group powerd"
+	dpkg-deb -I "$guest_deb" postinst | grep -q 'systemd-sysusers powerd-guest.conf' ||
+		fail "powerd-guest's postinst does not run systemd-sysusers"
+fi
+udevdir=$(pkg-config --variable=udevdir udev 2>/dev/null || echo /lib/udev)
+[ ! -f "$src/units/60-powerd-guest.rules" ] ||
+	cmp -s "$src/units/60-powerd-guest.rules" "$udevdir/rules.d/60-powerd-guest.rules" ||
+	cmp -s "$src/units/60-powerd-guest.rules" "/usr$udevdir/rules.d/60-powerd-guest.rules" ||
+	fail "60-powerd-guest.rules not installed"
 if [ -f "$src/units/powerd-libvirt-hook" ]; then
 	[ "$(stat -c %a /etc/libvirt/hooks/qemu.d/powerd)" = 755 ] || fail "hook not installed 0755"
 fi

@@ -27,6 +27,7 @@ cat >"$tmp/want" <<'WANT'
 -rw-r--r-- root/root /usr/lib/extension-release.d/extension-release.powerd-guest
 -rw-r--r-- root/root /usr/lib/systemd/system/powerd-guest.service
 -rw-r--r-- root/root /usr/lib/systemd/system/var-scaphandre.mount
+-rw-r--r-- root/root /usr/lib/sysusers.d/powerd-guest.conf
 WANT
 diff -u "$tmp/want" "$tmp/list" || fail "image layout"
 
@@ -45,6 +46,8 @@ diff <(grep -v '^ExecStart=' "$src/units/powerd-guest.service") <(grep -v '^Exec
 	fail "powerd-guest.service differs from units/ beyond ExecStart"
 cmp -s "$src/units/var-scaphandre.mount" "$tmp/x/usr/lib/systemd/system/var-scaphandre.mount" ||
 	fail "var-scaphandre.mount differs from units/"
+cmp -s "$src/units/powerd-guest.sysusers" "$tmp/x/usr/lib/sysusers.d/powerd-guest.conf" ||
+	fail "sysusers.d/powerd-guest.conf differs from units/powerd-guest.sysusers"
 
 rel=$tmp/x/usr/lib/extension-release.d/extension-release.powerd-guest
 grep -qx 'ID=flatcar' "$rel" || fail "extension-release: ID"

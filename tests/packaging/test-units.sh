@@ -17,6 +17,9 @@
 #                                     asserted <= 4.0
 #   powerd-guest.service  1.4 OK      2026-12-01, the energy channel: the VM's /dev (a hot-plugged
 #                                     port must show), DeviceAllow= the virtio ports only (+0.2)
+#   powerd-guest.service  1.4 OK      2026-12-06, User=powerd (sysusers.d) instead of DynamicUser=
+#                                     (the same score: "a static non-root user"), the port the
+#                                     group's 0440
 #   a bare [Service] unit 9.6 UNSAFE  (the parsing check below)
 set -euo pipefail
 src=${1:?usage: test-units.sh SOURCE_DIR}
@@ -57,9 +60,18 @@ if [ -f "$src/units/powerd-guest.service" ]; then
 		fail "powerd-guest.service: no read access to the energy channel's port"
 	grep -qx 'RuntimeDirectory=powerd' "$u" || fail "powerd-guest.service: no RuntimeDirectory=powerd (tree_out)"
 	r=$src/units/60-powerd-guest.rules
-	[ -f "$r" ] && grep -q 'ATTR{name}=="org.powerd.energy.0".*MODE="0444"' "$r" ||
-		fail "60-powerd-guest.rules: the channel's port is not made readable"
-	grep -qx 'DynamicUser=yes' "$u" || fail "powerd-guest.service: not DynamicUser"
+	[ -f "$r" ] && grep -q 'ATTR{name}=="org.powerd.energy.0".*GROUP="powerd", MODE="0440"' "$r" ||
+		fail "60-powerd-guest.rules: the channel's port is not the group powerd's, 0440"
+	! grep -q 'MODE="0[0-7][0-7][1-7]"' "$r" || fail "60-powerd-guest.rules: the port is open to others"
+	# The port's group is the service's; a system user of sysusers.d, not DynamicUser= (whose
+	# preserved runtime directory would be in /run/private/, out of the other readers' reach).
+	grep -qx 'User=powerd' "$u" && grep -qx 'Group=powerd' "$u" ||
+		fail "powerd-guest.service: not User=powerd, Group=powerd (the port's group)"
+	! grep -qx 'DynamicUser=yes' "$u" || fail "powerd-guest.service: DynamicUser with a preserved runtime directory"
+	grep -qx 'RuntimeDirectoryPreserve=yes' "$u" ||
+		fail "powerd-guest.service: /run/powerd not kept until reboot (tree_out and sysfs_out would go back)"
+	grep -qxE 'u powerd - .* /nonexistent -' "$src/units/powerd-guest.sysusers" ||
+		fail "powerd-guest.sysusers: no system user and group powerd"
 	grep -qE '^ExecStart=/usr/sbin/powerd-guest( |$)' "$u" ||
 		fail "powerd-guest.service: ExecStart is not /usr/sbin/powerd-guest (the sysext rewrites it)"
 	checked=1
