@@ -4,7 +4,8 @@
 # tmpfs and needs CAP_SYS_ADMIN, so it cannot be as low). The parsing is shown to work
 # on a bare unit, whose exposure must come out high. Also the contract of DESIGN.md §3 the
 # packaging relies on: Type=notify with a watchdog, the share wanted but never required (a VM with
-# the energy channel only has no share: DESIGN.md §4), access to the channel's port, the mount.
+# the energy channel only has no share: DESIGN.md §4), access to the channel's port, the mount, and
+# that mount skipped by its conditions where the VM has no share (a clean boot).
 #
 # Measured (systemd 252.39, Debian 12, --offline=true), 2026-11-23:
 #   powerd-guest.service  1.2 OK      (1.4 before PrivateMounts=yes was added)
@@ -81,6 +82,23 @@ if [ -f "$src/units/var-scaphandre.mount" ]; then
 	grep -qx 'What=scaphandre' "$m" && grep -qx 'Where=/var/scaphandre' "$m" ||
 		fail "var-scaphandre.mount: not What=scaphandre Where=/var/scaphandre"
 	grep -qE '^Type=(9p|virtiofs)$' "$m" || fail "var-scaphandre.mount: Type"
+	# A VM without a share boots clean: the mount's conditions skip it (no failed unit, no red
+	# line) where no 9p or virtiofs device is bound, and hold where one is. Evaluated by systemd
+	# itself on the unit's own condition lines, moved under a fixture /sys.
+	grep -q '^After=.*modprobe@9pnet_virtio.service' "$m" ||
+		fail "var-scaphandre.mount: its condition is checked before 9pnet_virtio is loaded"
+	mapfile -t conds < <(sed -nE "s#^(Condition[A-Za-z]+=[|]?)/sys/#\1$tmp/sys/#p" "$m")
+	[ ${#conds[@]} -ge 2 ] || fail "var-scaphandre.mount: no conditions on the share's device"
+	holds() {
+		systemd-analyze condition "${conds[@]}" >"$tmp/cond" 2>&1
+	}
+	mkdir -p "$tmp/sys/bus/virtio/drivers/virtio_blk/virtio1" "$tmp/sys/bus/virtio/drivers/9pnet_virtio"
+	! holds || fail "var-scaphandre.mount: not skipped without a share (a disk only): $(cat "$tmp/cond")"
+	mkdir -p "$tmp/sys/bus/virtio/drivers/9pnet_virtio/virtio3"
+	holds || fail "var-scaphandre.mount: skipped with a 9p share: $(cat "$tmp/cond")"
+	rm -r "$tmp/sys/bus/virtio/drivers/9pnet_virtio/virtio3"
+	mkdir -p "$tmp/sys/bus/virtio/drivers/virtiofs/virtio4"
+	holds || fail "var-scaphandre.mount: skipped with a virtiofs share: $(cat "$tmp/cond")"
 fi
 if [ -f "$src/units/powerd-host.service" ]; then
 	h=$(exposure "$src/units/powerd-host.service")
