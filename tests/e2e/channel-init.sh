@@ -10,7 +10,8 @@
 #                                                   node_exporter's rapl collector reads from it
 #   === PHASE <name> up=<s> ===                     idle0 / burn (a CPU busy loop) / steady
 # powerd_e2e.burn=SECONDS on the kernel command line sets the burn phase's length (6), "forever"
-# keeps it burning (tests/e2e/e2e-proxmox.sh's attribution).
+# keeps it burning (tests/e2e/e2e-proxmox.sh's attribution); powerd_e2e.port_wait=SECONDS how
+# long the port is looked for (120) before the rest runs without it.
 # Mode "guest": powerd-guest reads the port itself (source: auto) and lays out tree_out, when
 # its configuration knows tree_out; mode "reader": a shell loop reads the port (the host side's
 # test while powerd-guest has no channel reader).
@@ -39,7 +40,11 @@ find_port() {
 }
 port=
 i=0
-while [ $i -lt 600 ]; do
+wait_ds=1200 # powerd_e2e.port_wait=SECONDS (120): how long to look for the port
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in powerd_e2e.port_wait=*) wait_ds=$((${arg#*=} * 5)) ;; esac
+done
+while [ $i -lt $wait_ds ]; do
 	port=$(find_port) && break
 	i=$((i + 1))
 	sleep 0.2
