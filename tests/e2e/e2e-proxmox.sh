@@ -106,6 +106,9 @@ node_create() { # name
 		not_ok "node $n: set up ($(tr '\n' ' ' <"$W/$n-setup.log"))"
 		return 1
 	fi
+	# qmeventd's stand-in, which every qemu's second monitor connects to
+	start_bg "$W/$n-qmeventd.log" on "$n" $PY "$QMP_PY" /var/run/qmeventd.sock eventd
+	disown "$LAST_PID"
 	local view
 	view=$(on "$n" sh -c 'grep "^0::" /proc/self/cgroup; stat -fc %T /sys/fs/cgroup; hostname' | tr '\n' ' ')
 	check "node $n: hostname, cgroup v2 alone at /sys/fs/cgroup, rooted at its own cgroup ($view)" \
@@ -221,6 +224,7 @@ step_emulation() {
 	cg=$(sed -n 's/^0:://p' "/proc/"$pid"/cgroup")
 	check "VM $vm's qemu is in $CGBASE/$A/qemu.slice/$vm.scope (seen from $A: $(on $A cat /proc/"$pid"/cgroup | sed -n 's/^0:://p'))" \
 		test "$CG2$cg" = "$CGBASE/$A/qemu.slice/$vm.scope" -a "$(on $A grep '^0::' /proc/"$pid"/cgroup)" = "0::/qemu.slice/$vm.scope"
+	check "VM $vm's qemu connected its second monitor to $A's qmeventd.sock" wait_for 10 grep -q "^connect $pid " "$W/$A-qmeventd.log"
 	check "$B does not see VM $vm's run dir (its own /run)" on $B test ! -e /var/run/qemu-server/$vm.pid
 
 	# port on the source, raw-plugged into the waiting target by the hookscript: works
@@ -679,6 +683,10 @@ main() {
 		step_lifecycle
 		step_attribution
 	fi
+	local others
+	others=$(cat "$W/$A-qmeventd.log" "$W/$B-qmeventd.log" | awk '$1 == "connect" && $3 !~ /qemu-system-x86_64$/' | head -3)
+	check "only qemu connected to qmeventd.sock ($(grep -c '^connect' "$W/$A-qmeventd.log" "$W/$B-qmeventd.log" | tr '\n' ' ')connections${others:+; others: $others})" \
+		test -z "$others"
 	local p
 	for p in "${PENDING[@]}"; do
 		echo "# pending: $p"

@@ -13,13 +13,19 @@ Proxmox's own tools, a client that gets no greeting within the timeout gives up.
   qmp.py [-t S] SOCKET hold SECONDS READY-FILE
       holds the connection (QMP then serves no one else) for SECONDS; creates READY-FILE once
       it has the greeting
+  qmp.py SOCKET eventd
+      qmeventd's stand-in: listens on SOCKET, which every qemu's second monitor connects to;
+      prints "connect PID EXE" for each peer, then the events it sends, and "close PID"
   qmp.py [-t S] SOCKET wait-migrate SECONDS
       polls query-migrate every 0.1 s until completed, failed or cancelled; prints
       "status total_time_ms"; exit 1 unless completed
 """
 import json
+import os
 import socket
+import struct
 import sys
+import threading
 import time
 
 
@@ -90,6 +96,42 @@ def greet(path, timeout):
         return q.greeting_s
 
 
+def eventd_peer(conn):
+    cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid = struct.unpack("3i", cred)[0]
+    try:
+        exe = os.readlink("/proc/%d/exe" % pid)
+    except OSError:
+        exe = "?"
+    print("connect %d %s" % (pid, exe), flush=True)
+    f = conn.makefile("rwb")
+    try:
+        f.readline()  # the greeting
+        f.write(b'{"execute": "qmp_capabilities"}\n')
+        f.flush()
+        for line in f:
+            msg = json.loads(line)
+            if "event" in msg:
+                print("event %d %s" % (pid, msg["event"]), flush=True)
+    except (OSError, ValueError):
+        pass
+    print("close %d" % pid, flush=True)
+    conn.close()
+
+
+def eventd(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(16)
+    while True:
+        conn, _ = srv.accept()
+        threading.Thread(target=eventd_peer, args=(conn,), daemon=True).start()
+
+
 def main(argv):
     timeout = 5.0
     if len(argv) > 2 and argv[1] == "-t":
@@ -129,6 +171,8 @@ def main(argv):
             print("n=%d max=%.4f median=%.4f failed=%d" % (
                 len(lat), lat[-1] if lat else -1, lat[len(lat) // 2] if lat else -1, failed))
             return 0 if lat and not failed else 1
+        if verb == "eventd":
+            eventd(path)
         if verb == "hold":
             with QMP(path, timeout):
                 open(rest[1], "w").close()
