@@ -525,7 +525,43 @@ step_migrate() {
 	migrate_vm 101 $A $B 101 &&
 		check "VM 101 (no hookscript) runs on $B, its guest alive, still no port ($(vm_devices $B 101))" \
 			no_port_alive $B 101
+	step_attach
 	qm_on $B stop 101 >>"$W/qm.log" 2>&1
+}
+
+# powerd-host attach / detach VMID --channel (through qm set) on VM 101, now on B.
+conf_has() { grep -qx "$2" "$W/pve/nodes/$B/qemu-server/$1.conf"; }
+conf_lacks() { ! grep -q "^$2" "$W/pve/nodes/$B/qemu-server/$1.conf"; }
+has_port() { vm_devices "$1" "$2" | grep -q 'devices:.* powerd-energy0'; }
+devices_are() { [ "$(vm_devices "$1" "$2")" = "$3" ]; }
+step_attach() {
+	log "powerd-host attach / detach 101 --channel on $B"
+	local out base
+	base=$(vm_devices $B 101)
+	printf '#!/bin/sh\nexit 0\n' >"$W/$B/vz/snippets/other" && chmod 755 "$W/$B/vz/snippets/other"
+	qm_on $B set 101 --hookscript local:snippets/other >>"$W/qm.log" 2>&1
+	if out=$(on $B powerd-host-node attach 101 --channel 2>&1); then
+		not_ok "attach 101 --channel refuses while VM 101 has another hookscript (it succeeded: $out)"
+	else
+		check "attach 101 --channel refuses while VM 101 has another hookscript, and says so ($(echo "$out" | tr '\n' ' '))" \
+			sh -c "grep -qx 'hookscript: local:snippets/other' $W/pve/nodes/$B/qemu-server/101.conf && echo '$out' | grep -q hookscript"
+	fi
+	qm_on $B set 101 --delete hookscript >>"$W/qm.log" 2>&1
+	if out=$(on $B powerd-host-node attach 101 --channel 2>&1); then
+		ok "attach 101 --channel on $B ($(echo "$out" | tr '\n' ' '))"
+	else
+		not_ok "attach 101 --channel on $B ($(echo "$out" | tr '\n' ' '))"
+	fi
+	check "VM 101's config has hookscript: local:snippets/powerd-hook (qm set)" conf_has 101 "hookscript: local:snippets/powerd-hook"
+	check "VM 101: the port is plugged at once" has_port $B 101
+	check "VM 101: the channel connects" wait_for 20 transport_is $B 101 connected
+	if out=$(on $B powerd-host-node detach 101 --channel 2>&1); then
+		ok "detach 101 --channel on $B ($(echo "$out" | tr '\n' ' '))"
+	else
+		not_ok "detach 101 --channel on $B ($(echo "$out" | tr '\n' ' '))"
+	fi
+	check "VM 101's config has no hookscript again" conf_lacks 101 "hookscript:"
+	check "VM 101: the port is gone, qemu's chardevs and devices as before attach ($base)" wait_for 5 devices_are $B 101 "$base"
 }
 
 # A hook that cannot plug the port (the target's QMP held by another client) fails the
