@@ -227,7 +227,7 @@ channel() {
 		wait_run "$work/ch-${o%%:*}-${o##*:}/out"
 	done
 	for o in "${outs[@]}"; do
-		echo "bench=channel out=${o%%:*} rep=${o##*:} $(cat "$work/ch-${o%%:*}-${o##*:}/out")"
+		echo "bench=channel n=${o%%:*} rep=${o##*:} $(cat "$work/ch-${o%%:*}-${o##*:}/out")"
 	done
 }
 
