@@ -8,16 +8,20 @@
 #include "guestd/tree_out.h"
 #include "version.h"
 
-/* Keep *out if it is still at path, else make it anew there (none for ""). */
-static void output_apply(
-	struct tree_out **out, const char *key, const char *path, bool has_heartbeat)
+/* Keep *out if it is still at path, else make it anew there (none for ""). Where the channel may
+ * be read, its directory is made at once: a reader started before the port shows finds it. */
+static void output_apply(struct collector *c, struct tree_out **out, const char *key,
+	const char *path, bool has_heartbeat)
 {
 	if (*out && !streq(tree_out_path(*out), path)) {
 		tree_out_free(*out);
 		*out = NULL;
 	}
-	if (!*out && path[0])
+	if (!*out && path[0]) {
 		*out = tree_out_new(key, path, has_heartbeat);
+		if (source_may_be_channel(c->source))
+			(void)tree_out_prepare(*out);
+	}
 }
 
 static void collector_apply(struct collector *c, const struct guest_config *cfg)
@@ -25,9 +29,9 @@ static void collector_apply(struct collector *c, const struct guest_config *cfg)
 	_cleanup_free_ char *powercap =
 		cfg->sysfs_out[0] ? xasprintf("%s/class/powercap", cfg->sysfs_out) : xstrdup("");
 
-	output_apply(&c->tree_out, "tree_out", cfg->tree_out, true);
+	output_apply(c, &c->tree_out, "tree_out", cfg->tree_out, true);
 	/* As the kernel's: no heartbeat file. */
-	output_apply(&c->sysfs_out, "sysfs_out", powercap, false);
+	output_apply(c, &c->sysfs_out, "sysfs_out", powercap, false);
 	c->metric_names = cfg->metric_names;
 	c->interval_ms = cfg->interval_ms;
 	free(c->proc_root);

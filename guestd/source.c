@@ -282,6 +282,11 @@ static bool is_port_path(const char *path)
 	return startswith(path, "/dev/") || (stat(path, &st) == 0 && !S_ISDIR(st.st_mode));
 }
 
+bool source_may_be_channel(const struct source *s)
+{
+	return is_auto(s) || is_port_path(s->spec);
+}
+
 /* auto: the port when it is there (it may be hot-plugged at any time), else the tree. */
 static void auto_choose(struct source *s)
 {

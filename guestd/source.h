@@ -159,6 +159,9 @@ struct source_seed_zone {
 void source_seed(struct source *s, const char *instance, const struct source_seed_zone *zones,
 	size_t n_zones);
 
+/* Is the source the energy channel, or may it become it (auto)? */
+bool source_may_be_channel(const struct source *s);
+
 /* Σ of the packages' served totals and power. */
 uint64_t source_total_uj(const struct source *s);
 double source_power_w(const struct source *s);

@@ -95,6 +95,19 @@ static int dir_open(const char *path, int *ret_fd)
 	return 0;
 }
 
+int tree_out_prepare(struct tree_out *t)
+{
+	int fd = -1;
+	int r = dir_open(t->path, &fd);
+
+	if (r < 0) {
+		log_warn("%s %s: cannot create it: %s", t->key, t->path, strerror(-r));
+		return r;
+	}
+	close(fd);
+	return 0;
+}
+
 /* The zones in tree order: package-0 first, then every other zone in the order the source first
  * saw it (a previous run's tree order when seeded from it). A zone the source no longer has stays
  * with its last total: a zone's place, name and value never change under a reader. Their indexes

@@ -19,6 +19,10 @@ struct tree_out;
 struct tree_out *tree_out_new(const char *key, const char *path, bool has_heartbeat);
 void tree_out_free(struct tree_out *t);
 const char *tree_out_path(const struct tree_out *t);
+/* Create the directory (and its parents, 0755), empty until the first write: a reader started
+ * before there is anything to lay out (node_exporter refuses a --path.sysfs that does not exist)
+ * finds a powercap class without zones. Failures are logged. */
+int tree_out_prepare(struct tree_out *t);
 /* Write the source's present zones (package-0 first) and the heartbeat. Failures are logged once
  * per streak; the next call lays the tree out again. */
 int tree_out_write(struct tree_out *t, const struct source *s, uint64_t interval_ms);

@@ -738,7 +738,9 @@ static double sample_starting(const char *body, const char *prefix)
 }
 
 /* Debian's node_exporter (1.5, the prometheus/procfs library) pointed at sysfs_out with nothing
- * else: its rapl collector succeeds and reads each zone's energy as powerd-guest serves it. */
+ * else, started before the host has written anything (a port hot-plugged after boot): it starts
+ * (it refuses a --path.sysfs that does not exist), its rapl collector succeeds without zones, and
+ * once records come it reads each zone's energy as powerd-guest serves it. */
 static void test_sysfs_out_node_exporter(void **state)
 {
 	const char *ne_bin = "/usr/bin/prometheus-node-exporter";
@@ -761,10 +763,9 @@ static void test_sysfs_out_node_exporter(void **state)
 		"source: %s\ninterval: 100ms\nlisten: 127.0.0.1:%u\nattribution: none\n"
 		"tree_out: \"\"\nsysfs_out: %s\n",
 		fifo, port, sysfs);
-	put_record(host, INSTANCE_A, 1, 1234 * J);
 	pid_t pid = daemon_start(cfg, log);
 	assert_int_equal(tu_wait_port(port, 5000), 0);
-	wait_metric(port, "powerd_energy_joules_total{zone=\"package-0\"}", 1234, 5000);
+	wait_metric(port, "powerd_source_up", 0, 5000);
 
 	uint16_t ne_port = tu_free_port();
 	_cleanup_free_ char *path_arg = xasprintf("--path.sysfs=%s", sysfs);
@@ -774,8 +775,17 @@ static void test_sysfs_out_node_exporter(void **state)
 	pid_t ne = tu_spawn(ne_argv, NULL, ne_log);
 	assert_int_equal(tu_wait_port(ne_port, 10000), 0);
 	assert_int_equal(tu_http_get(ne_port, "/metrics", &body), 200);
-
 	double ok = -1;
+	assert_int_equal(
+		tu_metric(body, "node_scrape_collector_success{collector=\"rapl\"}", &ok), 0);
+	assert_true(ok == 1);
+	assert_true(sample_starting(body, "node_rapl_package_joules_total{") == -1);
+	free(body);
+
+	put_record(host, INSTANCE_A, 1, 1234 * J);
+	wait_metric(port, "powerd_energy_joules_total{zone=\"package-0\"}", 1234, 5000);
+	assert_int_equal(tu_http_get(ne_port, "/metrics", &body), 200);
+	ok = -1;
 	assert_int_equal(
 		tu_metric(body, "node_scrape_collector_success{collector=\"rapl\"}", &ok), 0);
 	assert_true(ok == 1);
