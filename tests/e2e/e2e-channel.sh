@@ -66,8 +66,6 @@ dom_xml() { # name channel|9p initrd
 	EOF
 }
 
-since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
-
 # What the guest saw, one line per sample: "up value_uj instance time_ms", value the package
 # energy, up the guest's uptime when it arrived, time_ms when the host wrote it. Mode reader: the
 # raw records; mode guest: tree_out (instance "-", time the guest's uptime).
@@ -343,59 +341,11 @@ fault_9p_save() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# live migration between this libvirtd and a second one on the same machine
-# (../shared/notes/e2e-recipe.md "Live migration"): its own mount and UTS namespaces, the same
-# network; tmpfs over libvirt's state, its own libvirtd.conf (TCP on 127.0.0.1:16510, no auth,
-# its own host_uuid) and hostname; a powerd-host of its own in that namespace, with its own
-# share_dir (so its own host instance id).
+# live migration between this libvirtd and a second one on the same machine (lib.sh's
+# step_dst_libvirtd: its own mount and UTS namespaces, its own powerd-host)
 
-DST_URI=qemu+tcp://127.0.0.1:16510/system
-dst_virsh() { timeout 90 virsh -q -c $DST_URI "$@"; }
-dst_metrics() { curl -s --max-time 5 "http://127.0.0.1:$DST_PORT/metrics"; }
 dst_channel_connected() { dst_metrics | grep -q "^powerd_domain_channel_connected{domain=\"$DOM\"} 1"; }
 src_channel_connected() { channel_connected $DOM; }
-dst_serves() { dst_metrics | grep -q '^powerd_host_energy_joules_total'; }
-# The holder process runs in namespaces of its own (unshare has done its work and exec'ed sleep).
-dst_ns_ready() {
-	local own
-	own=$(readlink /proc/self/ns/mnt)
-	[ -n "$(readlink "/proc/$DST_NS_PID/ns/mnt")" ] && [ "$(readlink "/proc/$DST_NS_PID/ns/mnt")" != "$own" ] &&
-		[ "$(cat "/proc/$DST_NS_PID/comm" 2>/dev/null)" = sleep ]
-}
-in_dst() { nsenter -t "$DST_NS_PID" -m -u "$@"; }
-
-step_dst_libvirtd() {
-	log "a second libvirtd (the migration's destination) in its own mount and UTS namespace"
-	start_bg "$W/dst-ns.log" unshare -m -u --propagation private sleep 100000
-	DST_NS_PID=$LAST_PID
-	if ! wait_for 20 dst_ns_ready; then
-		not_ok "destination namespace (unshare pid $DST_NS_PID: $(tr '\n' ' ' <"$W/dst-ns.log"))"
-		return 1
-	fi
-	cp -a "$W/etc-libvirt" "$W/etc-libvirt-dst"
-	rm -f "$W"/etc-libvirt-dst/hooks/qemu.d/*
-	cat >>"$W/etc-libvirt-dst/libvirtd.conf" <<-EOF
-	listen_tls = 0
-	listen_tcp = 1
-	tcp_port = "16510"
-	listen_addr = "127.0.0.1"
-	auth_tcp = "none"
-	host_uuid = "$(cat /proc/sys/kernel/random/uuid)"
-	EOF
-	in_dst sh -c "hostname powerd-e2e-dst && for d in /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt; do mount -t tmpfs -o mode=755 tmpfs \$d || exit 1; done && mount --bind $W/etc-libvirt-dst /etc/libvirt" ||
-		{ not_ok "destination namespace set up"; return 1; }
-	start_bg "$W/dst-virtlogd.log" nsenter -t "$DST_NS_PID" -m -u /usr/sbin/virtlogd -p /run/libvirt/virtlogd.pid
-	wait_for 10 in_dst test -S /run/libvirt/virtlogd-sock
-	start_bg "$W/dst-libvirtd.out" nsenter -t "$DST_NS_PID" -m -u env LIBVIRT_LOG_OUTPUTS="3:file:$W/dst-libvirtd.log" \
-		/usr/sbin/libvirtd --listen -p /run/libvirt/libvirtd.pid
-	check "destination libvirtd answers on $DST_URI" wait_for 60 sh -c "virsh -c $DST_URI version >/dev/null 2>&1"
-	DST_PORT=$(free_port)
-	sed -e "s|^share_dir: .*|share_dir: $W/share-dst|" -e "s|^metrics_listen: .*|metrics_listen: 127.0.0.1:$DST_PORT|" \
-		"$W/host.yaml" >"$W/host-dst.yaml"
-	mkdir -p "$W/share-dst"
-	start_bg "$W/powerd-host-dst.log" nsenter -t "$DST_NS_PID" -m -u "$W/bin/powerd-host" -c "$W/host-dst.yaml"
-	check "destination powerd-host serves its metrics on 127.0.0.1:$DST_PORT" wait_for 20 dst_serves
-}
 
 migrate_once() { # label from_uri to_uri migrateuri connected_fn
 	local t n out
@@ -427,10 +377,10 @@ step_migrate() {
 	# moves, and that energy is the domain's; a counter carried over twice (hundreds of J here)
 	# is far above it.
 	bound=$(awk -v w="$MAX_W" 'BEGIN { printf "%.3f", w * 1.5 }')
-	if migrate_once OUT qemu:///system $DST_URI tcp://127.0.0.1:49152 dst_channel_connected; then
+	if migrate_once OUT qemu:///system $DST_URI "$MIGRATE_OUT_URI" dst_channel_connected; then
 		check "$DOM: the destination's live XML has the channel" sh -c "virsh -q -c $DST_URI dumpxml $DOM | grep -q org.powerd.energy.0"
 		check "$DOM: the source's channel state is off while the domain is away" channel_state $DOM off
-		migrate_once BACK $DST_URI qemu:///system tcp://127.0.0.1:49153 src_channel_connected
+		migrate_once BACK $DST_URI qemu:///system "$MIGRATE_BACK_URI" src_channel_connected
 	fi
 	dst_virsh destroy $DOM >/dev/null 2>&1
 	insts=$(series | awk -v a="$up0" '$1 >= a { print $3 }' | sort -u | grep -vc '^-$')

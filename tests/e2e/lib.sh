@@ -91,6 +91,7 @@ wait_for() {
 		sleep 0.2
 	done
 }
+since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; } # seconds since a date +%s.%N
 fcmp() { awk -v a="$1" -v b="$3" "BEGIN { exit !(a $2 b) }"; } # fcmp 1.5 '<=' 2
 free_port() {
 	local p
@@ -340,6 +341,73 @@ step_build_guest() {
 	(cd "$r" && find . | cpio -o -H newc --quiet | gzip -1) >"$W/initrd.gz"
 	check "guest initramfs built ($(du -k "$W/initrd.gz" | cut -f1) KiB, kernel $(basename "$kdir"))" \
 		test -s "$W/initrd.gz"
+}
+
+# ---------------------------------------------------------------------------------------------
+# live migration between this libvirtd and a second one on the same machine
+# (../shared/notes/e2e-recipe.md "Live migration"), for e2e-channel.sh and e2e-image.sh: its
+# own mount and UTS namespaces, the same network; tmpfs over libvirt's state, its own
+# libvirtd.conf (TCP on a free port of 127.0.0.1, no auth, its own host_uuid) and hostname; a
+# powerd-host of its own in that namespace, with its own share_dir (so its own host instance id).
+
+# The destination's libvirtd listens on a free port (other tests on this machine may run a second
+# libvirtd at the same time: a fixed port once sent a domain into another test's libvirtd), and the
+# migration streams take free ports too: MIGRATE_OUT_URI (to the destination), MIGRATE_BACK_URI.
+DST_URI=''
+dst_virsh() { timeout 90 virsh -q -c $DST_URI "$@"; }
+dst_metrics() { curl -s --max-time 5 "http://127.0.0.1:$DST_PORT/metrics"; }
+dst_serves() { dst_metrics | grep -q '^powerd_host_energy_joules_total'; }
+# The holder process runs in namespaces of its own (unshare has done its work and exec'ed sleep).
+dst_ns_ready() {
+	local own
+	own=$(readlink /proc/self/ns/mnt)
+	[ -n "$(readlink "/proc/$DST_NS_PID/ns/mnt")" ] && [ "$(readlink "/proc/$DST_NS_PID/ns/mnt")" != "$own" ] &&
+		[ "$(cat "/proc/$DST_NS_PID/comm" 2>/dev/null)" = sleep ]
+}
+in_dst() { nsenter -t "$DST_NS_PID" -m -u "$@"; }
+
+step_dst_libvirtd() {
+	log "a second libvirtd (the migration's destination) in its own mount and UTS namespace"
+	start_bg "$W/dst-ns.log" unshare -m -u --propagation private sleep 100000
+	DST_NS_PID=$LAST_PID
+	if ! wait_for 20 dst_ns_ready; then
+		not_ok "destination namespace (unshare pid $DST_NS_PID: $(tr '\n' ' ' <"$W/dst-ns.log"))"
+		return 1
+	fi
+	local lv_port uuid
+	uuid=$(cat /proc/sys/kernel/random/uuid)
+	lv_port=$(free_port) && MIGRATE_OUT_URI=tcp://127.0.0.1:$(free_port) && MIGRATE_BACK_URI=tcp://127.0.0.1:$(free_port) ||
+		{ not_ok "free ports for the destination"; return 1; }
+	DST_URI=qemu+tcp://127.0.0.1:$lv_port/system
+	cp -a "$W/etc-libvirt" "$W/etc-libvirt-dst"
+	rm -f "$W"/etc-libvirt-dst/hooks/qemu.d/*
+	cat >>"$W/etc-libvirt-dst/libvirtd.conf" <<-EOF
+	listen_tls = 0
+	listen_tcp = 1
+	tcp_port = "$lv_port"
+	listen_addr = "127.0.0.1"
+	auth_tcp = "none"
+	host_uuid = "$uuid"
+	EOF
+	in_dst sh -c "hostname powerd-e2e-dst && for d in /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt; do mount -t tmpfs -o mode=755 tmpfs \$d || exit 1; done && mount --bind $W/etc-libvirt-dst /etc/libvirt" ||
+		{ not_ok "destination namespace set up"; return 1; }
+	start_bg "$W/dst-virtlogd.log" nsenter -t "$DST_NS_PID" -m -u /usr/sbin/virtlogd -p /run/libvirt/virtlogd.pid
+	wait_for 10 in_dst test -S /run/libvirt/virtlogd-sock
+	start_bg "$W/dst-libvirtd.out" nsenter -t "$DST_NS_PID" -m -u env LIBVIRT_LOG_OUTPUTS="3:file:$W/dst-libvirtd.log" \
+		/usr/sbin/libvirtd --listen -p /run/libvirt/libvirtd.pid
+	# ours, not another test's on a port taken meanwhile: its host UUID is the one we gave it
+	if wait_for 60 sh -c "virsh -c $DST_URI capabilities 2>/dev/null | grep -q '<uuid>$uuid</uuid>'"; then
+		ok "destination libvirtd answers on $DST_URI"
+	else
+		not_ok "destination libvirtd (host UUID $uuid) answers on $DST_URI"
+		return 1
+	fi
+	DST_PORT=$(free_port)
+	sed -e "s|^share_dir: .*|share_dir: $W/share-dst|" -e "s|^metrics_listen: .*|metrics_listen: 127.0.0.1:$DST_PORT|" \
+		"$W/host.yaml" >"$W/host-dst.yaml"
+	mkdir -p "$W/share-dst"
+	start_bg "$W/powerd-host-dst.log" nsenter -t "$DST_NS_PID" -m -u "$W/bin/powerd-host" -c "$W/host-dst.yaml"
+	check "destination powerd-host serves its metrics on 127.0.0.1:$DST_PORT" wait_for 20 dst_serves
 }
 
 # "FSTYPE OPTIONS" of the mount on a domain's export (the last one stacked there)
