@@ -11,6 +11,7 @@
 #include "common/prom.h"
 #include "hostd/accounting.h"
 #include "hostd/channel.h"
+#include "hostd/domain_info.h"
 #include "hostd/host_config.h"
 #include "hostd/manager.h"
 
@@ -122,6 +123,7 @@ void domains_set_running(struct domains *d, struct domain *dm, bool is_running)
 	else if (dm->channel)
 		channel_set_unserved(dm->channel, CHANNEL_OFF, NULL);
 	if (!is_running) {
+		dm->is_unserved_logged = false; /* said again at the next start */
 		dm->pid = 0;
 		dm->is_paused = false;
 		dm->has_cpu_reader = false;
@@ -164,6 +166,7 @@ struct domain *domains_track(
 	dm->is_persistent = is_persistent;
 	dm->mount = ms;
 	dm->acct = acct;
+	dm->info = domain_info_new();
 	if (d->cfg->channel == CHANNEL_MODE_AUTO && channel_new(d->base, name, &dm->channel) == 0)
 		accounting_domain_set_publisher(
 			acct, PUBLISH_CHANNEL, channel_publisher(dm->channel));
@@ -192,6 +195,7 @@ void domains_drop(struct domains *d, struct domain *dm, bool teardown)
 	if (teardown)
 		log_info("domain %s: no longer tracked", dm->name);
 	d->ops->domain_done(d->m, dm);
+	domain_info_free(dm->info);
 	free(dm->title);
 	free(dm->name);
 	free(dm);
@@ -476,8 +480,25 @@ static const char *mount_state_name(enum mount_state ms)
 	return ms == MOUNT_TMPFS ? "tmpfs" : ms == MOUNT_IN_PLACE ? "in_place" : "none";
 }
 
+/* Why the channel is not served, as a label of its transport sample: only where there is a
+ * reason (an empty label is no label to Prometheus). */
+static void render_channel_transport(const struct domain *dm, struct strbuf *out)
+{
+	enum channel_state st = dm->channel ? channel_get_state(dm->channel) : CHANNEL_OFF;
+	const char *reason = dm->channel ? channel_reason(dm->channel) : "";
+	const char *chan[] = { "domain", dm->name, "transport", "channel", "state",
+		channel_state_name(st), "reason", reason, NULL };
+
+	if (!reason[0] || (st != CHANNEL_NO_CONTROLLER && st != CHANNEL_HOTPLUG_REFUSED))
+		chan[6] = NULL;
+	prom_sample(out, "powerd_domain_transport", chan, 1);
+}
+
 void domains_render(const struct domains *d, struct strbuf *out)
 {
+	domain_info_render_family(out);
+	for (size_t i = 0; i < d->n; i++)
+		domain_info_render(out, d->v[i]->name, d->v[i]->info);
 	prom_family(out, "powerd_domain_channel_connected", PROM_GAUGE,
 		"1 while powerd-host is connected to the domain's energy channel.");
 	for (size_t i = 0; i < d->n; i++) {
@@ -490,16 +511,13 @@ void domains_render(const struct domains *d, struct strbuf *out)
 	prom_family(out, "powerd_domain_transport", PROM_GAUGE,
 		"Each way a domain's energy is published and its state, value 1: transport tree "
 		"(state tmpfs, in_place, none) and channel (connected, connecting, no_controller, "
-		"hotplug_refused, off).");
+		"hotplug_refused, off; reason: why no_controller or hotplug_refused).");
 	for (size_t i = 0; i < d->n; i++) {
 		const struct domain *dm = d->v[i];
-		enum channel_state st = dm->channel ? channel_get_state(dm->channel) : CHANNEL_OFF;
 		const char *tree[] = { "domain", dm->name, "transport", "tree", "state",
 			mount_state_name(dm->mount), NULL };
-		const char *chan[] = { "domain", dm->name, "transport", "channel", "state",
-			channel_state_name(st), NULL };
 		prom_sample(out, "powerd_domain_transport", tree, 1);
-		prom_sample(out, "powerd_domain_transport", chan, 1);
+		render_channel_transport(dm, out);
 	}
 	prom_family(out, "powerd_domain_channel_records_total", PROM_COUNTER,
 		"Records written to the domain's energy channel (outcome sent), or dropped because "

@@ -72,8 +72,9 @@ struct domain_view {
 
 /* -ENOENT if the domain is not tracked. */
 int domains_lookup(const struct domains *d, const char *name, struct domain_view *ret);
-/* Per-domain transport metrics (docs/metrics.md): powerd_domain_channel_connected{domain},
- * powerd_domain_transport{domain,transport,state}, powerd_domain_channel_records_total. */
+/* Per-domain metrics (docs/metrics.md): powerd_domain_info{domain,uuid,instance_name,...} 1,
+ * powerd_domain_channel_connected{domain}, powerd_domain_transport{domain,transport,state} (and
+ * reason where the channel is not served), powerd_domain_channel_records_total. */
 void domains_render(const struct domains *d, struct strbuf *out);
 
 /* Every tracked domain, in no particular order (powerd-host status). acct may be NULL. */

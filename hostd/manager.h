@@ -16,6 +16,7 @@ struct event_base;
 struct accounting;
 struct host_config;
 struct domains;
+struct domain_info;
 struct manager; /* a manager's own state */
 
 /* A tracked domain, as every manager sees it. */
@@ -33,8 +34,12 @@ struct domain {
 	struct acct_domain *acct;
 	struct channel *channel;  /* owned by acct (its channel publisher); NULL: channel off */
 	bool needs_channel_check; /* the deferred channel check is due */
-	bool is_unserved_logged;  /* why the channel is not served: said once per domain */
-	void *priv;		  /* the manager's (domain_init .. domain_done) */
+	bool is_unserved_logged;  /* why the channel is not served: said once per start */
+	/* Its labels in powerd_domain_info (domain_info.h); never NULL while tracked. The manager
+	 * fills them (libvirt: Nova's metadata, read at track, definition, start and metadata
+	 * change; never per tick). */
+	struct domain_info *info;
+	void *priv; /* the manager's (domain_init .. domain_done) */
 };
 
 /* One domain a manager lists (manager_ops.reconcile hands a whole listing to domains_apply). ref

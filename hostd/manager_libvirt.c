@@ -13,6 +13,7 @@
 #include "common/util.h"
 #include "hostd/accounting.h"
 #include "hostd/channel.h"
+#include "hostd/domain_info.h"
 #include "hostd/domains.h"
 #include "hostd/domxml.h"
 #include "hostd/host_config.h"
@@ -31,6 +32,7 @@ struct manager {
 	struct domains *d;
 	virConnectPtr conn;
 	int event_id;
+	int metadata_event_id; /* -1: none (a driver without the event: read at start only) */
 	bool has_close_cb;
 	bool is_connected;
 	bool is_qemu;
@@ -100,13 +102,26 @@ static int read_cpu_libvirt(void *arg, uint64_t *ret_ns)
 	return 0;
 }
 
+/* Why a domain without a virtio-serial controller has no channel, and its fix: Nova regenerates
+ * its domains' XML, so attach cannot help there; the image property is Nova's only switch (it
+ * adds the guest agent's channel, and libvirt a controller with it). */
+#define NO_CONTROLLER_REASON "no virtio-serial controller: powerd-host attach --channel, restart"
+#define NO_CONTROLLER_REASON_NOVA                                                                  \
+	"no virtio-serial controller: a Nova instance; its image needs hw_qemu_guest_agent=yes"
+
 static void channel_unserved(struct domain *dm, enum channel_state st, const char *reason)
 {
 	channel_set_unserved(dm->channel, st, reason);
 	if (dm->is_unserved_logged)
 		return;
 	dm->is_unserved_logged = true;
-	if (st == CHANNEL_NO_CONTROLLER)
+	if (st == CHANNEL_NO_CONTROLLER && dm->info->is_nova)
+		log_warn("domain %s: no virtio-serial controller, so no energy channel (its "
+			 "host-side series are exact without it); it is a Nova instance: set "
+			 "hw_qemu_guest_agent=yes on its image (Nova then adds the guest agent's "
+			 "channel, and with it a controller) and rebuild it or boot a new one",
+			dm->name);
+	else if (st == CHANNEL_NO_CONTROLLER)
 		log_warn("domain %s: no virtio-serial controller, so no energy channel; run "
 			 "'powerd-host attach %s --channel' and restart the domain (or use its "
 			 "share)",
@@ -141,7 +156,8 @@ static void lv_channel_check(struct manager *m, struct domain *dm)
 	if (!lv(dm)->vdom || !dm->is_running || channel_inspect(dm, &ch) < 0)
 		return;
 	if (!ch.has_channel && !ch.has_controller) {
-		channel_unserved(dm, CHANNEL_NO_CONTROLLER, "no virtio-serial controller");
+		channel_unserved(dm, CHANNEL_NO_CONTROLLER,
+			dm->info->is_nova ? NO_CONTROLLER_REASON_NOVA : NO_CONTROLLER_REASON);
 		goto out;
 	}
 	if (!ch.has_channel) {
@@ -200,15 +216,51 @@ static void domain_set_vdom(struct domain *dm, virDomainPtr vdom)
 		virDomainGetUUID(vdom, lv(dm)->uuid);
 }
 
+/* The domain's info labels: its UUID, and Nova's metadata element if it has one (the live one
+ * while it runs). Called when the domain is tracked, listed again, (re)defined or started, and on
+ * a metadata-change event: never per tick. From the whole XML, not virDomainGetMetadata: that
+ * answers the element stripped of its namespace, and its namespace is what makes it Nova's. A
+ * failed read keeps the labels the domain had. */
+static void read_info(struct domain *dm)
+{
+	virDomainPtr vdom = lv(dm)->vdom;
+	struct domain_info *info = NULL;
+	char uuid[VIR_UUID_STRING_BUFLEN];
+
+	if (!vdom)
+		return;
+	_cleanup_free_ char *xml = virDomainGetXMLDesc(vdom, 0);
+	if (!xml) {
+		log_debug("domain %s: cannot read its XML: %s", dm->name, last_error());
+		return;
+	}
+	if (domain_info_parse_xml(xml, &info) < 0) {
+		log_warn("domain %s: its XML does not parse: its info labels are empty", dm->name);
+		info = domain_info_new();
+	}
+	/* libvirt's own word for it */
+	if (virDomainGetUUIDString(vdom, uuid) == 0)
+		domain_info_set(info, DOMAIN_INFO_UUID, uuid);
+	if (info->is_nova && !domain_info_equal(info, dm->info))
+		log_info("domain %s: Nova instance %s (project %s, flavor %s)", dm->name,
+			info->v[DOMAIN_INFO_INSTANCE_NAME], info->v[DOMAIN_INFO_PROJECT_NAME],
+			info->v[DOMAIN_INFO_FLAVOR]);
+	domain_info_free(dm->info);
+	dm->info = info;
+}
+
 static void lv_domain_init(struct manager *m, struct domain *dm, void *ref)
 {
 	dm->priv = xcalloc(1, sizeof(struct lv_domain));
 	domain_set_vdom(dm, ref);
+	read_info(dm);
 }
 
+/* Listed again (a reconnect, a reload): events may have been missed meanwhile. */
 static void lv_domain_update(struct manager *m, struct domain *dm, void *ref)
 {
 	domain_set_vdom(dm, ref);
+	read_info(dm);
 }
 
 static void lv_domain_done(struct manager *m, struct domain *dm)
@@ -246,6 +298,7 @@ static int lifecycle_cb(virConnectPtr conn, virDomainPtr vdom, int event, int de
 		if (dm) {
 			dm->is_persistent = true;
 			domain_set_vdom(dm, vdom);
+			read_info(dm);
 		} else {
 			track(m, vdom, true, virDomainIsActive(vdom) == 1);
 		}
@@ -257,6 +310,8 @@ static int lifecycle_cb(virConnectPtr conn, virDomainPtr vdom, int event, int de
 			break;
 		}
 		domain_set_vdom(dm, vdom);
+		if (event == VIR_DOMAIN_EVENT_STARTED)
+			read_info(dm);
 		dm->is_paused = false;
 		domains_set_running(d, dm, true);
 		break;
@@ -285,6 +340,21 @@ static int lifecycle_cb(virConnectPtr conn, virDomainPtr vdom, int event, int de
 		break;
 	}
 	return 0;
+}
+
+/* virsh metadata, or Nova updating an instance: only Nova's namespace concerns the labels. */
+static void metadata_cb(
+	virConnectPtr conn, virDomainPtr vdom, int type, const char *nsuri, void *opaque)
+{
+	struct manager *m = opaque;
+	const char *name = virDomainGetName(vdom);
+	struct domain *dm = name ? domains_find(m->d, name) : NULL;
+
+	if (!dm || type != VIR_DOMAIN_METADATA_ELEMENT || !nsuri ||
+		!streq(nsuri, DOMAIN_INFO_NOVA_NS))
+		return;
+	log_debug("domain %s: metadata changed", name);
+	read_info(dm);
 }
 
 /* Whether a domain of that name runs in libvirt now: its qemu may hold the export. Unknown
@@ -347,6 +417,9 @@ static void disconnect(struct manager *m)
 	if (m->event_id >= 0)
 		virConnectDomainEventDeregisterAny(m->conn, m->event_id);
 	m->event_id = -1;
+	if (m->metadata_event_id >= 0)
+		virConnectDomainEventDeregisterAny(m->conn, m->metadata_event_id);
+	m->metadata_event_id = -1;
 	if (m->has_close_cb)
 		virConnectUnregisterCloseCallback(m->conn, close_cb);
 	m->has_close_cb = false;
@@ -425,6 +498,13 @@ static void connect_attempt(struct manager *m)
 		attempt_failed(m, "register lifecycle events on");
 		goto out;
 	}
+	m->metadata_event_id =
+		virConnectDomainEventRegisterAny(m->conn, NULL, VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
+			VIR_DOMAIN_EVENT_CALLBACK(metadata_cb), m, NULL);
+	if (m->metadata_event_id < 0)
+		log_info("%s has no metadata-change events (%s): domain info labels are read at "
+			 "start and reconnect only",
+			uri(m), last_error());
 	type = virConnectGetType(m->conn);
 	m->is_qemu = type && streq(type, "QEMU");
 	m->is_connected = true;
@@ -460,6 +540,7 @@ static int lv_create(struct domains *d, struct manager **ret)
 
 	m->d = d;
 	m->event_id = -1;
+	m->metadata_event_id = -1;
 	m->backoff_ms = DOMAINS_BACKOFF_MIN_MS;
 	m->reconnect_ev = evtimer_new(domains_base(d), reconnect_cb, m);
 	m->dropped_ev = evtimer_new(domains_base(d), dropped_cb, m);

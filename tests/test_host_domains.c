@@ -842,9 +842,14 @@ static void test_channel(void **state)
 	assert_int_equal(
 		tu_metric(m.buf, "powerd_domain_channel_connected{domain=\"nochan\"}", &val), 0);
 	assert_true(val == 0);
+	/* not served: the reason is a label (libvirt's words for a refusal) */
+	assert_non_null(
+		strstr(m.buf, "\npowerd_domain_transport{domain=\"refused\",transport=\"channel\","
+			      "state=\"hotplug_refused\",reason=\""));
 	assert_int_equal(tu_metric(m.buf,
-				 "powerd_domain_transport{domain=\"refused\",transport=\"channel\","
-				 "state=\"hotplug_refused\"}",
+				 "powerd_domain_transport{domain=\"nochan\",transport=\"channel\","
+				 "state=\"no_controller\",reason=\"no virtio-serial controller: "
+				 "powerd-host attach --channel, restart\"}",
 				 &val),
 		0);
 	assert_int_equal(tu_metric(m.buf,
@@ -872,6 +877,111 @@ static void test_channel(void **state)
 	destroy_undefine("nochan");
 }
 
+#define NOVA_NS "http://openstack.org/xmlns/libvirt/nova/1.1"
+#define NOVA_UUID "6f0c3a8e-2b1d-4f5e-9a7c-0d1e2f3a4b5c"
+/* Nova's element (nova/virt/libvirt/config.py) with the project's name given. */
+/* Nova's element (nova/virt/libvirt/config.py) with the project's name given: P is "nova:" in a
+ * domain's XML; "" for virDomainSetMetadata (virsh metadata --set), which puts it into the
+ * namespace it is given. */
+#define NOVA_META(P, xmlns, project)                                                               \
+	"<" P "instance" xmlns "><" P "package version=\"27.1.0\"/>"                               \
+	"<" P "name>web-1</" P "name><" P "creationTime>2026-12-06 08:12:31</" P "creationTime>"   \
+	"<" P "flavor name=\"m1.small\" id=\"2\"><" P "memory>2048</" P "memory>"                  \
+	"<" P "vcpus>1</" P "vcpus><" P "extraSpecs/></" P "flavor>"                               \
+	"<" P "image uuid=\"fe55c69a-8b2e-4bbc-811a-9ad2023a0426\"><" P "properties/></" P         \
+	"image>"                                                                                   \
+	"<" P "owner><" P "user uuid=\"u1\">alice</" P "user>"                                     \
+	"<" P "project uuid=\"p1\">" project "</" P "project></" P "owner>"                        \
+	"<" P "root type=\"image\" uuid=\"fe55c69a-8b2e-4bbc-811a-9ad2023a0426\"/>"                \
+	"</" P "instance>"
+#define NOVA_INFO(project)                                                                         \
+	"powerd_domain_info{domain=\"instance-0000002a\",uuid=\"" NOVA_UUID "\","                  \
+	"instance_name=\"web-1\",project_id=\"p1\",project_name=\"" project "\",user_id=\"u1\","   \
+	"user_name=\"alice\",flavor=\"m1.small\","                                                 \
+	"image_id=\"fe55c69a-8b2e-4bbc-811a-9ad2023a0426\"}"
+
+static const char *want_series;
+static bool has_series(struct fx *f, const char *name)
+{
+	struct strbuf m = { 0 };
+	double v;
+
+	domains_render(f->d, &m);
+	bool has = tu_metric(m.buf, want_series, &v) == 0 && v == 1;
+	strbuf_done(&m);
+	return has;
+}
+
+/* A Nova-shaped domain (instance-0000002a, Nova's metadata, no virtio-serial controller): its
+ * info series carries the labels, its channel is no_controller with the reason naming the image
+ * property; a live metadata change (virsh metadata --live) updates the labels through libvirt's
+ * event, and its removal empties them. */
+static void test_nova_labels(void **state)
+{
+	struct fx *f = *state;
+	struct domain_view v;
+	double val;
+
+	domains_start(f->d);
+	virDomainPtr dom = virDomainDefineXML(rw,
+		"<domain type='test'><name>instance-0000002a</name><uuid>" NOVA_UUID "</uuid>"
+		"<metadata>" NOVA_META("nova:", " xmlns:nova=\"" NOVA_NS "\"",
+			"demo") "</metadata>"
+				"<memory>8192</memory><os><type>hvm</type></"
+				"os><devices/></domain>");
+	assert_non_null(dom);
+	assert_int_equal(virDomainCreate(dom), 0);
+	want_series = NOVA_INFO("demo");
+	if (!run_until(has_series, f, "instance-0000002a", 5000)) {
+		struct strbuf dbg = { 0 };
+		domains_render(f->d, &dbg);
+		fail_msg("%s", dbg.buf);
+	}
+	want_channel = CHANNEL_NO_CONTROLLER;
+	assert_true(run_until(has_channel_state, f, "instance-0000002a", 5000));
+	assert_int_equal(domains_lookup(f->d, "instance-0000002a", &v), 0);
+	assert_non_null(strstr(v.channel_reason, "hw_qemu_guest_agent=yes"));
+
+	struct strbuf m = { 0 };
+	domains_render(f->d, &m);
+	assert_int_equal(tu_metric(m.buf,
+				 "powerd_domain_transport{domain=\"instance-0000002a\","
+				 "transport=\"channel\",state=\"no_controller\",reason=\"no "
+				 "virtio-serial controller: a Nova instance; its image needs "
+				 "hw_qemu_guest_agent=yes\"}",
+				 &val),
+		0);
+	/* the stock domain: no Nova labels, its uuid */
+	assert_non_null(strstr(m.buf, "\npowerd_domain_info{domain=\"test\",uuid=\""));
+	assert_non_null(
+		strstr(m.buf, "\",instance_name=\"\",project_id=\"\",project_name=\"\","
+			      "user_id=\"\",user_name=\"\",flavor=\"\",image_id=\"\"} 1\n"));
+	_cleanup_free_ char *out = NULL;
+	int r = tu_promtool_check(m.buf, &out);
+	if (r != -ENOENT && r != 0)
+		fail_msg("promtool check metrics (%d): %s", r, out);
+	strbuf_done(&m);
+
+	/* virsh metadata --live: the project renamed, with a quote and a newline */
+	assert_int_equal(virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
+				 NOVA_META("", "", "de&quot;mo&#10;2"), "nova", NOVA_NS,
+				 VIR_DOMAIN_AFFECT_LIVE),
+		0);
+	want_series = NOVA_INFO("de\\\"mo\xef\xbf\xbd"
+				"2");
+	assert_true(run_until(has_series, f, "instance-0000002a", 5000));
+	/* removed: the Nova labels go, the uuid stays */
+	assert_int_equal(virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, NULL, NULL, NOVA_NS,
+				 VIR_DOMAIN_AFFECT_LIVE),
+		0);
+	want_series = "powerd_domain_info{domain=\"instance-0000002a\",uuid=\"" NOVA_UUID "\","
+		      "instance_name=\"\",project_id=\"\",project_name=\"\",user_id=\"\","
+		      "user_name=\"\",flavor=\"\",image_id=\"\"}";
+	assert_true(run_until(has_series, f, "instance-0000002a", 5000));
+	virDomainFree(dom);
+	destroy_undefine("instance-0000002a");
+}
+
 /* channel: off: no channel, and the connection stays read-only (nothing is hot-plugged). */
 static void test_channel_off(void **state)
 {
@@ -894,6 +1004,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_startup_reconcile, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nova_labels, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lifecycle_persistent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lifecycle_transient, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_include_exclude, setup, teardown),
