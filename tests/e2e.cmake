@@ -54,3 +54,14 @@ add_test(NAME e2e_proxmox
 		--source ${CMAKE_SOURCE_DIR})
 set_tests_properties(e2e_proxmox PROPERTIES LABELS "e2e" TIMEOUT 600 RUN_SERIAL TRUE
 	SKIP_RETURN_CODE 77)
+# OpenStack Nova's domains (tests/e2e/e2e-nova.sh, about a minute): the info series from Nova's
+# metadata and its live change, a default instance's no_controller reason (metric, status, one
+# log line per start), and an instance with the guest agent's channel hot-plugged and metered.
+add_test(NAME e2e_nova
+	COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/e2e/e2e-nova.sh
+		--host $<TARGET_FILE:powerd-host>
+		--guest $<TARGET_FILE:powerd-guest>
+		--raplsim $<TARGET_FILE:powerd-e2e-raplsim>
+		--source ${CMAKE_SOURCE_DIR})
+set_tests_properties(e2e_nova PROPERTIES LABELS "e2e" TIMEOUT 600 RUN_SERIAL TRUE
+	SKIP_RETURN_CODE 77)
