@@ -58,9 +58,10 @@ void domain_info_free(struct domain_info *info)
 /* U+FFFD, for a byte that is not UTF-8 or a control character (a newline in a name). */
 #define REPLACEMENT "\xef\xbf\xbd"
 
+/* Built on the stack, kept at its own size: a domain's labels are mostly short. */
 static char *sanitise(const char *value)
 {
-	char *out = xmalloc(DOMAIN_INFO_VALUE_MAX + 1);
+	char out[DOMAIN_INFO_VALUE_MAX + 1];
 	size_t len = 0;
 
 	for (const char *p = value; p && *p;) {
@@ -80,8 +81,7 @@ static char *sanitise(const char *value)
 		memcpy(out + len, src, n);
 		len += n;
 	}
-	out[len] = '\0';
-	return out;
+	return xstrndup(out, len);
 }
 
 void domain_info_set(struct domain_info *info, enum domain_info_label l, const char *value)
