@@ -40,6 +40,14 @@ function(powerd_bench_targets)
 	else()
 		message(STATUS "bench: hostd tree not landed, no bench_define")
 	endif()
+
+	if(EXISTS ${src}/hostd/domain_info.c AND EXISTS ${src}/hostd/manager.h)
+		add_executable(bench_scrape_nova ${b}/bench_scrape_nova.c)
+		target_link_libraries(bench_scrape_nova PRIVATE powerd_bench_harness powerd_hostd
+			PkgConfig::LIBVIRT PkgConfig::ZLIB)
+	else()
+		message(STATUS "bench: hostd domain_info not landed, no bench_scrape_nova")
+	endif()
 endfunction()
 
 cmake_language(DEFER DIRECTORY ${CMAKE_SOURCE_DIR} CALL powerd_bench_targets)
