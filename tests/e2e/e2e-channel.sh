@@ -100,8 +100,10 @@ served_max_step_j() {
 }
 host_dom_j() { host_metrics | metric "powerd_domain_energy_joules_total\\{domain=\"$DOM\",zone=\"package-0\"\\}"; }
 host_dom_w() { host_metrics | metric "powerd_domain_power_watts\\{domain=\"$DOM\",zone=\"package-0\"\\}"; }
-channel_connected() { host_metrics | grep -q "^powerd_domain_channel_connected{domain=\"$1\"} 1"; }
-channel_state() { host_metrics | grep -qE "^powerd_domain_transport\{domain=\"$1\",transport=\"channel\",state=\"$2\"(,reason=\"[^\"]*\")?\} 1"; }
+# (the scrape is read whole first: grep -q leaving early would make curl fail on a closed pipe, and
+# pipefail the check)
+channel_connected() { local m; m=$(host_metrics) && grep -q "^powerd_domain_channel_connected{domain=\"$1\"} 1" <<<"$m"; }
+channel_state() { local m; m=$(host_metrics) && grep -qE "^powerd_domain_transport\{domain=\"$1\",transport=\"channel\",state=\"$2\"(,reason=\"[^\"]*\")?\} 1" <<<"$m"; }
 live_has_channel() { virsh_ dumpxml "$1" 2>/dev/null | grep -q "name='org.powerd.energy.0'"; }
 channel_socket() { virsh_ dumpxml "$1" 2>/dev/null | awk -F"'" '/<channel type=.unix./ { f = 1 } f && /<source / { for (i = 1; i < NF; i++) if ($i ~ /path=$/) { print $(i + 1); exit } }'; }
 samples_beyond() { [ "$(n_samples)" -gt "$1" ]; }

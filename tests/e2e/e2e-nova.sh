@@ -113,10 +113,12 @@ info_series() { # domain instance_name project
 	printf 'powerd_domain_info{domain="%s",uuid="%s",instance_name="%s",project_id="%s",project_name="%s",user_id="%s",user_name="alice",flavor="m1.tiny",image_id="%s"} 1' \
 		"$1" "$([ "$1" = $DOM_A ] && echo $UUID_A || echo $UUID_B)" "$2" "$PROJECT_ID" "$3" "$USER_ID" "$IMAGE_ID"
 }
-has_line() { host_metrics | grep -qxF "$1"; }
+# (the scrape read whole first: grep -q leaving early would fail curl on a closed pipe, and pipefail
+# the check)
+has_line() { local m; m=$(host_metrics) && grep -qxF "$1" <<<"$m"; }
 NOVA_REASON="no virtio-serial controller: a Nova instance; its image needs hw_qemu_guest_agent=yes"
 no_controller_nova() { has_line "powerd_domain_transport{domain=\"$1\",transport=\"channel\",state=\"no_controller\",reason=\"$NOVA_REASON\"} 1"; }
-channel_connected() { host_metrics | grep -q "^powerd_domain_channel_connected{domain=\"$1\"} 1"; }
+channel_connected() { has_line "powerd_domain_channel_connected{domain=\"$1\"} 1"; }
 unserved_logged() { grep -c "domain $DOM_A: no virtio-serial controller" "$W/powerd-host.log"; }
 logged_twice() { [ "$(unserved_logged)" = 2 ]; }
 status_() { "$W/bin/powerd-host" -c "$W/host.yaml" status 2>&1; }
