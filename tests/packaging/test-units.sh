@@ -59,6 +59,11 @@ if [ -f "$src/units/powerd-guest.service" ]; then
 	grep -qx 'Wants=var-scaphandre.mount' "$u" || fail "powerd-guest.service: no Wants=var-scaphandre.mount"
 	grep -qx 'DeviceAllow=char-virtio-portsdev r' "$u" ||
 		fail "powerd-guest.service: no read access to the energy channel's port"
+	# the class is resolved when the unit starts: virtio_console must be loaded by then, or a port
+	# hot-plugged later is denied (EPERM) for as long as the service runs
+	grep -qx 'Wants=modprobe@virtio_console.service' "$u" &&
+		grep -qx 'After=modprobe@virtio_console.service' "$u" ||
+		fail "powerd-guest.service: virtio_console not loaded before DeviceAllow= is resolved"
 	grep -qx 'RuntimeDirectory=powerd' "$u" || fail "powerd-guest.service: no RuntimeDirectory=powerd (tree_out)"
 	r=$src/units/60-powerd-guest.rules
 	[ -f "$r" ] && grep -q 'ATTR{name}=="org.powerd.energy.0".*GROUP="powerd", MODE="0440"' "$r" ||
