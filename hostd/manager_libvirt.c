@@ -247,6 +247,11 @@ static void read_info(struct domain *dm)
 			info->v[DOMAIN_INFO_FLAVOR]);
 	domain_info_free(dm->info);
 	dm->info = info;
+	/* What the operator calls it: the Nova instance's name, where it has one. */
+	free(dm->title);
+	dm->title = info->v[DOMAIN_INFO_INSTANCE_NAME][0]
+			    ? xstrdup(info->v[DOMAIN_INFO_INSTANCE_NAME])
+			    : NULL;
 }
 
 static void lv_domain_init(struct manager *m, struct domain *dm, void *ref)

@@ -941,6 +941,7 @@ static void test_nova_labels(void **state)
 	assert_true(run_until(has_channel_state, f, "instance-0000002a", 5000));
 	assert_int_equal(domains_lookup(f->d, "instance-0000002a", &v), 0);
 	assert_non_null(strstr(v.channel_reason, "hw_qemu_guest_agent=yes"));
+	assert_string_equal(v.title, "web-1");
 
 	struct strbuf m = { 0 };
 	domains_render(f->d, &m);
@@ -978,6 +979,8 @@ static void test_nova_labels(void **state)
 		      "instance_name=\"\",project_id=\"\",project_name=\"\",user_id=\"\","
 		      "user_name=\"\",flavor=\"\",image_id=\"\"}";
 	assert_true(run_until(has_series, f, "instance-0000002a", 5000));
+	assert_int_equal(domains_lookup(f->d, "instance-0000002a", &v), 0);
+	assert_null(v.title);
 	virDomainFree(dom);
 	destroy_undefine("instance-0000002a");
 }
