@@ -317,7 +317,9 @@ start_host_on() { # node
 # runs it with the VM's QMP held by another client on a migration target (so it cannot plug).
 install_hooks() {
 	local hook n
-	hook=$(find "$SOURCE/packaging" "$SOURCE/units" -name powerd-hook -type f 2>/dev/null | head -1)
+	# (units/powerd-pve-hook, installed as /usr/share/powerd/powerd-hook)
+	hook=$SOURCE/units/powerd-pve-hook
+	[ -f "$hook" ] || hook=
 	for n in $A $B; do
 		if [ -n "$hook" ]; then
 			cp "$hook" "$W/$n/vz/snippets/powerd-hook"
