@@ -24,9 +24,11 @@
 #include "common/powercap.h"
 #include "common/strbuf.h"
 #include "hostd/accounting.h"
+#include "hostd/domain_info.h"
 #include "hostd/domains.h"
 #include "hostd/host_config.h"
 #include "hostd/libvirt_loop.h"
+#include "hostd/manager.h"
 
 static struct event_base *base;
 static virConnectPtr rw; /* the test's own connection: defines and starts domains */
@@ -985,6 +987,144 @@ static void test_nova_labels(void **state)
 	destroy_undefine("instance-0000002a");
 }
 
+/* A node file for the test driver (test:///PATH): Nova's domains as its libvirt driver writes them,
+ * and hostile metadata an operator's tool could write. */
+static char *nova_dir;
+
+static void nova_node_domain(struct strbuf *b, const char *name, const char *uuid,
+	const char *metadata, const char *devices)
+{
+	strbuf_printf(b,
+		"<domain type='test'><name>%s</name><uuid>%s</uuid><metadata>%s</metadata>"
+		"<memory>8192</memory><os><type>hvm</type></os><devices>%s</devices></domain>\n",
+		name, uuid, metadata, devices);
+}
+
+static int setup_nova_file(void **state)
+{
+	struct strbuf b = { 0 }, big = { 0 };
+
+	nova_dir = tu_mkdtemp("powerd-nova");
+	strbuf_puts(&b, "<node>\n");
+	nova_node_domain(&b, "instance-0000002a", NOVA_UUID,
+		NOVA_META("nova:", " xmlns:nova=\"" NOVA_NS "\"", "demo"), "");
+	/* hw_qemu_guest_agent=yes: the agent's channel, and a controller for it */
+	nova_node_domain(&b, "instance-0000002b", "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d",
+		NOVA_META("nova:", " xmlns:nova=\"" NOVA_NS "\"", "demo"),
+		"<controller type='virtio-serial' index='0'/><channel type='unix'><source "
+		"mode='bind' "
+		"path='/var/lib/libvirt/qemu/org.qemu.guest_agent.0.instance-0000002b.sock'/>"
+		"<target type='virtio' name='org.qemu.guest_agent.0'/></channel>");
+	/* a 10 KiB project name of quotes, newlines, backslashes and text */
+	for (int i = 0; i < 10 * 1024 / 8; i++)
+		strbuf_puts(&big, "a&quot;b&#10;c\\d");
+	_cleanup_free_ char *long_meta = xasprintf("<nova:instance xmlns:nova=\"" NOVA_NS "\">"
+						   "<nova:owner><nova:project uuid=\"p\">%s"
+						   "</nova:project></nova:owner></nova:instance>",
+		big.buf);
+	nova_node_domain(&b, "hostile-long", "11111111-2222-4333-8444-555555555555", long_meta, "");
+	/* Nova's element names in another namespace */
+	nova_node_domain(&b, "hostile-ns", "21111111-2222-4333-8444-555555555555",
+		NOVA_META("nova:", " xmlns:nova=\"http://openstack.org/xmlns/libvirt/nova/1.0\"",
+			"other"),
+		"");
+	/* two Nova elements: libvirt keeps the first (the parser's own rule is unit-tested) */
+	nova_node_domain(&b, "hostile-dup", "31111111-2222-4333-8444-555555555555",
+		"<nova:instance xmlns:nova=\"" NOVA_NS "\"><nova:name>first</nova:name>"
+		"</nova:instance><nova:instance xmlns:nova=\"" NOVA_NS "\"><nova:name>second"
+		"</nova:name></nova:instance>",
+		"");
+	strbuf_puts(&b, "</node>\n");
+	tu_write(nova_dir, "node.xml", b.buf);
+	strbuf_done(&b);
+	strbuf_done(&big);
+	_cleanup_free_ char *uri = xasprintf("test://%s/node.xml", nova_dir);
+	return setup_with_uri(state, uri);
+}
+
+static int teardown_nova_file(void **state)
+{
+	teardown(state);
+	tu_rm_rf(nova_dir);
+	free(nova_dir);
+	nova_dir = NULL;
+	return 0;
+}
+
+static const struct domain_info *info_of(struct fx *f, const char *name)
+{
+	struct domain *dm = domains_find(f->d, name);
+
+	assert_non_null(dm);
+	return dm->info;
+}
+
+/* The test driver from a file of Nova's domains: the info series carries their labels, hostile
+ * metadata gives bounded, escaped or empty labels, and the whole exposition (as powerd-host
+ * serves it) passes promtool check metrics. */
+static void test_nova_file(void **state)
+{
+	struct fx *f = *state;
+	struct strbuf m = { 0 };
+	double val;
+
+	domains_start(f->d);
+	assert_true(domains_is_connected(f->d));
+	assert_int_equal(domains_count(f->d), 5);
+	want_channel = CHANNEL_NO_CONTROLLER;
+	assert_true(run_until(has_channel_state, f, "instance-0000002a", 5000));
+	/* the test driver cannot hot-plug: the controller was found, the plug refused */
+	want_channel = CHANNEL_HOTPLUG_REFUSED;
+	assert_true(run_until(has_channel_state, f, "instance-0000002b", 5000));
+	want_channel = CHANNEL_NO_CONTROLLER;
+	assert_true(run_until(has_channel_state, f, "hostile-ns", 5000));
+	assert_int_equal(accounting_tick(f->acct), 0);
+
+	accounting_render(f->acct, true, &m);
+	domains_render(f->d, &m);
+	assert_int_equal(tu_metric(m.buf, NOVA_INFO("demo"), &val), 0);
+	assert_non_null(strstr(m.buf,
+		"\npowerd_domain_info{domain=\"instance-0000002b\","
+		"uuid=\"0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d\",instance_name=\"web-1\","
+		"project_id=\"p1\",project_name=\"demo\",user_id=\"u1\",user_name=\"alice\","
+		"flavor=\"m1.small\",image_id=\"fe55c69a-8b2e-4bbc-811a-9ad2023a0426\"} 1\n"));
+	assert_int_equal(tu_metric(m.buf,
+				 "powerd_domain_transport{domain=\"instance-0000002a\","
+				 "transport=\"channel\",state=\"no_controller\",reason=\"no "
+				 "virtio-serial controller: a Nova instance; its image needs "
+				 "hw_qemu_guest_agent=yes\"}",
+				 &val),
+		0);
+	/* 10 KiB: cut at 256 bytes, the newlines replaced, quotes and backslashes escaped */
+	const char *long_name =
+		domain_info_get(info_of(f, "hostile-long"), DOMAIN_INFO_PROJECT_NAME);
+	assert_true(strlen(long_name) <= DOMAIN_INFO_VALUE_MAX);
+	assert_true(strlen(long_name) > DOMAIN_INFO_VALUE_MAX - 4);
+	assert_null(strchr(long_name, '\n'));
+	assert_non_null(strstr(m.buf, "project_name=\"a\\\"b\xef\xbf\xbd"
+				      "c\\\\da\\\"b"));
+	/* another namespace is not Nova's */
+	assert_false(info_of(f, "hostile-ns")->is_nova);
+	assert_string_equal(
+		domain_info_get(info_of(f, "hostile-ns"), DOMAIN_INFO_PROJECT_NAME), "");
+	assert_non_null(strstr(m.buf,
+		"\npowerd_domain_info{domain=\"hostile-ns\","
+		"uuid=\"21111111-2222-4333-8444-555555555555\",instance_name=\"\",project_id=\"\","
+		"project_name=\"\",user_id=\"\",user_name=\"\",flavor=\"\",image_id=\"\"} 1\n"));
+	assert_non_null(strstr(m.buf, "powerd_domain_transport{domain=\"hostile-ns\","
+				      "transport=\"channel\",state=\"no_controller\",reason=\"no "
+				      "virtio-serial controller: powerd-host attach --channel, "
+				      "restart\"} 1\n"));
+	assert_string_equal(
+		domain_info_get(info_of(f, "hostile-dup"), DOMAIN_INFO_INSTANCE_NAME), "first");
+
+	_cleanup_free_ char *out = NULL;
+	int r = tu_promtool_check(m.buf, &out);
+	if (r != -ENOENT && r != 0)
+		fail_msg("promtool check metrics (%d): %s", r, out);
+	strbuf_done(&m);
+}
+
 /* channel: off: no channel, and the connection stays read-only (nothing is hot-plugged). */
 static void test_channel_off(void **state)
 {
@@ -1008,6 +1148,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_startup_reconcile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nova_labels, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_nova_file, setup_nova_file, teardown_nova_file),
 		cmocka_unit_test_setup_teardown(test_lifecycle_persistent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lifecycle_transient, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_include_exclude, setup, teardown),
