@@ -240,6 +240,74 @@ static void test_rebase(void **state)
 	free(path);
 }
 
+/* source_seed, the logic under a restart: the served totals start at what was laid out; the
+ * seed's instance resumes at its counter + offset (the downtime's energy counted) unless that is
+ * less (then the laid-out value stands); another instance counts from its next record. */
+static void test_seed(void **state)
+{
+	char *path;
+	int host = fifo_new("port_seed", &path);
+	const struct source_seed_zone seed[] = {
+		{ .name = "package-0", .total_uj = 9000, .has_offset = true, .offset_uj = 8000 },
+		{ .name = "core",
+			.total_uj = 500,
+			.has_offset = true,
+			.offset_uj = UINT64_MAX - 99 },
+	};
+	uint64_t t = 1000 * MS;
+
+	/* The same instance, its counter at 1500 (1000 when last laid out): 1500 + 8000. */
+	struct source *s = source_new(path);
+	source_seed(s, INSTANCE_A, seed, 2);
+	assert_int_equal(source_total_uj(s), 9000);
+	put_record(host, INSTANCE_A, 1, 1500); /* core: 750, + offset (-100 mod 2^64) = 650 */
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 9500);
+	assert_int_equal(zone(s, "core")->counter.total_uj, 650);
+	put_record(host, INSTANCE_A, 2, 1600);
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 9600);
+	source_free(s);
+
+	/* The same instance, but its counter went down meanwhile (a stale offset): what was laid
+	 * out stands, never less. */
+	s = source_new(path);
+	source_seed(s, INSTANCE_A, seed, 2);
+	put_record(host, INSTANCE_A, 3, 200);
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 9000);
+	assert_int_equal(zone(s, "core")->counter.total_uj, 500);
+	put_record(host, INSTANCE_A, 4, 300);
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 9100);
+	source_free(s);
+
+	/* Another instance: its counter (higher) is no energy of this VM's; from its next record.
+	 */
+	s = source_new(path);
+	source_seed(s, INSTANCE_A, seed, 2);
+	put_record(host, INSTANCE_B, 1, 500000);
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 9000);
+	put_record(host, INSTANCE_B, 2, 500400);
+	t += 1000 * MS;
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 9400);
+	source_free(s);
+
+	/* No instance in the seed (no state file): what was laid out, from the next record on. */
+	s = source_new(path);
+	source_seed(s, "", seed, 1);
+	put_record(host, INSTANCE_A, 5, 1700);
+	assert_int_equal(source_sample(s, t, 1000), 0);
+	assert_int_equal(source_total_uj(s), 9000);
+	source_free(s);
+	close(host);
+	free(path);
+}
+
 /* EOF (no host side connected; the port's poll() says HUP for as long): closed, not spun on, and
  * opened again at the next sample. In a loop: the read event goes with the port. */
 static void test_eof(void **state)
@@ -804,6 +872,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_records),
 		cmocka_unit_test(test_rebase),
+		cmocka_unit_test(test_seed),
 		cmocka_unit_test(test_eof),
 		cmocka_unit_test(test_port_find),
 		cmocka_unit_test(test_auto_hotplug),
