@@ -65,3 +65,15 @@ add_test(NAME e2e_nova
 		--source ${CMAKE_SOURCE_DIR})
 set_tests_properties(e2e_nova PROPERTIES LABELS "e2e" TIMEOUT 600 RUN_SERIAL TRUE
 	SKIP_RETURN_CODE 77)
+# The image path (tests/e2e/e2e-image.sh, about 5 minutes with the image cached, 3 more to build it):
+# a real Debian 12 VM image with the powerd-guest package installed by apt, booted from its disk;
+# hot-plug, save/restore, managedsave, live migration both ways, guest service restarts,
+# node_exporter and a prometheus/procfs reader with Kepler's wrap rule in the guest, a 9p share boot.
+add_test(NAME e2e_image
+	COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/e2e/e2e-image.sh
+		--host $<TARGET_FILE:powerd-host>
+		--guest $<TARGET_FILE:powerd-guest>
+		--raplsim $<TARGET_FILE:powerd-e2e-raplsim>
+		--source ${CMAKE_SOURCE_DIR})
+set_tests_properties(e2e_image PROPERTIES LABELS "e2e" TIMEOUT 1500 RUN_SERIAL TRUE
+	SKIP_RETURN_CODE 77)
