@@ -298,7 +298,7 @@ never_back() { # label key
 # guest (powerd-e2e-snap polls the served counter every 0.2 s) from when the agent runs it, sent
 # as soon as the host shows the channel connected.
 after_step() { # label connected_fn
-	local label=$1 t0 tc served0 waited lead
+	local label=$1 t0 tc served0 waited lead back
 	t0=$(date +%s.%N)
 	served0=${HIGH[served]:-0}
 	if ! wait_for 60 "$2"; then
@@ -306,6 +306,7 @@ after_step() { # label connected_fn
 		return 1
 	fi
 	tc=$(date +%s.%N)
+	back=$(since "$t0")
 	snap "$served0 30"
 	waited=${S[waited]:-timeout}
 	# what passed before the guest started waiting: the agent's start of the command, at most
@@ -315,7 +316,7 @@ after_step() { # label connected_fn
 	else
 		local m
 		m=$(awk -v a="$waited" -v b="$lead" 'BEGIN { printf "%.2f", a + b }')
-		T_STEPS+=(" $label metered again ${waited}s (<= ${m}s)")
+		T_STEPS+=(" $label: channel back ${back}s, metered again ${waited}s after (<= ${m}s)")
 		# Timed in the guest from when the agent ran the command; the agent's own delay, which
 		# under TCG includes the guest's catching up after a resume, is the upper bound shown.
 		check "$label: metered again within two intervals ($((2 * GUEST_INTERVAL_S))s) of the channel's reconnection: ${waited}s timed in the guest (at most ${m}s with the agent's delay; served $served0 -> ${S[served]} J)" \
