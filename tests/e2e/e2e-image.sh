@@ -96,21 +96,26 @@ step_image() {
 	key=$(sha256sum "$HERE/build-image.sh" | cut -c1-12)
 	IMG=$CACHE/image-bookworm-$key
 	t=$(date +%s.%N)
+	mkdir -p "$CACHE"
+	# one build at a time: two runs at once wait for one image
+	exec 8>"$CACHE/image.lock"
+	flock 8
 	if [ -s "$IMG/vmlinuz" ] && [ -d "$IMG/root/etc" ]; then
 		IMAGE_HOW=cached
 	else
 		local mirror
 		mirror=${POWERD_E2E_MIRROR:-$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null)}
 		log "building the VM image (once; cached in $IMG)"
-		mkdir -p "$CACHE"
-		# images of other recipes go: one is enough
-		rm -rf "$CACHE"/image-bookworm-*
+		# images of other recipes go once unused for two days (another branch may be using one now)
+		find "$CACHE" -maxdepth 1 -name 'image-bookworm-*' -mtime +1 -exec rm -rf {} +
 		if ! timeout 1200 "$HERE/build-image.sh" "$IMG" "${mirror:-http://deb.debian.org/debian}" >"$W/image-build.log" 2>&1; then
 			not_ok "build the VM image (tests/e2e/build-image.sh)"
 			return 1
 		fi
 		IMAGE_HOW=built
 	fi
+	touch "$IMG"
+	exec 8>&-
 	IMAGE_S=$(since "$t")
 	check "VM image $IMAGE_HOW in ${IMAGE_S}s: Debian's kernel $(cat "$IMG/kernel-version"), root $(cat "$IMG/size-mib") MiB" \
 		test -s "$IMG/initrd.img"
