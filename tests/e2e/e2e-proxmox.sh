@@ -124,7 +124,13 @@ qm_on() { on "$1" qm "${@:2}"; }
 
 # Every process of both nodes (qemu daemonizes out of our sight) and their cgroups.
 e2e_cleanup() {
-	[ -n "${CGBASE:-}" ] && [ -d "$CGBASE" ] || return 0
+	[ -n "${CGBASE:-}" ] || return 0
+	if [ ! -d "$CGBASE" ]; then
+		# the cgroup2 mount went with $W (removed under us): mount it again elsewhere
+		CG2=$(mktemp -d /tmp/powerd-e2e-cg.XXXXXX) && mount -t cgroup2 cgroup2 "$CG2" || return 0
+		CGBASE=$CG2/${CGBASE##*/}
+		[ -d "$CGBASE" ] || { umount "$CG2"; rmdir "$CG2"; return 0; }
+	fi
 	local d
 	for d in "$CGBASE"/*/; do
 		[ -f "${d}cgroup.kill" ] && echo 1 >"${d}cgroup.kill"
@@ -136,6 +142,7 @@ e2e_cleanup() {
 	find "$CGBASE" -depth -type d -exec rmdir {} \; 2>/dev/null
 	[ -d "$CGBASE" ] && log "cgroup $CGBASE left behind"
 	umount "$CG2" 2>/dev/null
+	[ "${CG2#/tmp/powerd-e2e-cg.}" != "$CG2" ] && rmdir "$CG2"
 }
 
 # A VM's config in qemu-server's format, in a node's directory.
