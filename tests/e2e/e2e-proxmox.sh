@@ -282,6 +282,9 @@ transport_of() { # node vmid: the channel's state(s) at 1
 }
 node_status() { on "$1" powerd-host-node status 2>&1; }
 transport_not() { ! transport_is "$@"; }
+info_has() { # node vmid uuid name
+	node_metrics "$1" | grep -E "^powerd_domain_info\{domain=\"$2\"," | grep -F "uuid=\"$3\"" | grep -qF "instance_name=\"$4\""
+}
 new_qemu_connected() { # node vmid old-pid
 	[ "$(vm_pid "$1" "$2")" != "$3" ] && wait_for 30 transport_is "$1" "$2" connected
 }
@@ -484,6 +487,11 @@ step_channel() {
 		test "$d101" = "chardevs: e2econ qga0 qmp qmp-event; devices: pci.1 pci.2 qga0"
 	check "VM 101: the channel's state is not connected ($(transport_of $A 101))" transport_not $A 101 connected
 	node_status $A >"$W/status-$A.txt"
+	local uuid
+	uuid=$(sed -n 's/^smbios1: uuid=//p' "$W/pve/nodes/$A/qemu-server/100.conf")
+	check "VM 100: the info series carries its name and smbios1 uuid (powerd_domain_info{domain=\"100\",uuid=\"$uuid\",instance_name=\"web\"...})" \
+		info_has $A 100 "$uuid" web
+	check "powerd-host status on $A names VM 100 by vmid and name (web)" grep -qE '(^|[^0-9])100([^0-9]|$).*web|web.*(^|[^0-9])100([^0-9]|$)' "$W/status-$A.txt"
 	check "powerd-host status on $A names VM 101 (db) and the fix: qm set 101 --hookscript local:snippets/powerd-hook" \
 		sh -c "grep -q '101' $W/status-$A.txt && grep -q 'db' $W/status-$A.txt && grep -q 'qm set 101 --hookscript' $W/status-$A.txt"
 	check "powerd-host status on $A says VM 102 (noagent) lacks the agent's bus (agent: 1)" \
