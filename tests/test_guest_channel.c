@@ -25,6 +25,19 @@
 #define INSTANCE_B "fedcba9876543210fedcba9876543210"
 
 static char *dir;
+/* Processes the tests started: a failed assertion leaves its test at once, so the group's
+ * teardown stops whichever are still running. */
+static pid_t children[16];
+static size_t n_children;
+
+static pid_t spawn(char *const argv[], char *const env[], const char *log)
+{
+	pid_t pid = tu_spawn(argv, env, log);
+
+	if (n_children < ARRAY_SIZE(children))
+		children[n_children++] = pid;
+	return pid;
+}
 
 static int setup(void **state)
 {
@@ -34,6 +47,13 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+	for (size_t i = 0; i < n_children; i++)
+		/* 0: still our running child (one already reaped is not touched) */
+		if (waitpid(children[i], NULL, WNOHANG) == 0) {
+			kill(children[i], SIGKILL);
+			waitpid(children[i], NULL, 0);
+		}
+	n_children = 0;
 	tu_rm_rf(dir);
 	free(dir);
 	return 0;
@@ -525,7 +545,7 @@ static void test_daemon(void **state)
 		port, out, sysfs);
 	char *argv[] = { (char *)POWERD_GUEST_BIN, (char *)"-c", cfg, NULL };
 	char *env[] = { env_root, NULL };
-	pid_t pid = tu_spawn(argv, env, log);
+	pid_t pid = spawn(argv, env, log);
 	assert_int_equal(tu_wait_port(port, 5000), 0);
 	wait_metric(port, "powerd_source_up", 0, 3000);
 
@@ -635,7 +655,7 @@ static pid_t daemon_start(char *cfg, const char *log)
 {
 	char *argv[] = { (char *)POWERD_GUEST_BIN, (char *)"-c", cfg, NULL };
 
-	return tu_spawn(argv, NULL, log);
+	return spawn(argv, NULL, log);
 }
 
 static void daemon_kill(pid_t pid)
@@ -840,7 +860,7 @@ static void test_sysfs_out_node_exporter(void **state)
 	_cleanup_free_ char *listen_arg = xasprintf("--web.listen-address=127.0.0.1:%u", ne_port);
 	char *ne_argv[] = { (char *)ne_bin, path_arg, (char *)"--collector.disable-defaults",
 		(char *)"--collector.rapl", listen_arg, NULL };
-	pid_t ne = tu_spawn(ne_argv, NULL, ne_log);
+	pid_t ne = spawn(ne_argv, NULL, ne_log);
 	assert_int_equal(tu_wait_port(ne_port, 10000), 0);
 	assert_int_equal(tu_http_get(ne_port, "/metrics", &body), 200);
 	double ok = -1;
