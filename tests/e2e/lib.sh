@@ -147,8 +147,11 @@ cleanup() {
 	if [ $KEEP = 1 ]; then
 		echo "# kept $W"
 	else
-		umount -R "$W" 2>/dev/null
-		# The namespace's mounts go with it; only remove plain files.
+		# Every mount under $W, deepest first (the shares powerd-host leaves mounted for adoption:
+		# `umount -R "$W"` does nothing where $W itself is no mount, and the directory stayed, disk
+		# images and all). The namespace's mounts go with it; only remove plain files.
+		local m
+		findmnt -rn -o TARGET | grep "^$W/" | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
 		findmnt -rn -o TARGET | grep -q "^$W" || rm -rf "$W"
 	fi
 	exit $rc
