@@ -76,6 +76,7 @@ if [ $mode = guest ]; then
 		ne=$(timeout 5 wget -q -O - http://127.0.0.1:9100/metrics 2>/dev/null |
 			awk '/^node_rapl_package_joules_total/ { print $NF; exit }')
 		echo "TREE $(uptime_s) ${e:-none} ${ne:-none}"
+		[ -n "$e" ] && [ -n "$ne" ] && : >/tmp/tree-ready
 		sleep 1
 	done) &
 elif [ -n "$port" ]; then
@@ -95,6 +96,13 @@ phase_for() { # name seconds
 burn=6
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in powerd_e2e.burn=*) burn=${arg#*=} ;; esac
+done
+# The idle phase measures the guest at rest: under TCG, node_exporter's and powerd-guest's start
+# burn seconds of CPU, so it begins once both have served a first sample (60 s at most).
+i=0
+while [ $mode = guest ] && [ ! -e /tmp/tree-ready ] && [ $i -lt 300 ]; do
+	i=$((i + 1))
+	sleep 0.2
 done
 phase_for idle0 5
 (while :; do :; done) &
