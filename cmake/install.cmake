@@ -6,6 +6,7 @@
 #   <systemdsystemunitdir>/powerd-host.service      pkg-config systemd, else lib/systemd/system
 #   <systemdsystemunitdir>/{powerd-guest.service,var-scaphandre.mount}
 #   <etc>/libvirt/hooks/qemu.d/powerd (0755)       libvirt runs it before qemu starts
+#   share/powerd/powerd-hook (0755)                 Proxmox VE hookscript, for a snippets storage
 #   share/powerd/{host,guest}.yaml                  pristine examples
 #   <etc>/powerd/{host,guest}.yaml                  copied from the examples only when absent
 #   share/man/man8/powerd-{host,guest}.8.gz, share/man/man5/powerd-{host,guest}.yaml.5.gz
@@ -126,6 +127,10 @@ install(CODE "${_powerd_etc_code}
 			GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
 	endif()" COMPONENT host)
 
+# Proxmox VE: operators copy it into a snippets storage (docs/proxmox.md).
+install(PROGRAMS ${CMAKE_SOURCE_DIR}/units/powerd-pve-hook DESTINATION ${CMAKE_INSTALL_DATADIR}/powerd
+	RENAME powerd-hook COMPONENT host OPTIONAL)
+
 # --- Debian packages: cpack -G DEB (both), or -D CPACK_COMPONENTS_ALL=host for one --------------
 
 set(CPACK_GENERATOR DEB)
@@ -153,8 +158,9 @@ set(CPACK_DEBIAN_GUEST_PACKAGE_NAME powerd-guest)
 set(CPACK_COMPONENT_HOST_DISPLAY_NAME "powerd-host")
 set(CPACK_COMPONENT_GUEST_DISPLAY_NAME "powerd-guest")
 set(CPACK_COMPONENT_HOST_DESCRIPTION "power sensor for Qemu/KVM virtual machines: hypervisor daemon
-powerd-host reads the host's RAPL counters, splits the energy among libvirt domains by their
-CPU time and exports a powercap-like tree per domain that the guest mounts over 9p or virtiofs.")
+powerd-host reads the host's RAPL counters, splits the energy among libvirt domains (or Proxmox
+VE VMs) by their CPU time and exports a powercap-like tree per domain that the guest mounts over
+9p or virtiofs, and an energy channel (a virtio-serial port) that never blocks migration.")
 set(CPACK_COMPONENT_GUEST_DESCRIPTION "power sensor for Qemu/KVM virtual machines: guest daemon
 powerd-guest reads the powercap-like tree powerd-host shares into the VM, splits it over the
 VM's services and serves Prometheus metrics.")

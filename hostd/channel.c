@@ -26,7 +26,7 @@ struct channel {
 	char *path;
 	int fd;
 	enum channel_state state;
-	char reason[256];
+	char reason[CHANNEL_REASON_MAX];
 	struct event *retry_ev;
 	unsigned backoff_ms;
 	bool is_connect_failing; /* connection attempts failing: logged once per streak */
@@ -39,6 +39,7 @@ static const char *const state_names[CHANNEL_STATES] = {
 	[CHANNEL_OFF] = "off",
 	[CHANNEL_NO_CONTROLLER] = "no_controller",
 	[CHANNEL_HOTPLUG_REFUSED] = "hotplug_refused",
+	[CHANNEL_NO_HOOKSCRIPT] = "no_hookscript",
 	[CHANNEL_CONNECTING] = "connecting",
 	[CHANNEL_CONNECTED] = "connected",
 };

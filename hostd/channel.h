@@ -19,6 +19,7 @@ struct channel;
 /* The name of the port, in the guest and in libvirt's <target type='virtio' name=.../>. */
 #define CHANNEL_PORT_NAME "org.powerd.energy.0"
 
+#define CHANNEL_REASON_MAX 256 /* bytes of a reason, with its NUL */
 #define CHANNEL_BACKOFF_MIN_MS 1000
 #define CHANNEL_BACKOFF_MAX_MS 30000
 
@@ -26,6 +27,7 @@ enum channel_state {
 	CHANNEL_OFF,		 /* channel: off, or the domain is not running */
 	CHANNEL_NO_CONTROLLER,	 /* no virtio-serial controller: nothing can be hot-plugged */
 	CHANNEL_HOTPLUG_REFUSED, /* libvirt refused the hot-plug (the reason is kept) */
+	CHANNEL_NO_HOOKSCRIPT,	 /* Proxmox: not powerd's hookscript, left alone (DESIGN.md §5) */
 	CHANNEL_CONNECTING,	 /* the channel exists; not connected (yet, or again) */
 	CHANNEL_CONNECTED,
 	CHANNEL_STATES,
@@ -41,7 +43,7 @@ void channel_connect_to(struct channel *c, const char *path);
 void channel_set_unserved(struct channel *c, enum channel_state state, const char *reason);
 
 enum channel_state channel_get_state(const struct channel *c);
-/* "connected", "connecting", "no_controller", "hotplug_refused", "off". */
+/* "connected", "connecting", "no_controller", "hotplug_refused", "no_hookscript", "off". */
 const char *channel_state_name(enum channel_state s);
 /* What the last refusal said ("" if nothing). */
 const char *channel_reason(const struct channel *c);

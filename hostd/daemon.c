@@ -60,7 +60,8 @@ static void update_status(struct daemon *d)
 	double w = accounting_n_zones(d->acct) > 0 ? accounting_host_power_w(d->acct, 0) : 0;
 	bool is_connected = domains_is_connected(d->domains);
 
-	notify_status("%zu domains, %.1f W host, libvirt %s", domains_count(d->domains), w,
+	notify_status("%zu domains, %.1f W host, %s %s", domains_count(d->domains), w,
+		domains_manager_name(d->domains),
 		is_connected ? "connected" : "disconnected (retrying)");
 }
 
@@ -70,7 +71,8 @@ static void on_attempt(void *arg)
 
 	if (!d->is_ready && !d->is_once) {
 		d->is_ready = true;
-		notify_ready("%zu domains, libvirt %s", domains_count(d->domains),
+		notify_ready("%zu domains, %s %s", domains_count(d->domains),
+			domains_manager_name(d->domains),
 			domains_is_connected(d->domains) ? "connected" : "disconnected (retrying)");
 	}
 }
@@ -293,8 +295,12 @@ int daemon_run(const char *config_path, bool is_default_path, bool is_once)
 		daemon_free(&d);
 		return 1;
 	}
-	log_info("starting: libvirt %s, share_dir %s, interval %llu ms", d.cfg.libvirt_uri,
-		d.cfg.share_dir, (unsigned long long)d.cfg.interval_ms);
+	if (host_config_manager(&d.cfg) == MANAGER_PROXMOX)
+		log_info("starting: proxmox %s, share_dir %s, interval %llu ms", d.cfg.pve_run_dir,
+			d.cfg.share_dir, (unsigned long long)d.cfg.interval_ms);
+	else
+		log_info("starting: libvirt %s, share_dir %s, interval %llu ms", d.cfg.libvirt_uri,
+			d.cfg.share_dir, (unsigned long long)d.cfg.interval_ms);
 	domains_start(d.domains);
 	if (is_once) {
 		/* The first sample now, the second one interval later. */

@@ -137,15 +137,21 @@ void domains_set_running(struct domains *d, struct domain *dm, bool is_running)
 	d->ops->set_cpu(d->m, dm, was_running);
 }
 
-struct domain *domains_track(
-	struct domains *d, const char *name, bool is_persistent, bool is_running, void *ref)
+/* include/exclude, on the title too where the manager names domains twice */
+static bool tracks(const struct domains *d, const char *name, const char *title)
+{
+	return host_config_tracks_titled(d->cfg, name, d->ops->is_title_filtered ? title : NULL);
+}
+
+struct domain *domains_track(struct domains *d, const char *name, const char *title,
+	bool is_persistent, bool is_running, void *ref)
 {
 	struct acct_domain *acct;
 	enum mount_state ms;
 	struct domain *dm;
 	int r, fd;
 
-	if (!name || !host_config_tracks(d->cfg, name))
+	if (!name || !tracks(d, name, title))
 		return NULL;
 	r = mounts_prepare(d->mounts, name, is_running, &fd, &ms);
 	if (r < 0)
@@ -163,6 +169,7 @@ struct domain *domains_track(
 	dm = xcalloc(1, sizeof(*dm));
 	dm->owner = d;
 	dm->name = xstrdup(name);
+	dm->title = title ? xstrdup(title) : NULL;
 	dm->is_persistent = is_persistent;
 	dm->mount = ms;
 	dm->acct = acct;
@@ -251,7 +258,7 @@ static void domain_exclude(struct domains *d, struct domain *dm)
 
 /* Remove the shares no known domain owns (see DOMAINS_ORPHAN_GRACE_S). Connected only: without
  * the manager's word a share's domain may be starting. */
-static void sweep_orphans(struct domains *d)
+void domains_sweep_orphans(struct domains *d)
 {
 	char **names = NULL;
 	size_t n = 0;
@@ -279,7 +286,7 @@ static void sweep_orphans(struct domains *d)
 
 static void orphan_cb(evutil_socket_t fd, short what, void *arg)
 {
-	sweep_orphans(arg);
+	domains_sweep_orphans(arg);
 }
 
 static bool is_listed(const char *name, const struct manager_entry *v, size_t n)
@@ -301,7 +308,9 @@ void domains_apply(struct domains *d, const struct manager_entry *v, size_t n)
 		struct domain *dm = name ? domains_find(d, name) : NULL;
 		size_t k = name ? kept_find(d, name) : SIZE_MAX;
 
-		if (k != SIZE_MAX && (!is_running || host_config_tracks(d->cfg, name))) {
+		bool is_included = name && tracks(d, name, v[i].title);
+
+		if (k != SIZE_MAX && (!is_running || is_included)) {
 			/* stopped: the share may go; included again: adopted just below */
 			if (is_running)
 				kept_remove(d, k);
@@ -309,8 +318,9 @@ void domains_apply(struct domains *d, const struct manager_entry *v, size_t n)
 				kept_release(d, k);
 		}
 		if (!dm) {
-			dm = domains_track(d, name, is_persistent, is_running, v[i].ref);
-		} else if (host_config_tracks(d->cfg, name)) {
+			dm = domains_track(
+				d, name, v[i].title, is_persistent, is_running, v[i].ref);
+		} else if (is_included) {
 			d->ops->domain_update(d->m, dm, v[i].ref);
 			dm->is_persistent = is_persistent;
 			if (is_running || dm->is_running)
@@ -327,7 +337,6 @@ void domains_apply(struct domains *d, const struct manager_entry *v, size_t n)
 	for (size_t k = d->n_kept; k-- > 0;)
 		if (!is_listed(d->kept[k], v, n))
 			kept_release(d, k);
-	sweep_orphans(d);
 	/* Gone while we were not listening (undefined, or transient and stopped), or excluded. */
 	for (size_t i = d->n; i-- > 0;)
 		if (!d->v[i]->is_seen)
@@ -348,7 +357,8 @@ void domains_attempt_done(struct domains *d)
 
 static const struct manager_ops *manager_for(const struct host_config *cfg)
 {
-	return &manager_libvirt_ops;
+	return host_config_manager(cfg) == MANAGER_PROXMOX ? &manager_proxmox_ops
+							   : &manager_libvirt_ops;
 }
 
 int domains_new(struct event_base *base, const struct host_config *cfg, struct accounting *acct,
@@ -426,7 +436,7 @@ void domains_set_config(struct domains *d, const struct host_config *cfg)
 	/* Disconnected: newly included domains wait for the reconnect's reconcile, newly
 	 * excluded ones go now (running ones keep their share). */
 	for (size_t i = d->n; i-- > 0;)
-		if (!host_config_tracks(cfg, d->v[i]->name))
+		if (!tracks(d, d->v[i]->name, d->v[i]->title))
 			domain_exclude(d, d->v[i]);
 }
 
@@ -489,7 +499,8 @@ static void render_channel_transport(const struct domain *dm, struct strbuf *out
 	const char *chan[] = { "domain", dm->name, "transport", "channel", "state",
 		channel_state_name(st), "reason", reason, NULL };
 
-	if (!reason[0] || (st != CHANNEL_NO_CONTROLLER && st != CHANNEL_HOTPLUG_REFUSED))
+	if (!reason[0] || (st != CHANNEL_NO_CONTROLLER && st != CHANNEL_HOTPLUG_REFUSED &&
+				  st != CHANNEL_NO_HOOKSCRIPT))
 		chan[6] = NULL;
 	prom_sample(out, "powerd_domain_transport", chan, 1);
 }
@@ -511,7 +522,9 @@ void domains_render(const struct domains *d, struct strbuf *out)
 	prom_family(out, "powerd_domain_transport", PROM_GAUGE,
 		"Each way a domain's energy is published and its state, value 1: transport tree "
 		"(state tmpfs, in_place, none) and channel (connected, connecting, no_controller, "
-		"hotplug_refused, off; reason: why no_controller or hotplug_refused).");
+		"hotplug_refused, no_hookscript, off; reason: why no_controller, hotplug_refused "
+		"or "
+		"no_hookscript).");
 	for (size_t i = 0; i < d->n; i++) {
 		const struct domain *dm = d->v[i];
 		const char *tree[] = { "domain", dm->name, "transport", "tree", "state",

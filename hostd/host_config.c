@@ -18,6 +18,7 @@
 /* clang-format off */
 static const char *const idle_policy_names[] = { "shared", "host", NULL };
 static const char *const channel_mode_names[] = { "auto", "off", NULL };
+static const char *const manager_names[] = { "auto", "libvirt", "proxmox", NULL };
 /* Indexed from LOG_ERR: the loader stores an index, host_config_load turns it into a level. */
 static const char *const log_level_names[] = { "error", "warning", "notice", "info", "debug", NULL };
 
@@ -35,7 +36,18 @@ static const struct config_key estimate_keys[] = {
 	{ 0 },
 };
 
+static const struct config_key proxmox_keys[] = {
+	{ .name = "config_dir", .type = CONFIG_STRING,
+	  .offset = offsetof(struct host_config, pve_config_dir), .check = config_check_abs_path },
+	{ .name = "run_dir", .type = CONFIG_STRING,
+	  .offset = offsetof(struct host_config, pve_run_dir), .check = config_check_abs_path },
+	{ 0 },
+};
+
 const struct config_key host_config_schema[] = {
+	{ .name = "manager", .type = CONFIG_ENUM,
+	  .offset = offsetof(struct host_config, manager), .enum_names = manager_names },
+	{ .name = "proxmox", .type = CONFIG_MAP, .children = proxmox_keys },
 	{ .name = "libvirt_uri", .type = CONFIG_STRING,
 	  .offset = offsetof(struct host_config, libvirt_uri) },
 	{ .name = "interval", .type = CONFIG_DURATION_MS,
@@ -69,6 +81,9 @@ const struct config_key host_config_schema[] = {
 void host_config_init(struct host_config *c)
 {
 	*c = (struct host_config){
+		.manager = MANAGER_AUTO,
+		.pve_config_dir = xstrdup(HOST_PVE_CONFIG_DIR),
+		.pve_run_dir = xstrdup(HOST_PVE_RUN_DIR),
 		.libvirt_uri = xstrdup("qemu:///system"),
 		.interval_ms = 1000,
 		.share_dir = xstrdup("/var/lib/libvirt/scaphandre"),
@@ -139,6 +154,24 @@ static bool matches_any(const struct config_strv *globs, const char *name)
 bool host_config_tracks(const struct host_config *c, const char *domain)
 {
 	return matches_any(&c->include, domain) && !matches_any(&c->exclude, domain);
+}
+
+bool host_config_tracks_titled(const struct host_config *c, const char *domain, const char *title)
+{
+	if (!title)
+		return host_config_tracks(c, domain);
+	return (matches_any(&c->include, domain) || matches_any(&c->include, title)) &&
+	       !matches_any(&c->exclude, domain) && !matches_any(&c->exclude, title);
+}
+
+enum manager_kind host_config_manager(const struct host_config *c)
+{
+	struct stat st;
+
+	if (c->manager != MANAGER_AUTO)
+		return c->manager;
+	return stat(c->pve_config_dir, &st) == 0 && S_ISDIR(st.st_mode) ? MANAGER_PROXMOX
+									: MANAGER_LIBVIRT;
 }
 
 /* Directories a share_dir must never be: a tmpfs per domain in them would hide what they hold
@@ -375,7 +408,9 @@ int host_config_check(const struct host_config *c, const char *qemu_conf, bool i
 			streq(real, c->share_dir) ? "" : real,
 			streq(real, c->share_dir) ? "" : ")");
 		r = -EINVAL;
-	} else if (check_qemu_reach(c, qemu_conf, is_strict) < 0) {
+	} else if (host_config_manager(c) != MANAGER_PROXMOX &&
+		   check_qemu_reach(c, qemu_conf, is_strict) < 0) {
+		/* (on Proxmox VE qemu runs as root) */
 		r = -EINVAL;
 	}
 	if (c->idle_power == IDLE_POLICY_HOST && c->idle_watts <= 0)

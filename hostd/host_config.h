@@ -14,8 +14,19 @@
 
 enum idle_policy { IDLE_POLICY_SHARED, IDLE_POLICY_HOST };
 enum channel_mode { CHANNEL_MODE_AUTO, CHANNEL_MODE_OFF };
+/* Where domains come from (DESIGN.md §5): auto is proxmox where proxmox.config_dir is a
+ * directory, else libvirt. */
+enum manager_kind { MANAGER_AUTO, MANAGER_LIBVIRT, MANAGER_PROXMOX };
+
+/* qemu-server's places (Proxmox VE): this node's VM configs, and where it keeps each VM's pid
+ * file and QMP socket. */
+#define HOST_PVE_CONFIG_DIR "/etc/pve/local/qemu-server"
+#define HOST_PVE_RUN_DIR "/run/qemu-server"
 
 struct host_config {
+	int manager;		    /* enum manager_kind */
+	char *pve_config_dir;	    /* proxmox.config_dir, HOST_PVE_CONFIG_DIR */
+	char *pve_run_dir;	    /* proxmox.run_dir, HOST_PVE_RUN_DIR */
 	char *libvirt_uri;	    /* qemu:///system */
 	uint64_t interval_ms;	    /* 1000 */
 	char *share_dir;	    /* /var/lib/libvirt/scaphandre */
@@ -44,6 +55,11 @@ int host_config_load(
 void host_config_free(struct host_config *c);
 /* Whether a domain name matches include and not exclude (fnmatch globs). */
 bool host_config_tracks(const struct host_config *c, const char *domain);
+/* The same for a domain with a second name (Proxmox: vmid and name; title NULL: none): either
+ * may be included, neither excluded. */
+bool host_config_tracks_titled(const struct host_config *c, const char *domain, const char *title);
+/* The manager to run: manager, with auto resolved on this machine. */
+enum manager_kind host_config_manager(const struct host_config *c);
 
 /* libvirt's qemu driver configuration: the user (and group) qemu runs as. */
 #define HOST_QEMU_CONF "/etc/libvirt/qemu.conf"

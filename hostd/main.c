@@ -8,6 +8,8 @@
 #include "hostd/daemon.h"
 #include "hostd/host_config.h"
 #include "hostd/prepare.h"
+#include "hostd/pve_attach.h"
+#include "hostd/pve_hook.h"
 #include "hostd/status.h"
 #include "version.h"
 
@@ -19,9 +21,14 @@ static void usage(FILE *f)
 		"       powerd-host [-c FILE] attach DOMAIN [--virtiofs | --channel]\n"
 		"       powerd-host [-c FILE] detach DOMAIN\n"
 		"       powerd-host [-c FILE] status\n"
+		"       powerd-host [-c FILE] attach VMID --channel [--storage STORAGE]   (Proxmox "
+		"VE)\n"
+		"       powerd-host [-c FILE] detach VMID [--channel]                     (Proxmox "
+		"VE)\n"
+		"       powerd-host [-c FILE] pve-hook VMID PHASE\n"
 		"       powerd-host --version | --help\n\n"
-		"Shares each libvirt domain's share of the host's RAPL energy with it as a\n"
-		"powercap-like tree.\n\n"
+		"Shares each libvirt domain's (or Proxmox VE VM's) share of the host's RAPL\n"
+		"energy with it as a powercap-like tree and an energy channel.\n\n"
 		"  -c, --config FILE   configuration (default " HOST_CONFIG_DEFAULT_PATH ")\n"
 		"      --check-config  load the configuration, report problems, exit\n"
 		"      --once          two samples one interval apart, print the metrics, exit\n"
@@ -29,7 +36,30 @@ static void usage(FILE *f)
 		"      --version       print the version\n"
 		"  status              the running daemon's domains and health (exit 0 healthy,\n"
 		"                      1 not healthy, 3 not running)\n"
+		"  pve-hook VMID PHASE the Proxmox VE hookscript's body "
+		"(/usr/share/powerd/powerd-hook)\n"
+		"  attach VMID --channel  on Proxmox VE: qm set VMID --hookscript\n"
+		"                      STORAGE:snippets/powerd-hook, and the channel plugged now\n"
 		"  -h, --help          this text\n");
+}
+
+/* attach/detach: Proxmox's where the manager is proxmox, else libvirt's. */
+static int attach_command(int argc, char **argv, const char *config)
+{
+	struct host_config cfg;
+	int r;
+
+	/* (a config that does not load is reported by libvirt's attach, as before) */
+	host_config_init(&cfg);
+	if (host_config_load(config ? config : HOST_CONFIG_DEFAULT_PATH, !config, &cfg, NULL, 0) <
+			0 ||
+		host_config_manager(&cfg) != MANAGER_PROXMOX) {
+		host_config_free(&cfg);
+		return attach_main(argc, argv, config);
+	}
+	r = pve_attach_main(argc, argv, &cfg);
+	host_config_free(&cfg);
+	return r;
 }
 
 static int status_command(const char *config)
@@ -89,7 +119,9 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc) {
 		if (streq(argv[optind], "attach") || streq(argv[optind], "detach"))
-			return attach_main(argc - optind, argv + optind, config);
+			return attach_command(argc - optind, argv + optind, config);
+		if (streq(argv[optind], "pve-hook"))
+			return pve_hook_main(argc - optind, argv + optind, config);
 		if (streq(argv[optind], "status") && optind + 1 == argc)
 			return status_command(config);
 		fprintf(stderr, "powerd-host: unknown argument %s\n", argv[optind]);

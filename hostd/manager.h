@@ -46,6 +46,7 @@ struct domain {
  * is the manager's handle on it, given to domain_init or domain_update. */
 struct manager_entry {
 	const char *name;
+	const char *title; /* its other name (include/exclude match either); NULL */
 	bool is_persistent;
 	bool is_running;
 	void *ref;
@@ -53,6 +54,8 @@ struct manager_entry {
 
 struct manager_ops {
 	const char *name; /* "libvirt", "proxmox" */
+	/* domains.include/exclude also match a domain's title (Proxmox: the VM's name) */
+	bool is_title_filtered;
 	int (*create)(struct domains *d, struct manager **ret);
 	void (*destroy)(struct manager *m); /* after every domain was dropped */
 	/* The first connection or scan, now; domains_attempt_done after each attempt. */
@@ -80,6 +83,7 @@ struct manager_ops {
 };
 
 extern const struct manager_ops manager_libvirt_ops;
+extern const struct manager_ops manager_proxmox_ops;
 
 /* What a manager may call on the shared part. */
 struct event_base *domains_base(const struct domains *d);
@@ -88,10 +92,11 @@ struct accounting *domains_accounting(const struct domains *d);
 struct domain *domains_find(const struct domains *d, const char *name);
 /* Every tracked domain (the array is the shared part's: no tracking calls while walking it). */
 struct domain *const *domains_all(const struct domains *d, size_t *ret_n);
-/* Start tracking name: share, tree, accounting, channel; domain_init(ref) before it is set
- * running. NULL when it is not tracked (include/exclude) or its share cannot be made (logged). */
-struct domain *domains_track(
-	struct domains *d, const char *name, bool is_persistent, bool is_running, void *ref);
+/* Start tracking name (title: its other name, NULL if none): share, tree, accounting, channel;
+ * domain_init(ref) before it is set running. NULL when it is not tracked (include/exclude) or its
+ * share cannot be made (logged). */
+struct domain *domains_track(struct domains *d, const char *name, const char *title,
+	bool is_persistent, bool is_running, void *ref);
 /* Stop tracking; with teardown the share goes too (the domain is gone for good). */
 void domains_drop(struct domains *d, struct domain *dm, bool teardown);
 /* The domain started or stopped (or runs on: then set_cpu sees was_running). */
@@ -106,7 +111,10 @@ int domains_set_pid(struct domains *d, struct domain *dm, pid_t pid, const char 
 /* Look at the domain's channel from the loop, soon. */
 void domains_channel_check_later(struct domains *d, struct domain *dm);
 /* A complete listing: track what is new and included, update what is known, drop what was not
- * listed, handle kept shares, sweep orphans. */
+ * listed, handle kept shares. */
 void domains_apply(struct domains *d, const struct manager_entry *v, size_t n);
+/* Remove the shares no known domain owns (see DOMAINS_ORPHAN_GRACE_S); after a reconcile, and
+ * every DOMAINS_ORPHAN_SWEEP_S. */
+void domains_sweep_orphans(struct domains *d);
 /* After each connection attempt (domains_set_attempt_cb). */
 void domains_attempt_done(struct domains *d);

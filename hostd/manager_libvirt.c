@@ -278,7 +278,7 @@ static void lv_domain_done(struct manager *m, struct domain *dm)
 static struct domain *track(
 	struct manager *m, virDomainPtr vdom, bool is_persistent, bool is_running)
 {
-	return domains_track(m->d, virDomainGetName(vdom), is_persistent, is_running, vdom);
+	return domains_track(m->d, virDomainGetName(vdom), NULL, is_persistent, is_running, vdom);
 }
 
 static int lifecycle_cb(virConnectPtr conn, virDomainPtr vdom, int event, int detail, void *opaque)
@@ -400,6 +400,7 @@ static int lv_reconcile(struct manager *m)
 	for (int i = 0; i < n; i++)
 		virDomainFree(list[i]);
 	free(list);
+	domains_sweep_orphans(m->d);
 	return 0;
 }
 

@@ -23,6 +23,8 @@ struct status_state {
 	uint64_t mono_ns;
 };
 
+#define PVE_TITLE_BUF 160
+
 struct render_ctx {
 	const struct accounting *acct;
 	struct strbuf *out;
@@ -95,9 +97,14 @@ static void render_domain(
 	for (char *e = error; *e; e++)
 		if ((unsigned char)*e < 0x20 || *e == 0x7f)
 			*e = ' ';
-	strbuf_printf(c->out, "domain\t%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%s\n", name, state_name(v),
+	char title[PVE_TITLE_BUF];
+	snprintf(title, sizeof(title), "%s", v->title && v->title[0] ? v->title : "-");
+	for (char *e = title; *e; e++)
+		if ((unsigned char)*e < 0x20 || *e == 0x7f)
+			*e = ' ';
+	strbuf_printf(c->out, "domain\t%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%s\t%s\n", name, state_name(v),
 		share_name(v->mount), channel_state_name(v->channel), cpu ? cpu : "-", power,
-		(double)uj / 1e6, error);
+		(double)uj / 1e6, error, title);
 	c->new->v[c->new->n].name = xstrdup(name);
 	c->new->v[c->new->n].energy_uj = uj;
 	c->new->n++;
@@ -117,12 +124,13 @@ void status_render(struct status_state **state, const struct status_info *info,
 	if (*state)
 		c.dt_s = (double)(now - (*state)->mono_ns) / 1e9;
 	strbuf_printf(out,
-		"powerd-status\t%d\npid\t%d\nlibvirt\t%s\ninterval_ms\t%llu\nticks\t%llu\n"
-		"tick_mono_ms\t%llu\nhost_power_w\t%.2f\nestimated\t%d\nserver_restarts\t%u\n",
+		"powerd-status\t%d\npid\t%d\nlibvirt\t%s\nmanager\t%s\ninterval_ms\t%llu\n"
+		"ticks\t%llu\ntick_mono_ms\t%llu\nhost_power_w\t%.2f\nestimated\t%d\n"
+		"server_restarts\t%u\n",
 		STATUS_VERSION, (int)info->pid, info->is_connected ? "connected" : "disconnected",
-		(unsigned long long)info->interval_ms, (unsigned long long)info->ticks,
-		(unsigned long long)(now / NSEC_PER_MSEC), w, accounting_is_estimated(acct),
-		info->server_restarts);
+		domains_manager_name(domains), (unsigned long long)info->interval_ms,
+		(unsigned long long)info->ticks, (unsigned long long)(now / NSEC_PER_MSEC), w,
+		accounting_is_estimated(acct), info->server_restarts);
 	domains_foreach(domains, render_domain, &c);
 	status_state_free(*state);
 	*state = n;
@@ -160,7 +168,8 @@ static int read_document(const char *path, char **ret, size_t *ret_len)
 	return read_all_deadline(fd, STATUS_MAX_BYTES, STATUS_TIMEOUT_MS, ret, ret_len);
 }
 
-#define STATUS_FIELDS 9
+#define STATUS_FIELDS 9	     /* at least */
+#define STATUS_FIELDS_MAX 10 /* the 10th: the domain's title (Proxmox's name), "-" if none */
 
 /* Split line at tabs into at most max fields (in place); the count. */
 static size_t split(char *line, char **f, size_t max)
@@ -197,6 +206,7 @@ struct summary {
 	int estimated;
 	size_t n_domains;
 	bool has_version;
+	char manager[16];
 };
 
 static void parse_header(struct summary *s, char **f, size_t n)
@@ -209,6 +219,8 @@ static void parse_header(struct summary *s, char **f, size_t n)
 		s->pid = strtol(f[1], NULL, 10);
 	else if (streq(f[0], "libvirt"))
 		s->is_connected = streq(f[1], "connected");
+	else if (streq(f[0], "manager") && (streq(f[1], "libvirt") || streq(f[1], "proxmox")))
+		snprintf(s->manager, sizeof(s->manager), "%s", f[1]);
 	else if (streq(f[0], "interval_ms"))
 		s->interval_ms = strtoull(f[1], NULL, 10);
 	else if (streq(f[0], "ticks"))
@@ -227,9 +239,9 @@ int status_main(const char *socket_path)
 {
 	static const char *const heads[] = { "DOMAIN", "STATE", "SHARE", "CHANNEL", "CPU",
 		"POWER(W)", "ENERGY(J)", "LAST ERROR" };
-	static const int widths[] = { 24, 9, 9, 10, 8, 9, 12, 1 };
+	static const int widths[] = { 24, 9, 9, 13, 8, 9, 12, 1 };
 	_cleanup_free_ char *doc = NULL;
-	struct summary s = { 0 };
+	struct summary s = { .manager = "libvirt" };
 	size_t len = 0;
 	const char *why;
 	int r;
@@ -252,7 +264,7 @@ int status_main(const char *socket_path)
 		print_field(heads[i], widths[i]);
 	printf("\n");
 	for (char *line = doc, *end; line && *line; line = end ? end + 1 : NULL) {
-		char *f[STATUS_FIELDS];
+		char *f[STATUS_FIELDS_MAX];
 		end = strchr(line, '\n');
 		if (end)
 			*end = '\0';
@@ -263,7 +275,15 @@ int status_main(const char *socket_path)
 		}
 		if (n < STATUS_FIELDS)
 			continue;
-		for (size_t i = 1; i < STATUS_FIELDS; i++)
+		if (n > STATUS_FIELDS && !streq(f[STATUS_FIELDS], "-")) {
+			/* DOMAIN shows "<vmid> (<name>)" */
+			char both[128];
+			snprintf(both, sizeof(both), "%.40s (%.80s)", f[1], f[STATUS_FIELDS]);
+			print_field(both, widths[0]);
+		} else {
+			print_field(f[1], widths[0]);
+		}
+		for (size_t i = 2; i < STATUS_FIELDS; i++)
 			print_field(f[i], widths[i - 1]);
 		printf("\n");
 		s.n_domains++;
@@ -275,10 +295,13 @@ int status_main(const char *socket_path)
 	}
 	uint64_t now_ms = now_monotonic_ns() / NSEC_PER_MSEC;
 	bool ok = status_is_healthy(s.is_connected, s.tick_mono_ms, now_ms, s.interval_ms, &why);
-	printf("\npowerd-host %ld: %s; libvirt %s; %zu domains; host %.1f W%s; tick %llu, %.1f s "
+	printf("\npowerd-host %ld: %s; %s %s; %zu domains; host %.1f W%s; tick %llu, %.1f s "
 	       "ago; "
 	       "http server restarts %llu\n",
-		s.pid, ok ? "healthy" : why, s.is_connected ? "connected" : "disconnected",
+		s.pid, ok ? "healthy" : why, s.manager,
+		streq(s.manager, "proxmox") ? (s.is_connected ? "watched" : "not watched")
+		: s.is_connected	    ? "connected"
+					    : "disconnected",
 		s.n_domains, s.host_w, s.estimated ? " (estimated)" : "", s.ticks,
 		now_ms > s.tick_mono_ms ? (double)(now_ms - s.tick_mono_ms) / 1000 : 0.0,
 		s.restarts);

@@ -5,11 +5,13 @@
  * The document is text, one record per line, fields separated by tabs (domain names hold no
  * control characters, every other field is sanitised):
  *   powerd-status	1
- *   pid	<pid>       libvirt	connected|disconnected      interval_ms	<ms>
+ *   pid	<pid>       libvirt	connected|disconnected      manager	libvirt|proxmox
+ *   interval_ms	<ms>
  *   ticks	<n>       tick_mono_ms	<CLOCK_MONOTONIC of the tick, ms>
  *   host_power_w	<W>       estimated	0|1       server_restarts	<n>
  *   domain	<name>	<state>	<share>	<channel>	<cpu source>	<power W> <energy J>
- * <last error> Unknown records are skipped by the reader; a later version may add fields at the
+ * <last error>	<title: the manager's other name for it, Proxmox's VM name; "-" if none>
+ * Unknown records are skipped by the reader; a later version may add fields at the
  * end. */
 #pragma once
 

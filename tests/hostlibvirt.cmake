@@ -13,6 +13,11 @@ foreach(t test_host_daemon test_host_privsep)
 	endif()
 endforeach()
 
+# Proxmox VE: real qemu processes (TCG, -S), a dozen of them started one after another.
+if(TARGET test_host_proxmox)
+	set_tests_properties(test_host_proxmox PROPERTIES LABELS "integration;host" TIMEOUT 300)
+endif()
+
 find_program(VALGRIND_PROGRAM valgrind)
 find_program(UNSHARE_PROGRAM unshare)
 if(VALGRIND_PROGRAM AND NOT POWERD_SANITIZE)

@@ -79,6 +79,11 @@ done
 if [ -f "$src/units/powerd-libvirt-hook" ]; then
 	[ "$(stat -c %a "$root/etc/libvirt/hooks/qemu.d/powerd")" = 755 ] || fail "hook mode"
 fi
+if [ -f "$src/units/powerd-pve-hook" ]; then
+	[ "$(stat -c %a "$root/usr/share/powerd/powerd-hook")" = 755 ] || fail "Proxmox hook mode"
+	cmp -s "$src/units/powerd-pve-hook" "$root/usr/share/powerd/powerd-hook" ||
+		fail "Proxmox hook is not units/powerd-pve-hook"
+fi
 DESTDIR=$root cmake --install "$build" --prefix /usr >/dev/null
 for role in host guest; do
 	[ -f "$src/conf/$role.yaml" ] || continue
@@ -162,6 +167,14 @@ udevdir=$(pkg-config --variable=udevdir udev 2>/dev/null || echo /lib/udev)
 	fail "60-powerd-guest.rules not installed"
 if [ -f "$src/units/powerd-libvirt-hook" ]; then
 	[ "$(stat -c %a /etc/libvirt/hooks/qemu.d/powerd)" = 755 ] || fail "hook not installed 0755"
+fi
+if [ -f "$src/units/powerd-pve-hook" ]; then
+	[ "$(stat -c %a /usr/share/powerd/powerd-hook)" = 755 ] || fail "Proxmox hook not 0755"
+fi
+# Proxmox VE nodes have no libvirt daemon: the package must not force one (libvirt0, the
+# library, comes from shlibs).
+if dpkg-deb -f "$host_deb" Depends | grep -q 'libvirt-daemon'; then
+	fail "host .deb depends on a libvirt daemon"
 fi
 if [ ${#units[@]} -gt 0 ]; then
 	systemd-analyze verify "${units[@]}" >"$tmp/verify" 2>&1 || true

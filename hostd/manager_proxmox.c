@@ -1,0 +1,649 @@
+/* Proxmox VE's domain manager (manager.h, DESIGN.md §5): qemu-server starts qemu itself, so there
+ * is no connection to follow. A VM is a qemu process whose command line has -pidfile
+ * <run_dir>/<vmid>.pid and whose pid file names it; one whose config (<config_dir>/<vmid>.conf)
+ * is on this node is tracked while shut off too. Its name is the vmid (names are not unique).
+ *
+ * What runs is noticed from inotify on run_dir (and on config_dir, where the file system gives
+ * events), from a pidfd per running qemu that turns readable when it exits, and from a rescan
+ * every PVE_RESCAN_INTERVALS intervals as a backstop; each of them leads to one full listing
+ * (domains_apply), coalesced on the loop. A listing reads a pid file and a command line only for
+ * a qemu it does not know yet, and a config only when its stat changed.
+ *
+ * CPU time comes from the VM's own scope, qemu.slice/<vmid>.scope, accepted only if qemu runs in
+ * it. The energy channel is plugged over QMP (pve_port.h) only into VMs whose config has powerd's
+ * hookscript, which plugs it on a migration target before the state arrives; any other VM is left
+ * alone and its channel state says why and how to fix it. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include <event2/event.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "hostd/accounting.h"
+#include "hostd/channel.h"
+#include "hostd/domain_info.h"
+#include "hostd/domains.h"
+#include "hostd/host_config.h"
+#include "hostd/manager.h"
+#include "hostd/pve_conf.h"
+#include "hostd/pve_port.h"
+#include "hostd/pve_proc.h"
+
+#define PVE_RESCAN_INTERVALS 2
+#define PVE_RETRY_MIN_MS 1000
+#define PVE_RETRY_MAX_MS 30000
+
+/* What a listing found of one vmid (the ref of manager_entry). */
+struct pve_seen {
+	uint32_t vmid;
+	pid_t pid; /* 0: not running */
+	bool has_conf;
+	bool is_conf_changed; /* read anew in this listing */
+	struct stat conf_st;
+	struct pve_conf conf;
+	char conf_error[256];
+};
+
+/* A tracked VM (struct domain's priv). */
+struct pve_vm {
+	struct manager *m;
+	struct domain *dm;
+	uint32_t vmid;
+	int pidfd; /* of dm->pid; -1 */
+	struct event *exit_ev;
+	struct event *retry_ev; /* the next channel check after QMP did not answer */
+	unsigned retry_ms;
+	pid_t listed_pid;  /* what the last listing found */
+	pid_t plugged_pid; /* the qemu the port is known to be in; 0 */
+	bool has_conf;
+	struct stat conf_st;
+	struct pve_conf conf;
+	char conf_error[256];
+};
+
+struct manager {
+	struct domains *d;
+	int inotify_fd;
+	int run_wd, conf_wd;
+	struct event *inotify_ev;
+	struct event *rescan_ev; /* the periodic backstop */
+	struct event *soon_ev;	 /* a coalesced listing after an event */
+	bool is_started;
+	bool is_run_dir_missing_logged;
+};
+
+static const struct host_config *cfg(const struct manager *m)
+{
+	return domains_config(m->d);
+}
+
+static struct pve_vm *vm_of(const struct domain *dm)
+{
+	return dm->priv;
+}
+
+static int pidfd_open_pid(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static void listing_soon(struct manager *m)
+{
+	static const struct timeval zero = { 0, 0 };
+
+	evtimer_add(m->soon_ev, &zero);
+}
+
+/* --- discovery --------------------------------------------------------------------------- */
+
+/* The vmid of a directory entry "<vmid><suffix>". */
+static bool entry_vmid(const char *name, const char *suffix, uint32_t *ret)
+{
+	size_t n = strlen(name), l = strlen(suffix);
+
+	return n > l && streq(name + n - l, suffix) && pve_vmid_parse(name, n - l, ret);
+}
+
+/* The pid of vmid's qemu, 0 if it does not run. A tracked qemu whose pidfd has not fired is
+ * still the same process: nothing is read for it. */
+static pid_t probe_pid(struct manager *m, uint32_t vmid, const struct stat *run_st)
+{
+	char name[16];
+	struct domain *dm;
+	pid_t pid;
+
+	snprintf(name, sizeof(name), "%u", vmid);
+	dm = domains_find(m->d, name);
+	if (dm && dm->pid > 0 && vm_of(dm)->pidfd >= 0)
+		return dm->pid;
+	if (pve_proc_read_pid(cfg(m)->pve_run_dir, vmid, &pid) < 0)
+		return 0;
+	if (dm && dm->pid == pid && vm_of(dm)->pidfd < 0 && kill(pid, 0) == 0)
+		return pid; /* no pidfd (an old kernel): the pid file is trusted as before */
+	return pve_proc_is_vm(cfg(m)->proc_root, pid, run_st, vmid) ? pid : 0;
+}
+
+static bool same_stat(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* The config of vmid, read again only if it changed since the tracked VM read it. */
+static void probe_conf(struct manager *m, struct pve_seen *s)
+{
+	_cleanup_free_ char *path = xasprintf("%s/%u.conf", cfg(m)->pve_config_dir, s->vmid);
+	char name[16];
+	struct domain *dm;
+
+	if (lstat(path, &s->conf_st) < 0)
+		return;
+	s->has_conf = true;
+	snprintf(name, sizeof(name), "%u", s->vmid);
+	dm = domains_find(m->d, name);
+	if (dm && vm_of(dm)->has_conf && same_stat(&vm_of(dm)->conf_st, &s->conf_st)) {
+		s->conf = vm_of(dm)->conf;
+		snprintf(s->conf_error, sizeof(s->conf_error), "%s", vm_of(dm)->conf_error);
+		return;
+	}
+	s->is_conf_changed = true;
+	if (pve_conf_read(cfg(m)->pve_config_dir, s->vmid, &s->conf, s->conf_error,
+		    sizeof(s->conf_error)) < 0)
+		memset(&s->conf, 0, sizeof(s->conf));
+	else
+		s->conf_error[0] = '\0';
+}
+
+struct vmid_set {
+	uint32_t *v;
+	size_t n, cap;
+};
+
+static void vmid_add(struct vmid_set *s, uint32_t vmid)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 64;
+		s->v = xreallocarray(s->v, s->cap, sizeof(*s->v));
+	}
+	s->v[s->n++] = vmid;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void list_dir(const char *dir, const char *suffix, struct vmid_set *s)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *e;
+	uint32_t vmid;
+
+	if (!dp)
+		return;
+	while ((e = readdir(dp)))
+		if (entry_vmid(e->d_name, suffix, &vmid))
+			vmid_add(s, vmid);
+	closedir(dp);
+}
+
+/* Watch run_dir (and config_dir where its file system has events); run_dir may appear later
+ * (qemu-server makes it at its first start): tried again at every listing. */
+static void add_watches(struct manager *m)
+{
+	const uint32_t mask = IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
+			      IN_DELETE | IN_ONLYDIR;
+
+	if (m->inotify_fd < 0)
+		return;
+	if (m->run_wd < 0) {
+		m->run_wd = inotify_add_watch(m->inotify_fd, cfg(m)->pve_run_dir, mask);
+		if (m->run_wd < 0 && !m->is_run_dir_missing_logged)
+			log_warn("proxmox: cannot watch %s: %s; looking every %u intervals",
+				cfg(m)->pve_run_dir, strerror(errno), PVE_RESCAN_INTERVALS);
+		m->is_run_dir_missing_logged = m->run_wd < 0;
+	}
+	if (m->conf_wd < 0)
+		m->conf_wd = inotify_add_watch(m->inotify_fd, cfg(m)->pve_config_dir, mask);
+}
+
+static int pve_reconcile(struct manager *m)
+{
+	struct vmid_set ids = { 0 };
+	struct stat run_st;
+	bool has_run_dir;
+
+	if (!m->is_started)
+		return -ENOTCONN;
+	add_watches(m);
+	has_run_dir = stat(cfg(m)->pve_run_dir, &run_st) == 0;
+	if (has_run_dir)
+		list_dir(cfg(m)->pve_run_dir, ".pid", &ids);
+	list_dir(cfg(m)->pve_config_dir, ".conf", &ids);
+	/* tracked ones too: a VM whose files went must be listed as gone */
+	size_t n_dom;
+	struct domain *const *doms = domains_all(m->d, &n_dom);
+	for (size_t i = 0; i < n_dom; i++)
+		vmid_add(&ids, vm_of(doms[i])->vmid);
+	qsort(ids.v, ids.n, sizeof(*ids.v), cmp_u32);
+
+	struct pve_seen *seen = xcalloc(ids.n + 1, sizeof(*seen));
+	struct manager_entry *v = xcalloc(ids.n + 1, sizeof(*v));
+	char(*names)[16] = xcalloc(ids.n + 1, sizeof(*names));
+	size_t n = 0;
+	for (size_t i = 0; i < ids.n; i++) {
+		if (i > 0 && ids.v[i] == ids.v[i - 1])
+			continue;
+		struct pve_seen *s = &seen[n];
+		s->vmid = ids.v[i];
+		s->pid = has_run_dir ? probe_pid(m, s->vmid, &run_st) : 0;
+		probe_conf(m, s);
+		if (!s->pid && !s->has_conf)
+			continue; /* gone: left out of the listing, so dropped */
+		snprintf(names[n], sizeof(names[n]), "%u", s->vmid);
+		v[n] = (struct manager_entry){ .name = names[n],
+			.title = s->conf.name[0] ? s->conf.name : NULL,
+			.is_persistent = s->has_conf,
+			.is_running = s->pid > 0,
+			.ref = s };
+		n++;
+	}
+	domains_apply(m->d, v, n);
+	free(names);
+	free(v);
+	free(seen);
+	free(ids.v);
+	return 0;
+}
+
+static void rescan_arm(struct manager *m)
+{
+	uint64_t ms = cfg(m)->interval_ms * PVE_RESCAN_INTERVALS;
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	evtimer_add(m->rescan_ev, &tv);
+}
+
+static void rescan_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct manager *m = arg;
+
+	pve_reconcile(m);
+	rescan_arm(m);
+}
+
+static void soon_cb(evutil_socket_t fd, short what, void *arg)
+{
+	pve_reconcile(arg);
+}
+
+/* Only names that mean a VM started, stopped or changed: <vmid>.pid, <vmid>.conf. */
+static void inotify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct manager *m = arg;
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool is_due = false;
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *e = (const struct inotify_event *)p;
+			uint32_t vmid;
+			p += sizeof(*e) + e->len;
+			if (e->mask & (IN_Q_OVERFLOW | IN_IGNORED)) {
+				if (e->wd == m->run_wd && (e->mask & IN_IGNORED))
+					m->run_wd = -1;
+				if (e->wd == m->conf_wd && (e->mask & IN_IGNORED))
+					m->conf_wd = -1;
+				is_due = true;
+			} else if (e->len > 0 && (entry_vmid(e->name, ".pid", &vmid) ||
+							 entry_vmid(e->name, ".conf", &vmid))) {
+				is_due = true;
+			}
+		}
+	}
+	if (is_due)
+		listing_soon(m);
+}
+
+/* --- a VM's own state -------------------------------------------------------------------- */
+
+static void exit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pve_vm *vm = arg;
+
+	/* qemu exited: forget the pidfd (a listing would otherwise trust it), list soon */
+	event_del(vm->exit_ev);
+	close(vm->pidfd);
+	vm->pidfd = -1;
+	listing_soon(vm->m);
+}
+
+static void vm_watch_pid(struct pve_vm *vm, pid_t pid)
+{
+	if (vm->exit_ev) {
+		event_free(vm->exit_ev);
+		vm->exit_ev = NULL;
+	}
+	if (vm->pidfd >= 0)
+		close(vm->pidfd);
+	vm->pidfd = -1;
+	if (pid <= 0)
+		return;
+	vm->pidfd = pidfd_open_pid(pid);
+	if (vm->pidfd < 0) /* gone already (the listing sees it next), or no pidfd: rescans */
+		return;
+	vm->exit_ev = event_new(domains_base(vm->m->d), vm->pidfd, EV_READ, exit_cb, vm);
+	if (!vm->exit_ev || event_add(vm->exit_ev, NULL) < 0) {
+		close(vm->pidfd);
+		vm->pidfd = -1;
+	}
+}
+
+static void vm_set_conf(struct domain *dm, const struct pve_seen *s)
+{
+	struct pve_vm *vm = vm_of(dm);
+
+	if (s->is_conf_changed && s->conf_error[0] && !streq(s->conf_error, vm->conf_error))
+		log_warn("domain %u: %s", vm->vmid, s->conf_error);
+	vm->has_conf = s->has_conf;
+	vm->conf_st = s->conf_st;
+	vm->conf = s->conf;
+	snprintf(vm->conf_error, sizeof(vm->conf_error), "%s", s->conf_error);
+	free(dm->title);
+	dm->title = s->conf.name[0] ? xstrdup(s->conf.name) : NULL;
+	/* powerd_domain_info: the VM's name, and its SMBIOS uuid (what the guest sees) */
+	domain_info_set(dm->info, DOMAIN_INFO_INSTANCE_NAME, s->conf.name);
+	domain_info_set(dm->info, DOMAIN_INFO_UUID, s->conf.uuid);
+}
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pve_vm *vm = arg;
+
+	domains_channel_check_later(vm->m->d, vm->dm);
+}
+
+static void pve_domain_init(struct manager *m, struct domain *dm, void *ref)
+{
+	const struct pve_seen *s = ref;
+	struct pve_vm *vm = xcalloc(1, sizeof(*vm));
+
+	vm->m = m;
+	vm->dm = dm;
+	vm->vmid = s->vmid;
+	vm->pidfd = -1;
+	vm->retry_ms = PVE_RETRY_MIN_MS;
+	vm->retry_ev = evtimer_new(domains_base(m->d), retry_cb, vm);
+	dm->priv = vm;
+	vm_set_conf(dm, s);
+	vm_watch_pid(vm, s->pid);
+	vm->listed_pid = s->pid;
+}
+
+static void pve_domain_update(struct manager *m, struct domain *dm, void *ref)
+{
+	const struct pve_seen *s = ref;
+	struct pve_vm *vm = vm_of(dm);
+	bool was_hooked = pve_hookscript_is_powerd(vm->conf.hookscript);
+
+	if (s->is_conf_changed) {
+		vm_set_conf(dm, s);
+		/* the hookscript came (or went), or the config arrived after a migration */
+		bool is_hooked = pve_hookscript_is_powerd(vm->conf.hookscript);
+		if (is_hooked != was_hooked) {
+			vm->plugged_pid = 0; /* detach may have unplugged it: look again */
+			dm->is_unserved_logged = false;
+		}
+		if (is_hooked != was_hooked || vm->plugged_pid == 0)
+			domains_channel_check_later(m->d, dm);
+	} else if (vm->has_conf != s->has_conf) {
+		vm_set_conf(dm, s);
+	}
+	if (s->pid != dm->pid || (s->pid > 0 && vm->pidfd < 0))
+		vm_watch_pid(vm, s->pid);
+	vm->listed_pid = s->pid;
+}
+
+static void pve_domain_done(struct manager *m, struct domain *dm)
+{
+	struct pve_vm *vm = vm_of(dm);
+
+	if (!vm)
+		return;
+	vm_watch_pid(vm, 0);
+	if (vm->retry_ev)
+		event_free(vm->retry_ev);
+	free(vm);
+	dm->priv = NULL;
+}
+
+static void pve_set_cpu(struct manager *m, struct domain *dm, bool was_running)
+{
+	struct pve_vm *vm = vm_of(dm);
+	pid_t pid = vm->listed_pid;
+
+	/* Re-resolving what did not change would cost the VM one interval's CPU delta. */
+	if (was_running && pid == dm->pid)
+		return;
+	/* a new qemu (a restart between two listings) */
+	if (was_running)
+		domains_reshare(m->d, dm, true);
+	_cleanup_free_ char *scope = xasprintf("/qemu.slice/%u.scope", vm->vmid);
+	dm->pid = pid;
+	dm->has_cpu_reader = false;
+	vm->plugged_pid = 0;
+	domains_set_pid(m->d, dm, pid, scope);
+}
+
+/* Not served, and why; said once per VM until it is served. */
+static void unserved(struct domain *dm, enum channel_state st, const char *reason)
+{
+	channel_set_unserved(dm->channel, st, reason);
+	if (dm->is_unserved_logged)
+		return;
+	dm->is_unserved_logged = true;
+	log_warn("domain %s%s%s%s: no energy channel: %s", dm->name, dm->title ? " (" : "",
+		dm->title ? dm->title : "", dm->title ? ")" : "", reason);
+}
+
+static void retry_later(struct pve_vm *vm)
+{
+	struct timeval tv = { vm->retry_ms / 1000, (vm->retry_ms % 1000) * 1000 };
+
+	evtimer_add(vm->retry_ev, &tv);
+	vm->retry_ms = MIN(vm->retry_ms * 2, PVE_RETRY_MAX_MS);
+}
+
+/* Whether the VM may take the port: only with powerd's hookscript, which gives it back on a
+ * migration target; else the reason and the fix. */
+static bool may_plug(struct manager *m, struct domain *dm)
+{
+	struct pve_vm *vm = vm_of(dm);
+	_cleanup_free_ char *why = NULL;
+
+	if (!vm->has_conf) {
+		why = xasprintf("no config %s/%u.conf on this node (migrating here?): left alone",
+			cfg(m)->pve_config_dir, vm->vmid);
+		unserved(dm, CHANNEL_NO_HOOKSCRIPT, why);
+		return false;
+	}
+	if (vm->conf_error[0]) {
+		why = xasprintf("cannot use its config: %s", vm->conf_error);
+		unserved(dm, CHANNEL_HOTPLUG_REFUSED, why);
+		return false;
+	}
+	if (!pve_hookscript_is_powerd(vm->conf.hookscript)) {
+		if (vm->conf.hookscript[0])
+			why = xasprintf(
+				"its hookscript is %s, not powerd's: call 'powerd-host pve-hook "
+				"VMID PHASE' from it (see docs/proxmox.md)",
+				vm->conf.hookscript);
+		else
+			why = xasprintf(
+				"no hookscript, so a migration would lose the port: qm set %u "
+				"--hookscript " PVE_HOOK_STORAGE_DEFAULT ":snippets/" PVE_HOOK_FILE,
+				vm->vmid);
+		unserved(dm, CHANNEL_NO_HOOKSCRIPT, why);
+		return false;
+	}
+	if (!vm->conf.has_agent_bus) {
+		why = xasprintf("no guest agent bus qga0: qm set %u --agent 1, then restart the VM",
+			vm->vmid);
+		unserved(dm, CHANNEL_NO_CONTROLLER, why);
+		return false;
+	}
+	return true;
+}
+
+static void pve_channel_check(struct manager *m, struct domain *dm)
+{
+	struct pve_vm *vm = vm_of(dm);
+	_cleanup_free_ char *sock = pve_port_socket_path(cfg(m)->pve_run_dir, vm->vmid);
+	enum pve_port_result res;
+	_cleanup_free_ char *why = NULL;
+	char err[CHANNEL_REASON_MAX];
+	int r;
+
+	if (!dm->is_running || dm->pid <= 0)
+		return;
+	if (vm->plugged_pid == dm->pid) {
+		channel_connect_to(dm->channel, sock);
+		return;
+	}
+	if (!may_plug(m, dm))
+		return;
+	if (evtimer_pending(vm->retry_ev, NULL))
+		return; /* QMP did not answer a moment ago: the retry comes */
+	r = pve_port_plug(
+		cfg(m)->pve_run_dir, vm->vmid, PVE_PORT_TIMEOUT_MS, &res, err, sizeof(err));
+	if (r == 0) {
+		if (res == PVE_PORT_PLUGGED)
+			log_info("domain %s: energy channel plugged into qemu (pid %d) over QMP",
+				dm->name, (int)dm->pid);
+		vm->plugged_pid = dm->pid;
+		vm->retry_ms = PVE_RETRY_MIN_MS;
+		dm->is_unserved_logged = false;
+		channel_connect_to(dm->channel, sock);
+		return;
+	}
+	if (r == -ENODEV) {
+		why = xasprintf("%s: qm set %u --agent 1, then restart the VM", err, vm->vmid);
+		unserved(dm, CHANNEL_NO_CONTROLLER, why);
+	} else if (r == -EREMOTEIO) {
+		unserved(dm, CHANNEL_HOTPLUG_REFUSED, err);
+	} else {
+		/* QMP busy or not up yet: not an error of the VM's, tried again */
+		why = xasprintf("%s; trying again", err);
+		channel_set_unserved(dm->channel, CHANNEL_CONNECTING, why);
+		log_debug("domain %s: %s", dm->name, why);
+		retry_later(vm);
+	}
+}
+
+/* A share with this name may belong to a VM that runs: a vmid whose pid file names a qemu. */
+static bool pve_may_run(struct manager *m, const char *name)
+{
+	struct stat run_st;
+	uint32_t vmid;
+	pid_t pid;
+
+	if (!pve_vmid_parse(name, strlen(name), &vmid))
+		return false;
+	if (stat(cfg(m)->pve_run_dir, &run_st) < 0 ||
+		pve_proc_read_pid(cfg(m)->pve_run_dir, vmid, &pid) < 0)
+		return false;
+	return pve_proc_is_vm(cfg(m)->proc_root, pid, &run_st, vmid);
+}
+
+static void pve_destroy(struct manager *m)
+{
+	if (m->inotify_ev)
+		event_free(m->inotify_ev);
+	if (m->rescan_ev)
+		event_free(m->rescan_ev);
+	if (m->soon_ev)
+		event_free(m->soon_ev);
+	if (m->inotify_fd >= 0)
+		close(m->inotify_fd);
+	free(m);
+}
+
+static int pve_create(struct domains *d, struct manager **ret)
+{
+	struct manager *m = xcalloc(1, sizeof(*m));
+	struct event_base *base = domains_base(d);
+
+	m->d = d;
+	m->run_wd = m->conf_wd = -1;
+	m->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (m->inotify_fd < 0)
+		log_warn("proxmox: no inotify (%s): VMs are noticed by rescans only",
+			strerror(errno));
+	else
+		m->inotify_ev = event_new(base, m->inotify_fd, EV_READ | EV_PERSIST, inotify_cb, m);
+	m->rescan_ev = evtimer_new(base, rescan_cb, m);
+	m->soon_ev = evtimer_new(base, soon_cb, m);
+	if ((m->inotify_fd >= 0 && !m->inotify_ev) || !m->rescan_ev || !m->soon_ev) {
+		pve_destroy(m);
+		return -ENOMEM;
+	}
+	if (m->inotify_ev)
+		event_add(m->inotify_ev, NULL);
+	*ret = m;
+	return 0;
+}
+
+static void pve_start(struct manager *m)
+{
+	m->is_started = true;
+	log_info("proxmox: VMs from %s (pid files, QMP) and %s (configs)", cfg(m)->pve_run_dir,
+		cfg(m)->pve_config_dir);
+	pve_reconcile(m);
+	domains_sweep_orphans(m->d);
+	rescan_arm(m);
+	domains_attempt_done(m->d);
+}
+
+static void pve_reconnect(struct manager *m, unsigned delay_ms)
+{
+	struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
+
+	evtimer_add(m->soon_ev, &tv);
+}
+
+static bool pve_is_connected(const struct manager *m)
+{
+	return m->is_started;
+}
+
+static unsigned pve_backoff_ms(const struct manager *m)
+{
+	return 0;
+}
+
+const struct manager_ops manager_proxmox_ops = {
+	.name = "proxmox",
+	.is_title_filtered = true,
+	.create = pve_create,
+	.destroy = pve_destroy,
+	.start = pve_start,
+	.reconcile = pve_reconcile,
+	.reconnect = pve_reconnect,
+	.is_connected = pve_is_connected,
+	.backoff_ms = pve_backoff_ms,
+	.domain_init = pve_domain_init,
+	.domain_update = pve_domain_update,
+	.domain_done = pve_domain_done,
+	.set_cpu = pve_set_cpu,
+	.channel_check = pve_channel_check,
+	.may_run = pve_may_run,
+};

@@ -1,0 +1,868 @@
+/* powerd-host on Proxmox VE (DESIGN.md §5), with real parts: VM configs in qemu-server's format
+ * (and hostile ones), the QMP client and the port plug against a real qemu started as
+ * qemu-server starts it (QMP socket, -pidfile, -daemonize, the agent's virtio-serial qga0; TCG,
+ * -S: it never runs a guest), discovery from a fixture run_dir with real processes whose command
+ * line carries -pidfile, the scope cgroup's acceptance on a fixture cgroup tree, the channel's
+ * state and reason in the domain manager, and the pve-hook and attach/detach commands of the
+ * real binary (attach with a stand-in qm on PATH). Mounts happen in a private mount namespace. */
+#include "tests/testutil.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <event2/event.h>
+#include <json-c/json.h>
+
+#include "common/log.h"
+#include "hostd/accounting.h"
+#include "hostd/cputime.h"
+#include "hostd/domains.h"
+#include "hostd/host_config.h"
+#include "hostd/pve_conf.h"
+#include "hostd/pve_port.h"
+#include "hostd/pve_proc.h"
+#include "hostd/qmp.h"
+
+#define QEMU "/usr/bin/qemu-system-x86_64"
+
+static struct event_base *base;
+/* Every qemu started, killed at the end even when a test failed half-way. */
+static pid_t qemus[64];
+static size_t n_qemus;
+
+/* --- configs ---------------------------------------------------------------------------- */
+
+static void test_vmid(void **state)
+{
+	uint32_t v;
+
+	assert_true(pve_vmid_parse("100", 3, &v));
+	assert_int_equal(v, 100);
+	assert_true(pve_vmid_parse("999999999", 9, &v));
+	assert_false(pve_vmid_parse("99", 2, &v));	    /* below 100 */
+	assert_false(pve_vmid_parse("0100", 4, &v));	    /* leading zero */
+	assert_false(pve_vmid_parse("1000000000", 10, &v)); /* above the maximum */
+	assert_false(pve_vmid_parse("+100", 4, &v));
+	assert_false(pve_vmid_parse("10a", 3, &v));
+	assert_false(pve_vmid_parse("", 0, &v));
+}
+
+static void test_hookscript(void **state)
+{
+	assert_true(pve_hookscript_is_powerd("local:snippets/powerd-hook"));
+	assert_true(pve_hookscript_is_powerd("cephfs-1:snippets/powerd-hook"));
+	assert_false(pve_hookscript_is_powerd("local:snippets/powerd-hook.sh"));
+	assert_false(pve_hookscript_is_powerd("local:snippets/other"));
+	assert_false(pve_hookscript_is_powerd(":snippets/powerd-hook"));
+	assert_false(pve_hookscript_is_powerd("Local:snippets/powerd-hook"));
+	assert_false(pve_hookscript_is_powerd("local:snippets/../powerd-hook"));
+	assert_false(pve_hookscript_is_powerd("snippets/powerd-hook"));
+}
+
+static int parse(const char *text, struct pve_conf *c, char *err)
+{
+	return pve_conf_parse(text, strlen(text), c, err, 256);
+}
+
+static void test_conf(void **state)
+{
+	struct pve_conf c;
+	char err[256];
+
+	assert_int_equal(parse("#web server\n#  of the shop\nagent: 1\nboot: order=scsi0\n"
+			       "cores: 2\nhookscript: local:snippets/powerd-hook\nname: web1\n"
+			       "smbios1: uuid=6A3C2F1E-1111-2222-3333-444455556666,base64=0\n"
+			       "\n[snap1]\nname: old\nhookscript: local:snippets/other\nagent: 0\n",
+				 &c, err),
+		0);
+	assert_string_equal(c.name, "web1"); /* the snapshot's name is not the VM's */
+	assert_string_equal(c.hookscript, "local:snippets/powerd-hook");
+	assert_true(c.has_agent_bus);
+	assert_string_equal(c.uuid, "6a3c2f1e-1111-2222-3333-444455556666");
+
+	assert_int_equal(
+		parse("agent: enabled=1,fstrim_cloned_disks=1\r\nname: a\r\n", &c, err), 0);
+	assert_true(c.has_agent_bus);
+	assert_string_equal(c.name, "a");
+	assert_int_equal(parse("agent: 1,type=isa\n", &c, err), 0);
+	assert_false(c.has_agent_bus); /* the agent on ISA serial: no qga0 */
+	assert_int_equal(parse("agent: 0\n", &c, err), 0);
+	assert_false(c.has_agent_bus);
+	assert_int_equal(parse("memory: 512\n", &c, err), 0);
+	assert_false(c.has_agent_bus);
+	assert_string_equal(c.name, "");
+	assert_string_equal(c.hookscript, "");
+}
+
+static void test_conf_hostile(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *want;
+	} bad[] = {
+		{ "name: web1\nnot a key line\n", "line 2: not a \"key: value\" line" },
+		{ "name: web 1\n", "line 1: name: not a DNS name" },
+		{ "name: \n", "line 1: name: empty or too long" },
+		{ "agent: yes\n", "line 1: agent: not an agent setting" },
+		{ "agent: 1,type=usb\n", "line 1: agent: not an agent setting" },
+		{ "smbios1: uuid=not-a-uuid\n", "line 1: smbios1: uuid is not a UUID" },
+		{ "name: a\x1b[2Jb\n", "line 1: name: a control character" },
+		{ "Name: upper\n", "line 1: not a \"key: value\" line" },
+		{ ": nokey\n", "line 1: not a \"key: value\" line" },
+	};
+	struct pve_conf c;
+	char err[256];
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		assert_int_equal(parse(bad[i].text, &c, err), -EINVAL);
+		assert_string_equal(err, bad[i].want);
+	}
+	char nul[] = "name: a\0b\n";
+	assert_int_equal(pve_conf_parse(nul, sizeof(nul) - 1, &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "NUL"));
+	/* a name longer than PVE_NAME_MAX */
+	_cleanup_free_ char *longname = xmalloc(PVE_NAME_MAX + 16);
+	memset(longname, 'a', PVE_NAME_MAX + 1);
+	longname[PVE_NAME_MAX + 1] = '\0';
+	_cleanup_free_ char *text = xasprintf("name: %s\n", longname);
+	assert_int_equal(parse(text, &c, err), -EINVAL);
+}
+
+static void test_conf_read(void **state)
+{
+	_cleanup_free_ char *dir = tu_mkdtemp("powerd-pveconf");
+	struct pve_conf c;
+	char err[512];
+
+	tu_write(dir, "100.conf", "name: web1\nagent: 1\n");
+	assert_int_equal(pve_conf_read(dir, 100, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.name, "web1");
+	assert_int_equal(pve_conf_read(dir, 101, &c, err, sizeof(err)), -ENOENT);
+	/* a symlink is not followed (a config is a file qemu-server wrote) */
+	_cleanup_free_ char *target = xasprintf("%s/100.conf", dir);
+	_cleanup_free_ char *link = xasprintf("%s/102.conf", dir);
+	assert_int_equal(symlink(target, link), 0);
+	assert_int_equal(pve_conf_read(dir, 102, &c, err, sizeof(err)), -ELOOP);
+	/* a file larger than PVE_CONF_MAX is refused, not read without end */
+	_cleanup_free_ char *big = xasprintf("%s/103.conf", dir);
+	int fd = open(big, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, PVE_CONF_MAX + 1), 0);
+	close(fd);
+	assert_int_equal(pve_conf_read(dir, 103, &c, err, sizeof(err)), -EFBIG);
+	assert_non_null(strstr(err, "103.conf: larger than"));
+	/* a directory */
+	_cleanup_free_ char *sub = xasprintf("%s/104.conf", dir);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	assert_int_not_equal(pve_conf_read(dir, 104, &c, err, sizeof(err)), 0);
+	tu_rm_rf(dir);
+}
+
+/* --- a real qemu, as qemu-server starts it ----------------------------------------------- */
+
+/* qemu with its QMP socket, pid file and (with_agent) the agent's virtio-serial bus qga0,
+ * daemonized; -S: no guest ever runs. Returns its pid. */
+static pid_t start_qemu(const char *run_dir, uint32_t vmid, bool with_agent)
+{
+	_cleanup_free_ char *qmp =
+		xasprintf("socket,id=qmp,path=%s/%u.qmp,server=on,wait=off", run_dir, vmid);
+	_cleanup_free_ char *pidfile = xasprintf("%s/%u.pid", run_dir, vmid);
+	char *argv[] = { QEMU, "-machine", "pc", "-accel", "tcg", "-nodefaults", "-display", "none",
+		"-S", "-m", "32", "-chardev", qmp, "-mon", "chardev=qmp,mode=control", "-pidfile",
+		pidfile, "-daemonize", with_agent ? "-device" : NULL,
+		"virtio-serial,id=qga0,bus=pci.0,addr=0x8", NULL };
+	pid_t child = tu_spawn(argv, NULL, "/dev/null");
+	pid_t pid;
+
+	/* -daemonize: the first process exits once qemu is up (monitor listening) */
+	int status = tu_wait(child, 20000);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(pve_proc_read_pid(run_dir, vmid, &pid), 0);
+	if (n_qemus < ARRAY_SIZE(qemus))
+		qemus[n_qemus++] = pid;
+	return pid;
+}
+
+static void stop_qemu(pid_t pid)
+{
+	if (pid > 0 && kill(pid, SIGKILL) == 0)
+		for (int i = 0; i < 500 && kill(pid, 0) == 0; i++)
+			usleep(10000); /* not our child: no wait(2); gone within a few ms */
+}
+
+static bool has_qemu(void)
+{
+	return access(QEMU, X_OK) == 0;
+}
+
+/* The port's number and name, as qemu has them. */
+static int port_prop(const char *run_dir, uint32_t vmid, const char *prop, char *ret, size_t size)
+{
+	_cleanup_free_ char *path = pve_port_qmp_path(run_dir, vmid);
+	struct json_object *args = json_object_new_object(), *v = NULL;
+	struct qmp *q;
+	int r = qmp_open(path, 2000, &q);
+
+	if (r < 0) {
+		json_object_put(args);
+		return r;
+	}
+	json_object_object_add(
+		args, "path", json_object_new_string("/machine/peripheral/" PVE_PORT_DEVICE_ID));
+	json_object_object_add(args, "property", json_object_new_string(prop));
+	r = qmp_execute(q, "qom-get", args, &v);
+	if (r == 0)
+		snprintf(ret, size, "%s", json_object_get_string(v));
+	json_object_put(v);
+	json_object_put(args);
+	qmp_close(q);
+	return r;
+}
+
+static void test_port_plug(void **state)
+{
+	_cleanup_free_ char *run = tu_mkdtemp("powerd-pverun");
+	enum pve_port_result res;
+	char err[256], v[64];
+
+	if (!has_qemu())
+		skip();
+	pid_t pid = start_qemu(run, 100, true);
+	assert_int_equal(pve_port_plug(run, 100, 2000, &res, err, sizeof(err)), 0);
+	assert_int_equal(res, PVE_PORT_PLUGGED);
+	assert_int_equal(port_prop(run, 100, "nr", v, sizeof(v)), 0);
+	assert_string_equal(v, "2");
+	assert_int_equal(port_prop(run, 100, "name", v, sizeof(v)), 0);
+	assert_string_equal(v, "org.powerd.energy.0");
+	/* qemu listens on the port's socket */
+	_cleanup_free_ char *sock = pve_port_socket_path(run, 100);
+	struct stat st;
+	assert_int_equal(stat(sock, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	/* idempotent */
+	assert_int_equal(pve_port_plug(run, 100, 2000, &res, err, sizeof(err)), 0);
+	assert_int_equal(res, PVE_PORT_WAS_PLUGGED);
+	/* and undone */
+	assert_int_equal(pve_port_unplug(run, 100, 2000, err, sizeof(err)), 0);
+	assert_int_equal(port_prop(run, 100, "nr", v, sizeof(v)), -EREMOTEIO);
+	assert_int_equal(pve_port_plug(run, 100, 2000, &res, err, sizeof(err)), 0);
+	assert_int_equal(res, PVE_PORT_PLUGGED);
+	stop_qemu(pid);
+	tu_rm_rf(run);
+}
+
+static void test_port_no_agent(void **state)
+{
+	_cleanup_free_ char *run = tu_mkdtemp("powerd-pverun");
+	enum pve_port_result res;
+	char err[256];
+
+	if (!has_qemu())
+		skip();
+	pid_t pid = start_qemu(run, 101, false);
+	assert_int_equal(pve_port_plug(run, 101, 2000, &res, err, sizeof(err)), -ENODEV);
+	assert_non_null(strstr(err, "qga0.0"));
+	/* the chardev added for it was taken back: a later plug starts clean */
+	char v[64];
+	assert_int_equal(port_prop(run, 101, "nr", v, sizeof(v)), -EREMOTEIO);
+	stop_qemu(pid);
+	tu_rm_rf(run);
+}
+
+/* QMP serves one client: while another holds it, the plug gives up within its budget. */
+static void test_port_qmp_busy(void **state)
+{
+	_cleanup_free_ char *run = tu_mkdtemp("powerd-pverun");
+	_cleanup_free_ char *path = NULL;
+	enum pve_port_result res;
+	struct qmp *other;
+	char err[256];
+
+	if (!has_qemu())
+		skip();
+	pid_t pid = start_qemu(run, 102, true);
+	path = pve_port_qmp_path(run, 102);
+	assert_int_equal(qmp_open(path, 2000, &other), 0);
+	uint64_t t0 = now_monotonic_ns();
+	assert_int_equal(pve_port_plug(run, 102, 300, &res, err, sizeof(err)), -ETIMEDOUT);
+	uint64_t took_ms = (now_monotonic_ns() - t0) / NSEC_PER_MSEC;
+	assert_true(took_ms >= 250 && took_ms < 1500);
+	qmp_close(other);
+	/* free again: plugged */
+	assert_int_equal(pve_port_plug(run, 102, 2000, &res, err, sizeof(err)), 0);
+	stop_qemu(pid);
+	tu_rm_rf(run);
+}
+
+/* A QMP server that is not qemu (something else listening there): refused as not QMP. */
+static void test_qmp_not_qmp(void **state)
+{
+	_cleanup_free_ char *dir = tu_mkdtemp("powerd-qmp");
+	_cleanup_free_ char *path = xasprintf("%s/x.qmp", dir);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct qmp *q;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(l, 1), 0);
+	pid_t child = fork();
+	if (child == 0) {
+		int c = accept(l, NULL, NULL);
+		static const char hello[] = "{\"hello\": 1}\n";
+		if (write(c, hello, sizeof(hello) - 1) < 0)
+			_exit(1);
+		char buf[64];
+		while (read(c, buf, sizeof(buf)) > 0)
+			;
+		_exit(0);
+	}
+	assert_int_equal(qmp_open(path, 1000, &q), -EPROTO);
+	_cleanup_free_ char *none = xasprintf("%s/none.qmp", dir);
+	assert_int_equal(qmp_open(none, 1000, &q), -ENOENT);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	close(l);
+	tu_rm_rf(dir);
+}
+
+/* --- the scope's cgroup ------------------------------------------------------------------- */
+
+static void test_scope_cgroup(void **state)
+{
+	_cleanup_free_ char *dir = tu_mkdtemp("powerd-pvecg");
+	_cleanup_free_ char *proc = xasprintf("%s/proc", dir);
+	_cleanup_free_ char *cg = xasprintf("%s/cgroup", dir);
+	struct cpu_source *s;
+	uint64_t ns;
+
+	tu_write(proc, "4242/cgroup", "0::/qemu.slice/100.scope\n");
+	tu_write(proc, "4242/stat",
+		"4242 (kvm) S 1 4242 4242 0 -1 4194560 0 0 0 0 700 300 0 0 20 0 5 0 100 0 0 "
+		"18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n");
+	tu_write(proc, "4343/cgroup", "0::/qemu.slice/101.scope\n");
+	tu_write(proc, "4343/stat",
+		"4343 (kvm) S 1 4343 4343 0 -1 4194560 0 0 0 0 700 300 0 0 20 0 5 0 100 0 0 "
+		"18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n");
+	tu_write(cg, "qemu.slice/100.scope/cpu.stat", "usage_usec 1500000\nuser_usec 1\n");
+	tu_write(cg, "qemu.slice/101.scope/cpu.stat", "usage_usec 9\n");
+
+	/* qemu in its own scope: the scope is read */
+	assert_int_equal(cpu_source_open_in(proc, cg, 4242, "/qemu.slice/100.scope", &s), 0);
+	assert_int_equal(cpu_source_kind(s), CPU_SOURCE_CGROUP2);
+	assert_int_equal(cpu_source_read(s, &ns), 0);
+	assert_int_equal(ns, 1500000000ull);
+	assert_false(cpu_source_has_foreign_cgroup(s));
+	cpu_source_free(s);
+	/* vmid 100's qemu found in another VM's scope: never read it, the process instead */
+	assert_int_equal(cpu_source_open_in(proc, cg, 4343, "/qemu.slice/100.scope", &s), 0);
+	assert_int_equal(cpu_source_kind(s), CPU_SOURCE_PROCESS);
+	assert_true(cpu_source_has_foreign_cgroup(s));
+	cpu_source_free(s);
+	/* libvirt's rules would not take a Proxmox scope at all */
+	assert_int_equal(cpu_source_open(proc, cg, 4242, &s), 0);
+	assert_int_equal(cpu_source_kind(s), CPU_SOURCE_PROCESS);
+	cpu_source_free(s);
+	tu_rm_rf(dir);
+}
+
+/* --- the manager --------------------------------------------------------------------------- */
+
+struct fx {
+	char *tmp, *run, *conf, *share, *pc, *proc;
+	struct host_config cfg;
+	struct accounting *acct;
+	struct domains *d;
+	pid_t kids[8];
+	size_t n_kids;
+};
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+static bool run_until(
+	bool (*pred)(struct fx *, const char *), struct fx *f, const char *name, int timeout_ms)
+{
+	struct event *wake = event_new(base, -1, EV_PERSIST, wake_cb, NULL);
+	struct timeval tv = { 0, 10 * 1000 };
+	uint64_t deadline = now_monotonic_ns() + (uint64_t)timeout_ms * NSEC_PER_MSEC;
+	bool ok;
+
+	event_add(wake, &tv);
+	while (!(ok = pred(f, name)) && now_monotonic_ns() < deadline)
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(wake);
+	return ok;
+}
+
+static bool is_running(struct fx *f, const char *name)
+{
+	struct domain_view v;
+	return domains_lookup(f->d, name, &v) == 0 && v.is_running;
+}
+
+static bool is_stopped(struct fx *f, const char *name)
+{
+	struct domain_view v;
+	return domains_lookup(f->d, name, &v) == 0 && !v.is_running;
+}
+
+static bool is_gone(struct fx *f, const char *name)
+{
+	struct domain_view v;
+	return domains_lookup(f->d, name, &v) == -ENOENT;
+}
+
+static enum channel_state want_channel;
+static bool has_channel_state(struct fx *f, const char *name)
+{
+	struct domain_view v;
+	return domains_lookup(f->d, name, &v) == 0 && v.channel == want_channel;
+}
+
+static void set_str(char **p, const char *v)
+{
+	free(*p);
+	*p = xstrdup(v);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = xcalloc(1, sizeof(*f));
+
+	f->tmp = tu_mkdtemp("powerd-pve");
+	f->run = xasprintf("%s/run", f->tmp);
+	f->conf = xasprintf("%s/conf", f->tmp);
+	f->share = xasprintf("%s/share", f->tmp);
+	f->pc = xasprintf("%s/powercap", f->tmp);
+	assert_int_equal(mkdir(f->run, 0755), 0);
+	assert_int_equal(mkdir(f->conf, 0755), 0);
+	tu_write(f->pc, "intel-rapl:0/name", "package-0\n");
+	tu_write(f->pc, "intel-rapl:0/max_energy_range_uj", "262143328850\n");
+	tu_write(f->pc, "intel-rapl:0/energy_uj", "1000000\n");
+	host_config_init(&f->cfg);
+	f->cfg.manager = MANAGER_PROXMOX;
+	f->cfg.interval_ms = 100;
+	set_str(&f->cfg.pve_run_dir, f->run);
+	set_str(&f->cfg.pve_config_dir, f->conf);
+	set_str(&f->cfg.share_dir, f->share);
+	set_str(&f->cfg.powercap_root, f->pc);
+	f->cfg.tmpfs_size = 1 << 20;
+	assert_int_equal(accounting_new(&f->cfg, &f->acct), 0);
+	assert_int_equal(domains_new(base, &f->cfg, f->acct, &f->d), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	domains_free(f->d);
+	accounting_free(f->acct);
+	host_config_free(&f->cfg);
+	for (size_t i = 0; i < f->n_kids; i++) {
+		kill(f->kids[i], SIGKILL);
+		waitpid(f->kids[i], NULL, 0);
+	}
+	tu_umount_under(f->tmp);
+	tu_rm_rf(f->tmp);
+	free(f->tmp);
+	free(f->run);
+	free(f->conf);
+	free(f->share);
+	free(f->pc);
+	free(f);
+	return 0;
+}
+
+/* A process standing in for a VM's qemu: this test program again, sleeping, its command line
+ * carrying -pidfile <pidfile_arg>; the pid file names it. It forks nothing (a child would
+ * outlive it holding our output). */
+static char self_exe[4096];
+
+static pid_t fake_vm(struct fx *f, const char *pidfile_arg, const char *pidfile)
+{
+	char *argv[] = { self_exe, "--fake-qemu", "-id", "100", "-pidfile", (char *)pidfile_arg,
+		"-daemonize", NULL };
+	pid_t pid = tu_spawn(argv, NULL, "/dev/null");
+
+	f->kids[f->n_kids++] = pid;
+	/* the command line is the new one once exec happened */
+	_cleanup_free_ char *cmd = xasprintf("/proc/%d/cmdline", (int)pid);
+	for (int i = 0; i < 500; i++) {
+		char buf[8192];
+		size_t len;
+		if (read_file_at(AT_FDCWD, cmd, buf, sizeof(buf) - 1, &len) == 0 &&
+			len > strlen(self_exe) + 1) {
+			buf[len] = '\0';
+			if (streq(buf + strlen(self_exe) + 1, "--fake-qemu"))
+				break;
+		}
+		usleep(2000);
+	}
+	_cleanup_free_ char *content = xasprintf("%d\n", (int)pid);
+	tu_write("/", pidfile, content);
+	return pid;
+}
+
+static void kill_kid(struct fx *f, pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	for (size_t i = 0; i < f->n_kids; i++)
+		if (f->kids[i] == pid)
+			f->kids[i] = f->kids[--f->n_kids];
+}
+
+static void test_discovery(void **state)
+{
+	struct fx *f = *state;
+	struct domain_view v;
+
+	/* at start-up: a configured VM that does not run, and a running one */
+	tu_write(f->conf, "100.conf", "name: web1\n");
+	tu_write(f->conf, "101.conf", "name: db\nagent: 1\n");
+	_cleanup_free_ char *pf101 = xasprintf("%s/101.pid", f->run);
+	pid_t p101 = fake_vm(f, pf101, pf101);
+	domains_start(f->d);
+	assert_true(is_stopped(f, "100"));
+	assert_true(is_running(f, "101"));
+	assert_int_equal(domains_lookup(f->d, "101", &v), 0);
+	assert_string_equal(v.title, "db");
+	assert_true(v.is_persistent);
+	/* the share is named by vmid */
+	_cleanup_free_ char *share101 = xasprintf("%s/101/intel-rapl:0/energy_uj", f->share);
+	assert_int_equal(access(share101, R_OK), 0);
+
+	/* a start noticed from run_dir (inotify), well within two intervals */
+	_cleanup_free_ char *pf100 = xasprintf("%s/100.pid", f->run);
+	uint64_t t0 = now_monotonic_ns();
+	pid_t p100 = fake_vm(f, pf100, pf100);
+	assert_true(run_until(is_running, f, "100", 2000));
+	assert_true(now_monotonic_ns() - t0 <
+		    2 * f->cfg.interval_ms * NSEC_PER_MSEC + 200 * NSEC_PER_MSEC);
+	assert_int_equal(domains_lookup(f->d, "100", &v), 0);
+	assert_string_equal(v.title, "web1");
+
+	/* qemu killed (its pid file stays): noticed from its pidfd; configured: shut off */
+	kill_kid(f, p100);
+	assert_true(run_until(is_stopped, f, "100", 2000));
+	/* one without a config (migrated away meanwhile): dropped when it stops */
+	_cleanup_free_ char *conf101 = xasprintf("%s/101.conf", f->conf);
+	assert_int_equal(unlink(conf101), 0);
+	kill_kid(f, p101);
+	assert_true(run_until(is_gone, f, "101", 2000));
+}
+
+static void test_discovery_strict(void **state)
+{
+	struct fx *f = *state;
+	_cleanup_free_ char *pf = xasprintf("%s/102.pid", f->run);
+	_cleanup_free_ char *other = xasprintf("%s/103.pid", f->run);
+	_cleanup_free_ char *via_link = xasprintf("%s/link/104.pid", f->tmp);
+	_cleanup_free_ char *link = xasprintf("%s/link", f->tmp);
+	_cleanup_free_ char *pf104 = xasprintf("%s/104.pid", f->run);
+
+	/* a pid file naming a process whose command line names another pid file */
+	fake_vm(f, other, pf);
+	/* a pid file that is not a vmid's */
+	tu_write(f->run, "99.pid", "1\n");
+	tu_write(f->run, "abc.pid", "1\n");
+	/* the pid file's directory reached through a link (/var/run → /run): the same VM */
+	assert_int_equal(symlink(f->run, link), 0);
+	fake_vm(f, via_link, pf104);
+	/* a pid file naming a pid that no longer exists */
+	tu_write(f->run, "105.pid", "999999\n");
+	domains_start(f->d);
+	assert_true(is_gone(f, "102"));
+	assert_true(is_gone(f, "103"));
+	assert_true(is_gone(f, "99"));
+	assert_true(is_running(f, "104"));
+	assert_true(is_gone(f, "105"));
+	assert_int_equal((int)domains_count(f->d), 1);
+}
+
+/* include/exclude match the vmid or the name. */
+static void test_include_by_name(void **state)
+{
+	struct fx *f = *state;
+
+	free(f->cfg.exclude.v);
+	f->cfg.exclude.v = xcalloc(2, sizeof(char *));
+	f->cfg.exclude.v[0] = xstrdup("test-*");
+	f->cfg.exclude.n = 1;
+	tu_write(f->conf, "100.conf", "name: test-a\n");
+	tu_write(f->conf, "101.conf", "name: prod-b\n");
+	tu_write(f->conf, "102.conf", "name: prod-c\n");
+	domains_start(f->d);
+	assert_true(is_gone(f, "100"));
+	assert_true(is_stopped(f, "101"));
+	memcpy(f->cfg.exclude.v[0], "102", 4);
+	domains_set_config(f->d, &f->cfg);
+	assert_true(is_stopped(f, "100"));
+	assert_true(is_gone(f, "102"));
+}
+
+/* Channel states and reasons, with a real qemu for the plug. */
+static void test_channel_states(void **state)
+{
+	struct fx *f = *state;
+	struct domain_view v;
+
+	if (!has_qemu())
+		skip();
+	tu_write(f->conf, "100.conf",
+		"name: hooked\nagent: 1\nhookscript: local:snippets/powerd-hook\n");
+	tu_write(f->conf, "101.conf", "name: plain\nagent: 1\n");
+	tu_write(
+		f->conf, "102.conf", "name: other\nagent: 1\nhookscript: local:snippets/mine.sh\n");
+	tu_write(f->conf, "103.conf", "name: noagent\nhookscript: local:snippets/powerd-hook\n");
+	pid_t q[4];
+	for (int i = 0; i < 4; i++)
+		q[i] = start_qemu(f->run, 100 + (uint32_t)i, i != 3);
+	domains_start(f->d);
+
+	want_channel = CHANNEL_CONNECTED;
+	assert_true(run_until(has_channel_state, f, "100", 10000));
+	char nr[16];
+	assert_int_equal(port_prop(f->run, 100, "nr", nr, sizeof(nr)), 0);
+	assert_string_equal(nr, "2");
+
+	want_channel = CHANNEL_NO_HOOKSCRIPT;
+	assert_true(run_until(has_channel_state, f, "101", 10000));
+	assert_int_equal(domains_lookup(f->d, "101", &v), 0);
+	assert_non_null(
+		strstr(v.channel_reason, "qm set 101 --hookscript local:snippets/powerd-hook"));
+	/* untouched: no port was plugged into it */
+	assert_int_equal(port_prop(f->run, 101, "nr", nr, sizeof(nr)), -EREMOTEIO);
+
+	assert_true(run_until(has_channel_state, f, "102", 10000));
+	assert_int_equal(domains_lookup(f->d, "102", &v), 0);
+	assert_non_null(strstr(v.channel_reason, "local:snippets/mine.sh"));
+
+	want_channel = CHANNEL_NO_CONTROLLER;
+	assert_true(run_until(has_channel_state, f, "103", 10000));
+	assert_int_equal(domains_lookup(f->d, "103", &v), 0);
+	assert_non_null(strstr(v.channel_reason, "qm set 103 --agent 1"));
+
+	/* the hookscript set later (qm set): noticed, plugged, connected */
+	tu_write(f->conf, "101.conf",
+		"name: plain\nagent: 1\nhookscript: local:snippets/powerd-hook\n");
+	want_channel = CHANNEL_CONNECTED;
+	assert_true(run_until(has_channel_state, f, "101", 10000));
+
+	struct strbuf out = { 0 };
+	domains_render(f->d, &out);
+	assert_non_null(
+		strstr(out.buf, "powerd_domain_transport{domain=\"102\",transport=\"channel\","
+				"state=\"no_hookscript\",reason=\"its hookscript is"));
+	assert_non_null(strstr(out.buf, "powerd_domain_info{domain=\"101\",uuid=\"\",instance_name="
+					"\"plain\""));
+	strbuf_done(&out);
+	for (int i = 0; i < 4; i++)
+		stop_qemu(q[i]);
+}
+
+/* --- the commands ----------------------------------------------------------------------- */
+
+static char *write_config(const char *dir, const char *run, const char *conf)
+{
+	tu_writef(dir, "h.yaml",
+		"manager: proxmox\nproxmox: { config_dir: %s, run_dir: %s }\n"
+		"metrics_listen: \"\"\nstatus_socket: \"\"\n",
+		conf, run);
+	return xasprintf("%s/h.yaml", dir);
+}
+
+static int run_host(char *const argv[], char *const env[], const char *log)
+{
+	pid_t pid = tu_spawn(argv, env, log);
+	int status = tu_wait(pid, 20000);
+
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_pve_hook(void **state)
+{
+	_cleanup_free_ char *dir = tu_mkdtemp("powerd-pvehook");
+	_cleanup_free_ char *run = xasprintf("%s/run", dir);
+	_cleanup_free_ char *log = xasprintf("%s/log", dir);
+	char nr[16];
+
+	if (!has_qemu())
+		skip();
+	assert_int_equal(mkdir(run, 0755), 0);
+	_cleanup_free_ char *cfg = write_config(dir, run, "/nonexistent");
+	pid_t q = start_qemu(run, 100, true);
+	/* every other phase: nothing */
+	char *pre[] = { POWERD_HOST_BIN, "-c", cfg, "pve-hook", "100", "pre-start", NULL };
+	assert_int_equal(run_host(pre, NULL, log), 0);
+	assert_int_equal(port_prop(run, 100, "nr", nr, sizeof(nr)), -EREMOTEIO);
+	/* post-start: the port is there when it returns */
+	char *post[] = { POWERD_HOST_BIN, "-c", cfg, "pve-hook", "100", "post-start", NULL };
+	assert_int_equal(run_host(post, NULL, log), 0);
+	assert_int_equal(port_prop(run, 100, "nr", nr, sizeof(nr)), 0);
+	assert_string_equal(nr, "2");
+	assert_int_equal(run_host(post, NULL, log), 0); /* again: fine */
+	/* not a vmid */
+	char *bad[] = { POWERD_HOST_BIN, "-c", cfg, "pve-hook", "0100", "post-start", NULL };
+	assert_int_equal(run_host(bad, NULL, log), 2);
+	stop_qemu(q);
+
+	/* a migration target where the port cannot be plugged (port 2 taken by another device):
+	 * the incoming qemu is stopped and the hook fails */
+	q = start_qemu(run, 101, true);
+	{
+		_cleanup_free_ char *path = pve_port_qmp_path(run, 101);
+		struct qmp *s;
+		struct json_object *a = json_object_new_object();
+		assert_int_equal(qmp_open(path, 2000, &s), 0);
+		json_object_object_add(a, "id", json_object_new_string("x"));
+		json_object_object_add(
+			a, "backend", json_tokener_parse("{\"type\":\"null\",\"data\":{}}"));
+		assert_int_equal(qmp_execute(s, "chardev-add", a, NULL), 0);
+		json_object_put(a);
+		a = json_tokener_parse("{\"driver\":\"virtserialport\",\"id\":\"taken\",\"bus\":"
+				       "\"qga0.0\",\"nr\":2,\"chardev\":\"x\",\"name\":\"x\"}");
+		assert_int_equal(qmp_execute(s, "device_add", a, NULL), 0);
+		json_object_put(a);
+		qmp_close(s);
+	}
+	char *post101[] = { POWERD_HOST_BIN, "-c", cfg, "pve-hook", "101", "post-start", NULL };
+	char *env[] = { "PVE_MIGRATED_FROM=nodeA", NULL };
+	assert_int_not_equal(run_host(post101, env, log), 0);
+	for (int i = 0; i < 300 && kill(q, 0) == 0; i++)
+		usleep(10000);
+	assert_int_equal(kill(q, 0), -1); /* the incoming qemu is gone */
+
+	/* a target without the agent's bus: the source has none either, nothing to match */
+	q = start_qemu(run, 102, false);
+	char *post102[] = { POWERD_HOST_BIN, "-c", cfg, "pve-hook", "102", "post-start", NULL };
+	assert_int_equal(run_host(post102, env, log), 0);
+	assert_int_equal(kill(q, 0), 0);
+	stop_qemu(q);
+	tu_rm_rf(dir);
+}
+
+/* attach/detach through a stand-in qm that edits the config as `qm set` would. */
+static void test_attach(void **state)
+{
+	_cleanup_free_ char *dir = tu_mkdtemp("powerd-pveattach");
+	_cleanup_free_ char *run = xasprintf("%s/run", dir);
+	_cleanup_free_ char *conf = xasprintf("%s/conf", dir);
+	_cleanup_free_ char *bin = xasprintf("%s/bin", dir);
+	_cleanup_free_ char *log = xasprintf("%s/log", dir);
+	char nr[16];
+
+	if (!has_qemu())
+		skip();
+	assert_int_equal(mkdir(run, 0755), 0);
+	tu_write(conf, "100.conf", "name: web1\nagent: 1\n");
+	tu_write(conf, "101.conf", "name: other\nagent: 1\nhookscript: local:snippets/mine\n");
+	tu_writef(bin, "qm",
+		"#!/bin/sh\n# qm set VMID --hookscript V | --delete hookscript\n"
+		"echo \"$@\" >>%s/qm.log\nf=%s/$2.conf\n"
+		"grep -v '^hookscript:' \"$f\" >\"$f.new\"\n"
+		"[ \"$3\" = --hookscript ] && echo \"hookscript: $4\" >>\"$f.new\"\n"
+		"mv \"$f.new\" \"$f\"\n",
+		dir, conf);
+	_cleanup_free_ char *qm = xasprintf("%s/qm", bin);
+	assert_int_equal(chmod(qm, 0755), 0);
+	_cleanup_free_ char *cfg = write_config(dir, run, conf);
+	_cleanup_free_ char *path = xasprintf("PATH=%s:/usr/bin:/bin", bin);
+	char *env[] = { path, NULL };
+	pid_t q = start_qemu(run, 100, true);
+
+	char *attach[] = { POWERD_HOST_BIN, "-c", cfg, "attach", "100", "--channel", NULL };
+	assert_int_equal(run_host(attach, env, log), 0);
+	_cleanup_free_ char *c100 = tu_read(conf, "100.conf");
+	assert_non_null(strstr(c100, "hookscript: local:snippets/powerd-hook"));
+	assert_int_equal(port_prop(run, 100, "nr", nr, sizeof(nr)), 0); /* plugged at once */
+
+	char *detach[] = { POWERD_HOST_BIN, "-c", cfg, "detach", "100", "--channel", NULL };
+	assert_int_equal(run_host(detach, env, log), 0);
+	free(c100);
+	c100 = tu_read(conf, "100.conf");
+	assert_null(strstr(c100, "hookscript"));
+	assert_int_equal(port_prop(run, 100, "nr", nr, sizeof(nr)), -EREMOTEIO);
+
+	/* another hookscript: refused, nothing changed, the message says how to chain */
+	char *attach101[] = { POWERD_HOST_BIN, "-c", cfg, "attach", "101", "--channel", NULL };
+	assert_int_equal(run_host(attach101, env, log), 1);
+	_cleanup_free_ char *c101 = tu_read(conf, "101.conf");
+	assert_non_null(strstr(c101, "hookscript: local:snippets/mine"));
+	_cleanup_free_ char *out = tu_read(dir, "log");
+	assert_non_null(strstr(out, "powerd-host pve-hook"));
+	_cleanup_free_ char *qmlog = tu_read(dir, "qm.log");
+	assert_non_null(qmlog);
+	assert_null(strstr(qmlog, "101"));
+	/* another storage */
+	char *attach_st[] = { POWERD_HOST_BIN, "-c", cfg, "attach", "100", "--channel", "--storage",
+		"cephfs", NULL };
+	assert_int_equal(run_host(attach_st, env, log), 0);
+	free(c100);
+	c100 = tu_read(conf, "100.conf");
+	assert_non_null(strstr(c100, "hookscript: cephfs:snippets/powerd-hook"));
+	stop_qemu(q);
+	tu_rm_rf(dir);
+}
+
+static int group_setup(void **state)
+{
+	if (unshare(CLONE_NEWNS) == 0)
+		mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL);
+	log_set_max_level(LOG_WARNING);
+	signal(SIGPIPE, SIG_IGN);
+	base = event_base_new();
+	assert_non_null(base);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	for (size_t i = 0; i < n_qemus; i++)
+		stop_qemu(qemus[i]);
+	event_base_free(base);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && streq(argv[1], "--fake-qemu")) {
+		for (;;)
+			pause();
+	}
+	ssize_t n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
+	if (n <= 0)
+		return 1;
+	self_exe[n] = '\0';
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_vmid),
+		cmocka_unit_test(test_hookscript),
+		cmocka_unit_test(test_conf),
+		cmocka_unit_test(test_conf_hostile),
+		cmocka_unit_test(test_conf_read),
+		cmocka_unit_test(test_port_plug),
+		cmocka_unit_test(test_port_no_agent),
+		cmocka_unit_test(test_port_qmp_busy),
+		cmocka_unit_test(test_qmp_not_qmp),
+		cmocka_unit_test(test_scope_cgroup),
+		cmocka_unit_test_setup_teardown(test_discovery, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_discovery_strict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_include_by_name, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_channel_states, setup, teardown),
+		cmocka_unit_test(test_pve_hook),
+		cmocka_unit_test(test_attach),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
