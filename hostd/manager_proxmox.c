@@ -61,6 +61,7 @@ struct pve_vm {
 	unsigned retry_ms;
 	pid_t listed_pid;  /* what the last listing found */
 	pid_t plugged_pid; /* the qemu the port is known to be in; 0 */
+	bool needs_unplug; /* powerd's hookscript was taken off while it ran: take the port out */
 	bool has_conf;
 	struct stat conf_st;
 	struct pve_conf conf;
@@ -394,6 +395,7 @@ static void pve_domain_update(struct manager *m, struct domain *dm, void *ref)
 	const struct pve_seen *s = ref;
 	struct pve_vm *vm = vm_of(dm);
 	bool was_hooked = pve_hookscript_is_powerd(vm->conf.hookscript);
+	bool had_conf = vm->has_conf;
 
 	if (s->is_conf_changed) {
 		vm_set_conf(dm, s);
@@ -403,6 +405,12 @@ static void pve_domain_update(struct manager *m, struct domain *dm, void *ref)
 			vm->plugged_pid = 0; /* detach may have unplugged it: look again */
 			dm->is_unserved_logged = false;
 		}
+		/* Taken off by hand (qm set --delete hookscript) while the VM runs with the port:
+		 * its migration target would get no port from a hook, and qemu fails a migration
+		 * whose ports differ only after the source has finished. Not when the config
+		 * itself went or broke (a migration moves it away). */
+		vm->needs_unplug = was_hooked && !is_hooked && had_conf && vm->has_conf &&
+				   !vm->conf_error[0] && dm->is_running;
 		if (is_hooked != was_hooked || vm->plugged_pid == 0)
 			domains_channel_check_later(m->d, dm);
 	} else if (vm->has_conf != s->has_conf) {
@@ -504,6 +512,28 @@ static bool may_plug(struct manager *m, struct domain *dm)
 	return true;
 }
 
+/* The port of a VM whose hookscript is no longer powerd's comes out again (pve_domain_update),
+ * so that it migrates as a VM powerd never touched. may_plug() has closed the connection. */
+static void unplug_unhooked(struct manager *m, struct domain *dm)
+{
+	struct pve_vm *vm = vm_of(dm);
+	char err[CHANNEL_REASON_MAX];
+
+	if (evtimer_pending(vm->retry_ev, NULL))
+		return;
+	if (pve_port_unplug(cfg(m)->pve_run_dir, vm->vmid, PVE_PORT_TIMEOUT_MS, err, sizeof(err)) <
+		0) {
+		log_debug("domain %s: cannot unplug the energy channel yet: %s", dm->name, err);
+		retry_later(vm);
+		return;
+	}
+	vm->needs_unplug = false;
+	vm->retry_ms = PVE_RETRY_MIN_MS;
+	log_info("domain %s: powerd's hookscript is gone: energy channel unplugged, so that its "
+		 "migration target matches",
+		dm->name);
+}
+
 static void pve_channel_check(struct manager *m, struct domain *dm)
 {
 	struct pve_vm *vm = vm_of(dm);
@@ -519,8 +549,12 @@ static void pve_channel_check(struct manager *m, struct domain *dm)
 		channel_connect_to(dm->channel, sock);
 		return;
 	}
-	if (!may_plug(m, dm))
+	if (!may_plug(m, dm)) {
+		if (vm->needs_unplug)
+			unplug_unhooked(m, dm);
 		return;
+	}
+	vm->needs_unplug = false;
 	if (evtimer_pending(vm->retry_ev, NULL))
 		return; /* QMP did not answer a moment ago: the retry comes */
 	r = pve_port_plug(

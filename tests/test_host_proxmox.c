@@ -428,6 +428,14 @@ static bool has_channel_state(struct fx *f, const char *name)
 	return domains_lookup(f->d, name, &v) == 0 && v.channel == want_channel;
 }
 
+/* VM name (a vmid)'s qemu has no port powerd-energy0 (qom-get finds no such device). */
+static bool has_no_port(struct fx *f, const char *name)
+{
+	char nr[16];
+	return port_prop(f->run, (uint32_t)strtoul(name, NULL, 10), "nr", nr, sizeof(nr)) ==
+	       -EREMOTEIO;
+}
+
 static void set_str(char **p, const char *v)
 {
 	free(*p);
@@ -655,6 +663,17 @@ static void test_channel_states(void **state)
 	assert_non_null(strstr(v.channel_reason, "qm set 103 --agent 1"));
 
 	/* the hookscript set later (qm set): noticed, plugged, connected */
+	tu_write(f->conf, "101.conf",
+		"name: plain\nagent: 1\nhookscript: local:snippets/powerd-hook\n");
+	want_channel = CHANNEL_CONNECTED;
+	assert_true(run_until(has_channel_state, f, "101", 10000));
+
+	/* and taken off by hand (qm set --delete hookscript): the port comes out again, else its
+	 * migration target (no hook) would not match this qemu */
+	tu_write(f->conf, "101.conf", "name: plain\nagent: 1\n");
+	want_channel = CHANNEL_NO_HOOKSCRIPT;
+	assert_true(run_until(has_channel_state, f, "101", 10000));
+	assert_true(run_until(has_no_port, f, "101", 10000));
 	tu_write(f->conf, "101.conf",
 		"name: plain\nagent: 1\nhookscript: local:snippets/powerd-hook\n");
 	want_channel = CHANNEL_CONNECTED;
