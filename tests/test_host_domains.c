@@ -76,24 +76,25 @@ static void dump_mounts(int batch, int mounts0)
 			fputs(line, stderr);
 }
 
-static void wake_cb(evutil_socket_t fd, short what, void *arg)
+struct until {
+	bool (*pred)(struct fx *, const char *);
+	struct fx *f;
+	const char *name;
+};
+
+static bool until_pred(void *arg)
 {
+	const struct until *u = arg;
+	return u->pred(u->f, u->name);
 }
 
 /* Run the loop until pred(arg) holds or timeout_ms passes. */
 static bool run_until(
 	bool (*pred)(struct fx *, const char *), struct fx *f, const char *name, int timeout_ms)
 {
-	struct event *wake = event_new(base, -1, EV_PERSIST, wake_cb, NULL);
-	struct timeval tv = { 0, 10 * 1000 };
-	uint64_t deadline = now_monotonic_ns() + (uint64_t)timeout_ms * NSEC_PER_MSEC;
-	bool ok;
+	struct until u = { pred, f, name };
 
-	event_add(wake, &tv);
-	while (!(ok = pred(f, name)) && now_monotonic_ns() < deadline)
-		event_base_loop(base, EVLOOP_ONCE);
-	event_free(wake);
-	return ok;
+	return tu_loop_until(base, until_pred, &u, timeout_ms);
 }
 
 static bool is_tracked(struct fx *f, const char *name)
@@ -550,6 +551,12 @@ static int setup_bad_uri(void **state)
 	return setup_with_uri(state, "test:///nonexistent/powerd-no-such-file.xml");
 }
 
+static bool has_two_attempts(void *arg)
+{
+	const struct fx *f = arg;
+	return f->attempts >= 2;
+}
+
 static void test_unreachable_retries(void **state)
 {
 	struct fx *f = *state;
@@ -559,13 +566,8 @@ static void test_unreachable_retries(void **state)
 	assert_false(domains_is_connected(f->d));
 	assert_int_equal(domains_backoff_ms(f->d), 2 * DOMAINS_BACKOFF_MIN_MS);
 	/* The first retry comes about a second later, from the loop; the backoff doubles. */
-	struct event *wake = event_new(base, -1, EV_PERSIST, wake_cb, NULL);
-	struct timeval tv = { 0, 10 * 1000 };
 	uint64_t t0 = now_monotonic_ns();
-	event_add(wake, &tv);
-	while (f->attempts < 2 && now_monotonic_ns() - t0 < 5 * NSEC_PER_SEC)
-		event_base_loop(base, EVLOOP_ONCE);
-	event_free(wake);
+	assert_true(tu_loop_until(base, has_two_attempts, f, 5000));
 	assert_int_equal(f->attempts, 2);
 	assert_true(now_monotonic_ns() - t0 >= 900 * NSEC_PER_MSEC);
 	assert_int_equal(domains_backoff_ms(f->d), 4 * DOMAINS_BACKOFF_MIN_MS);

@@ -384,23 +384,24 @@ struct fx {
 	size_t n_kids;
 };
 
-static void wake_cb(evutil_socket_t fd, short what, void *arg)
+struct until {
+	bool (*pred)(struct fx *, const char *);
+	struct fx *f;
+	const char *name;
+};
+
+static bool until_pred(void *arg)
 {
+	const struct until *u = arg;
+	return u->pred(u->f, u->name);
 }
 
 static bool run_until(
 	bool (*pred)(struct fx *, const char *), struct fx *f, const char *name, int timeout_ms)
 {
-	struct event *wake = event_new(base, -1, EV_PERSIST, wake_cb, NULL);
-	struct timeval tv = { 0, 10 * 1000 };
-	uint64_t deadline = now_monotonic_ns() + (uint64_t)timeout_ms * NSEC_PER_MSEC;
-	bool ok;
+	struct until u = { pred, f, name };
 
-	event_add(wake, &tv);
-	while (!(ok = pred(f, name)) && now_monotonic_ns() < deadline)
-		event_base_loop(base, EVLOOP_ONCE);
-	event_free(wake);
-	return ok;
+	return tu_loop_until(base, until_pred, &u, timeout_ms);
 }
 
 static bool is_running(struct fx *f, const char *name)

@@ -15,6 +15,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <event2/event.h>
+
 #include "common/strbuf.h"
 
 char *tu_mkdtemp(const char *prefix)
@@ -437,4 +439,22 @@ void tu_notify_stop(struct tu_notify *n)
 	pthread_cond_destroy(&n->cond);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
+}
+
+static void tu_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+bool tu_loop_until(struct event_base *base, bool (*pred)(void *arg), void *arg, int timeout_ms)
+{
+	struct event *wake = event_new(base, -1, EV_PERSIST, tu_wake_cb, NULL);
+	struct timeval tv = { 0, 10 * 1000 };
+	uint64_t deadline = now_monotonic_ns() + (uint64_t)timeout_ms * NSEC_PER_MSEC;
+	bool ok;
+
+	event_add(wake, &tv);
+	while (!(ok = pred(arg)) && now_monotonic_ns() < deadline)
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(wake);
+	return ok;
 }

@@ -57,6 +57,11 @@ void tu_umount_under(const char *prefix);
 /* systemd's side of NOTIFY_SOCKET: a datagram socket bound at path, read by a thread of its own
  * that keeps every notification, one per line (a daemon whose notifications nobody read would
  * fill the queue and block in sendmsg). */
+/* Run base's loop until pred(arg) holds or timeout_ms passes; a 10 ms timer bounds each turn,
+ * so a state reached without an event of its own is still seen. */
+struct event_base;
+bool tu_loop_until(struct event_base *base, bool (*pred)(void *arg), void *arg, int timeout_ms);
+
 struct tu_notify;
 struct tu_notify *tu_notify_start(const char *path);
 /* How much has been received: an offset for tu_notify_wait's from. */
