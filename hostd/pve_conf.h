@@ -31,7 +31,8 @@ bool pve_hookscript_is_powerd(const char *value);
 /* A storage id as Proxmox allows it ([a-z][a-z0-9._-]*, at most 64). */
 bool pve_storage_is_valid(const char *storage);
 
-/* Parse a config's text. -EINVAL with "line N: key: what" in err. */
+/* Parse a config's text: 0 with *ret set, or -EINVAL with "line N: key: what" in err and *ret
+ * untouched (err is written only then). */
 int pve_conf_parse(const char *buf, size_t len, struct pve_conf *ret, char *err, size_t err_size);
 /* Read <config_dir>/<vmid>.conf (a regular file, not followed through a symlink, at most
  * PVE_CONF_MAX bytes) and parse it: -ENOENT if there is none; other errors in err, prefixed with
