@@ -32,6 +32,7 @@
 #include "hostd/host_config.h"
 #include "hostd/manager.h"
 #include "hostd/pve_conf.h"
+#include "hostd/pve_mark.h"
 #include "hostd/pve_port.h"
 #include "hostd/pve_proc.h"
 
@@ -59,8 +60,10 @@ struct pve_vm {
 	struct event *exit_ev;
 	struct event *retry_ev; /* the next channel check after QMP did not answer */
 	unsigned retry_ms;
-	pid_t listed_pid;  /* what the last listing found */
-	pid_t plugged_pid; /* the qemu the port is known to be in; 0 */
+	pid_t listed_pid;     /* what the last listing found */
+	pid_t plugged_pid;    /* the qemu the port is known to be in; 0 */
+	pid_t marked_pid;     /* the qemu this node's port mark names (pve_mark.h); 0 */
+	bool is_mark_failing; /* said once until a mark is written again */
 	bool needs_unplug; /* powerd's hookscript was taken off while it ran: take the port out */
 	bool has_conf;
 	struct stat conf_st;
@@ -317,6 +320,41 @@ static void inotify_cb(evutil_socket_t fd, short what, void *arg)
 
 /* --- a VM's own state -------------------------------------------------------------------- */
 
+/* This node's mark says the VM's qemu has the port, so that its migration target plugs one. */
+static void mark_port(struct pve_vm *vm, pid_t pid)
+{
+	int r;
+
+	if (vm->marked_pid == pid)
+		return;
+	r = pve_mark_set(cfg(vm->m)->pve_config_dir, vm->vmid, pid);
+	if (r < 0) {
+		if (!vm->is_mark_failing)
+			log_warn("domain %u: cannot mark its port in %s (tried again at each "
+				 "listing): %s",
+				vm->vmid, cfg(vm->m)->pve_config_dir, strerror(-r));
+		vm->is_mark_failing = true;
+		return;
+	}
+	if (vm->is_mark_failing)
+		log_info("domain %u: its port is marked again", vm->vmid);
+	vm->is_mark_failing = false;
+	vm->marked_pid = pid;
+}
+
+/* The mark goes before the port does, and when its qemu is gone (pid; 0: whatever it names). */
+static int unmark_port(struct pve_vm *vm, pid_t pid)
+{
+	int r = pve_mark_clear(cfg(vm->m)->pve_config_dir, vm->vmid, pid);
+
+	if (r < 0)
+		log_warn("domain %u: cannot remove its port mark in %s: %s", vm->vmid,
+			cfg(vm->m)->pve_config_dir, strerror(-r));
+	else
+		vm->marked_pid = 0;
+	return r;
+}
+
 static void exit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pve_vm *vm = arg;
@@ -388,6 +426,15 @@ static void pve_domain_init(struct manager *m, struct domain *dm, void *ref)
 	vm_set_conf(dm, s);
 	vm_watch_pid(vm, s->pid);
 	vm->listed_pid = s->pid;
+	/* Marked by this node, so it has the port, but powerd's hookscript went while
+	 * powerd-host was not running: take the port out as if it had seen it go. */
+	pid_t marked;
+	if (s->pid > 0 && pve_mark_get(cfg(m)->pve_config_dir, s->vmid, &marked) == 0 &&
+		marked == s->pid) {
+		vm->marked_pid = marked;
+		vm->needs_unplug = s->has_conf && !s->conf_error[0] &&
+				   !pve_hookscript_is_powerd(s->conf.hookscript);
+	}
 }
 
 static void pve_domain_update(struct manager *m, struct domain *dm, void *ref)
@@ -418,6 +465,12 @@ static void pve_domain_update(struct manager *m, struct domain *dm, void *ref)
 	}
 	if (s->pid != dm->pid || (s->pid > 0 && vm->pidfd < 0))
 		vm_watch_pid(vm, s->pid);
+	/* its qemu stopped or was replaced: a mark of that one is stale */
+	if (dm->pid > 0 && s->pid != dm->pid)
+		unmark_port(vm, dm->pid);
+	/* a mark that could not be written before */
+	if (s->pid > 0 && s->pid == dm->pid && vm->plugged_pid == s->pid)
+		mark_port(vm, s->pid);
 	vm->listed_pid = s->pid;
 }
 
@@ -427,6 +480,8 @@ static void pve_domain_done(struct manager *m, struct domain *dm)
 
 	if (!vm)
 		return;
+	if (dm->pid > 0)
+		unmark_port(vm, dm->pid);
 	vm_watch_pid(vm, 0);
 	if (vm->retry_ev)
 		event_free(vm->retry_ev);
@@ -521,6 +576,11 @@ static void unplug_unhooked(struct manager *m, struct domain *dm)
 
 	if (evtimer_pending(vm->retry_ev, NULL))
 		return;
+	/* a mark left behind would have a migration target plug a port the source lacks */
+	if (unmark_port(vm, 0) < 0) {
+		retry_later(vm);
+		return;
+	}
 	if (pve_port_unplug(cfg(m)->pve_run_dir, vm->vmid, PVE_PORT_TIMEOUT_MS, err, sizeof(err)) <
 		0) {
 		log_debug("domain %s: cannot unplug the energy channel yet: %s", dm->name, err);
@@ -546,6 +606,7 @@ static void pve_channel_check(struct manager *m, struct domain *dm)
 	if (!dm->is_running || dm->pid <= 0)
 		return;
 	if (vm->plugged_pid == dm->pid) {
+		mark_port(vm, dm->pid);
 		channel_connect_to(dm->channel, sock);
 		return;
 	}
@@ -558,12 +619,13 @@ static void pve_channel_check(struct manager *m, struct domain *dm)
 	if (evtimer_pending(vm->retry_ev, NULL))
 		return; /* QMP did not answer a moment ago: the retry comes */
 	r = pve_port_plug(
-		cfg(m)->pve_run_dir, vm->vmid, PVE_PORT_TIMEOUT_MS, &res, err, sizeof(err));
+		cfg(m)->pve_run_dir, vm->vmid, PVE_PORT_TIMEOUT_MS, false, &res, err, sizeof(err));
 	if (r == 0) {
 		if (res == PVE_PORT_PLUGGED)
 			log_info("domain %s: energy channel plugged into qemu (pid %d) over QMP",
 				dm->name, (int)dm->pid);
 		vm->plugged_pid = dm->pid;
+		mark_port(vm, dm->pid);
 		vm->retry_ms = PVE_RETRY_MIN_MS;
 		dm->is_unserved_logged = false;
 		channel_connect_to(dm->channel, sock);
@@ -636,12 +698,46 @@ static int pve_create(struct domains *d, struct manager **ret)
 	return 0;
 }
 
+/* A mark whose qemu is not the VM's running one is stale (powerd-host was not running when it
+ * stopped). */
+static void sweep_mark(uint32_t vmid, pid_t pid, void *arg)
+{
+	struct manager *m = arg;
+	char name[16];
+	struct domain *dm;
+
+	snprintf(name, sizeof(name), "%u", vmid);
+	dm = domains_find(m->d, name);
+	if (dm && dm->pid > 0 && dm->pid == pid)
+		return;
+	if (pve_mark_clear(cfg(m)->pve_config_dir, vmid, pid) == 0)
+		log_debug("domain %u: stale port mark (pid %d) removed", vmid, (int)pid);
+}
+
+/* This node keeps marks (its directory says so to the others) and none is stale. */
+static void marks_start(struct manager *m)
+{
+	struct stat st;
+	int r;
+
+	if (stat(cfg(m)->pve_config_dir, &st) < 0)
+		return; /* not a Proxmox node (yet) */
+	r = pve_mark_dir_make(cfg(m)->pve_config_dir);
+	if (r == 0)
+		r = pve_mark_each(cfg(m)->pve_config_dir, sweep_mark, m);
+	if (r < 0)
+		log_warn("proxmox: port marks next to %s: %s; a VM given powerd's hookscript while "
+			 "its port is missing cannot migrate until they work",
+			cfg(m)->pve_config_dir, strerror(-r));
+}
+
 static void pve_start(struct manager *m)
 {
 	m->is_started = true;
 	log_info("proxmox: VMs from %s (pid files, QMP) and %s (configs)", cfg(m)->pve_run_dir,
 		cfg(m)->pve_config_dir);
 	pve_reconcile(m);
+	marks_start(m);
 	domains_sweep_orphans(m->d);
 	rescan_arm(m);
 	domains_attempt_done(m->d);

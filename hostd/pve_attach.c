@@ -9,6 +9,7 @@
 #include "common/util.h"
 #include "hostd/host_config.h"
 #include "hostd/pve_conf.h"
+#include "hostd/pve_mark.h"
 #include "hostd/pve_port.h"
 #include "hostd/pve_proc.h"
 
@@ -128,6 +129,7 @@ static int attach(
 	_cleanup_free_ char *value = xasprintf("%s:snippets/" PVE_HOOK_FILE, a->storage);
 	enum pve_port_result res;
 	char err[256];
+	pid_t pid;
 	int r;
 
 	if (conf->hookscript[0] && !pve_hookscript_is_powerd(conf->hookscript)) {
@@ -154,7 +156,7 @@ static int attach(
 	if (!is_running(cfg, a->vmid))
 		return 0;
 	r = pve_port_plug(
-		cfg->pve_run_dir, a->vmid, PVE_PORT_HOOK_TIMEOUT_MS, &res, err, sizeof(err));
+		cfg->pve_run_dir, a->vmid, PVE_PORT_HOOK_TIMEOUT_MS, false, &res, err, sizeof(err));
 	if (r < 0) {
 		log_err("VM %u: cannot plug the energy channel now: %s (powerd-host tries again)",
 			a->vmid, err);
@@ -162,6 +164,12 @@ static int attach(
 	}
 	printf("VM %u: energy channel %s\n", a->vmid,
 		res == PVE_PORT_PLUGGED ? "plugged" : "already plugged");
+	r = pve_proc_vm_pid(cfg->pve_run_dir, cfg->proc_root, a->vmid, &pid);
+	if (r == 0)
+		r = pve_mark_set(cfg->pve_config_dir, a->vmid, pid);
+	if (r < 0)
+		log_warn("VM %u: cannot mark its port in %s (powerd-host tries again): %s", a->vmid,
+			cfg->pve_config_dir, strerror(-r));
 	return 0;
 }
 
@@ -180,6 +188,13 @@ static int detach(
 			conf->hookscript);
 	}
 	if (is_running(cfg, a->vmid)) {
+		/* the mark first: left alone it would have a migration target plug a port */
+		int r = pve_mark_clear(cfg->pve_config_dir, a->vmid, 0);
+		if (r < 0) {
+			log_err("VM %u: cannot remove its port mark in %s, so the port stays: %s",
+				a->vmid, cfg->pve_config_dir, strerror(-r));
+			return 1;
+		}
 		if (pve_port_unplug(cfg->pve_run_dir, a->vmid, PVE_PORT_HOOK_TIMEOUT_MS, err,
 			    sizeof(err)) < 0) {
 			log_err("VM %u: cannot unplug the energy channel: %s", a->vmid, err);

@@ -11,6 +11,7 @@
 #include "hostd/daemon.h"
 #include "hostd/host_config.h"
 #include "hostd/pve_conf.h"
+#include "hostd/pve_mark.h"
 #include "hostd/pve_port.h"
 #include "hostd/pve_proc.h"
 
@@ -38,30 +39,105 @@ static void stop_incoming(const struct host_config *cfg, uint32_t vmid)
 	log_err("VM %u: cannot stop the incoming qemu either", vmid);
 }
 
-static int post_start(const struct host_config *cfg, uint32_t vmid)
+/* Plug the port (the source has it, or this is a start) and mark it. */
+static int plug(const struct host_config *cfg, uint32_t vmid, const char *from)
 {
-	const char *from = getenv("PVE_MIGRATED_FROM");
-	bool is_migration = from && *from;
 	enum pve_port_result res;
 	char err[256];
+	pid_t pid;
 	int r;
 
-	r = pve_port_plug(cfg->pve_run_dir, vmid, PVE_PORT_HOOK_TIMEOUT_MS, &res, err, sizeof(err));
-	if (r == 0) {
-		log_info("VM %u: energy channel port %s%s", vmid,
-			res == PVE_PORT_PLUGGED ? "plugged" : "already plugged",
-			is_migration ? " (migration target)" : "");
-		return 0;
-	}
-	if (r == -ENODEV) {
-		/* The same config on the source: it has no agent bus, so no port either. */
+	r = pve_port_plug(
+		cfg->pve_run_dir, vmid, PVE_PORT_HOOK_TIMEOUT_MS, true, &res, err, sizeof(err));
+	if (r == -ENODEV && !from) {
 		log_warn("VM %u: %s: no energy channel (agent: 1 gives it one)", vmid, err);
 		return 0;
 	}
-	log_err("VM %u: cannot plug the energy channel port: %s", vmid, err);
-	if (is_migration)
-		stop_incoming(cfg, vmid);
+	if (r < 0) {
+		log_err("VM %u: cannot plug the energy channel port: %s", vmid, err);
+		if (from)
+			stop_incoming(cfg, vmid);
+		return 1;
+	}
+	log_info("VM %u: energy channel port %s%s", vmid,
+		res == PVE_PORT_PLUGGED ? "plugged" : "already plugged",
+		from ? " (migration target)" : "");
+	/* A mark that cannot be written is written by powerd-host once it can. */
+	r = pve_proc_vm_pid(cfg->pve_run_dir, cfg->proc_root, vmid, &pid);
+	if (r == 0)
+		r = pve_mark_set(cfg->pve_config_dir, vmid, pid);
+	if (r < 0)
+		log_warn("VM %u: cannot mark the port in %s: %s", vmid, cfg->pve_config_dir,
+			strerror(-r));
+	return 0;
+}
+
+/* On a migration target the port must match the source's: the source's node says (pve_mark.h). */
+static int post_start_target(const struct host_config *cfg, uint32_t vmid, const char *from)
+{
+	enum pve_mark_peer peer;
+	bool has_bus = false;
+	char err[512], bus_err[256];
+	int r;
+
+	r = pve_mark_peer(cfg->pve_config_dir, from, vmid, &peer, err, sizeof(err));
+	if (r == 0 && peer == PVE_MARK_PEER_PORT)
+		return plug(cfg, vmid, from);
+	if (r == 0 && peer == PVE_MARK_PEER_NO_PORT) {
+		log_notice("VM %u: it runs on %s without powerd's port (%s): it migrates without "
+			   "one, and powerd-host plugs it once the VM runs here",
+			vmid, from, err);
+		return 0;
+	}
+	/* Unknown. Without the agent's bus neither side can have the port. */
+	if (pve_port_has_bus(cfg->pve_run_dir, vmid, PVE_PORT_HOOK_TIMEOUT_MS, &has_bus, bus_err,
+		    sizeof(bus_err)) == 0 &&
+		!has_bus) {
+		log_info("VM %u: no guest agent bus qga0, so no energy channel on either node",
+			vmid);
+		return 0;
+	}
+	log_err("VM %u: cannot tell whether its qemu on %s has powerd's port (%s): refusing the "
+		"migration rather than risking the guest; start powerd-host on %s (it marks its "
+		"VMs' ports), then migrate again",
+		vmid, from, err, from);
+	stop_incoming(cfg, vmid);
 	return 1;
+}
+
+static int post_start(const struct host_config *cfg, uint32_t vmid)
+{
+	const char *from = getenv("PVE_MIGRATED_FROM");
+
+	if (from && *from)
+		return post_start_target(cfg, vmid, from);
+	return plug(cfg, vmid, NULL);
+}
+
+/* No qemu of the VM runs yet (pre-start) or any more (post-stop): its mark goes. */
+static int clear_mark(const struct host_config *cfg, uint32_t vmid, const char *phase)
+{
+	int r = pve_mark_clear(cfg->pve_config_dir, vmid, 0);
+
+	if (r < 0)
+		log_warn("VM %u (%s): cannot remove its port mark in %s: %s", vmid, phase,
+			cfg->pve_config_dir, strerror(-r));
+	return 0;
+}
+
+static int run_phase(const struct host_config *cfg, uint32_t vmid, const char *phase)
+{
+	pid_t pid;
+
+	if (streq(phase, "post-start"))
+		return post_start(cfg, vmid);
+	if (streq(phase, "pre-start"))
+		return clear_mark(cfg, vmid, phase);
+	/* post-stop: unless a new qemu runs already (a reboot's cleanup came late) */
+	if (streq(phase, "post-stop") &&
+		pve_proc_vm_pid(cfg->pve_run_dir, cfg->proc_root, vmid, &pid) < 0)
+		return clear_mark(cfg, vmid, phase);
+	return 0;
 }
 
 int pve_hook_main(int argc, char **argv, const char *config_path)
@@ -78,7 +154,8 @@ int pve_hook_main(int argc, char **argv, const char *config_path)
 		log_err("pve-hook: %s is not a vmid (%u..%u)", argv[1], PVE_VMID_MIN, PVE_VMID_MAX);
 		return 2;
 	}
-	if (!streq(argv[2], "post-start"))
+	if (!streq(argv[2], "post-start") && !streq(argv[2], "pre-start") &&
+		!streq(argv[2], "post-stop"))
 		return 0;
 	if (daemon_load_config(
 		    config_path ? config_path : HOST_CONFIG_DEFAULT_PATH, !config_path, &cfg) < 0) {
@@ -86,11 +163,11 @@ int pve_hook_main(int argc, char **argv, const char *config_path)
 		host_config_init(&cfg);
 		log_err("VM %u: configuration unusable, using qemu-server's %s", vmid,
 			cfg.pve_run_dir);
-		r = post_start(&cfg, vmid);
+		r = run_phase(&cfg, vmid, argv[2]);
 		host_config_free(&cfg);
 		return r;
 	}
-	r = post_start(&cfg, vmid);
+	r = run_phase(&cfg, vmid, argv[2]);
 	host_config_free(&cfg);
 	return r;
 }

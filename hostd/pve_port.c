@@ -107,12 +107,26 @@ static int remove_by_id(struct qmp *q, const char *command, const char *id)
 	return r;
 }
 
-int pve_port_plug(const char *run_dir, uint32_t vmid, unsigned timeout_ms,
+/* Whether qemu waits for an incoming migration's state (started with -incoming). */
+static int is_incoming(struct qmp *q, bool *ret)
+{
+	struct json_object *v = NULL, *status;
+	int r = qmp_execute(q, "query-status", NULL, &v);
+
+	if (r == 0 && json_object_object_get_ex(v, "status", &status))
+		*ret = streq(json_object_get_string(status), "inmigrate");
+	else if (r == 0)
+		r = -EBADMSG;
+	json_object_put(v);
+	return r;
+}
+
+int pve_port_plug(const char *run_dir, uint32_t vmid, unsigned timeout_ms, bool is_incoming_ok,
 	enum pve_port_result *ret, char *err, size_t err_size)
 {
 	_cleanup_free_ char *socket_path = pve_port_socket_path(run_dir, vmid);
 	struct qmp *q = NULL;
-	bool is_added = false;
+	bool is_added = false, is_in = false;
 	int r;
 
 	err[0] = '\0';
@@ -122,6 +136,20 @@ int pve_port_plug(const char *run_dir, uint32_t vmid, unsigned timeout_ms,
 	if (has_port(q)) {
 		*ret = PVE_PORT_WAS_PLUGGED;
 		goto out;
+	}
+	/* Only the hook matches a migration's target to its source: anyone else's port there
+	 * would fail the migration after the source finished. */
+	if (!is_incoming_ok) {
+		r = is_incoming(q, &is_in);
+		if (r == 0 && is_in)
+			r = -EAGAIN;
+		if (r < 0) {
+			snprintf(err, err_size, "query-status: %s",
+				r == -EAGAIN	  ? "waiting for an incoming migration"
+				: r == -EREMOTEIO ? qmp_error(q)
+						  : strerror(-r));
+			goto out;
+		}
 	}
 	r = chardev_add(q, socket_path, &is_added);
 	if (r < 0) {
@@ -185,6 +213,33 @@ int pve_port_unplug(
 	}
 	r = 0;
 out:
+	qmp_close(q);
+	return r;
+}
+
+int pve_port_has_bus(const char *run_dir, uint32_t vmid, unsigned timeout_ms, bool *ret, char *err,
+	size_t err_size)
+{
+	struct json_object *args = json_object_new_object();
+	struct qmp *q = NULL;
+	int r;
+
+	err[0] = '\0';
+	r = open_session(run_dir, vmid, timeout_ms, &q, err, err_size);
+	if (r < 0) {
+		json_object_put(args);
+		return r;
+	}
+	json_object_object_add(args, "path", json_object_new_string("/machine/peripheral/qga0"));
+	json_object_object_add(args, "property", json_object_new_string("type"));
+	r = qmp_execute(q, "qom-get", args, NULL);
+	*ret = r == 0;
+	if (r == -EREMOTEIO && strstr(qmp_error(q), "not found"))
+		r = 0;
+	else if (r < 0)
+		snprintf(err, err_size, "qom-get qga0: %s",
+			r == -EREMOTEIO ? qmp_error(q) : strerror(-r));
+	json_object_put(args);
 	qmp_close(q);
 	return r;
 }

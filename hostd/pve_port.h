@@ -29,9 +29,14 @@ char *pve_port_qmp_path(const char *run_dir, uint32_t vmid);
 char *pve_port_socket_path(const char *run_dir, uint32_t vmid);
 
 /* Plug the port into vmid's qemu (idempotent). -ENODEV: no bus qga0.0 (no agent: 1); -EREMOTEIO:
- * qemu refused (its words in err); -ETIMEDOUT, -ENOENT, -ECONNREFUSED: no answer (err says). */
-int pve_port_plug(const char *run_dir, uint32_t vmid, unsigned timeout_ms,
+ * qemu refused (its words in err); -ETIMEDOUT, -ENOENT, -ECONNREFUSED: no answer (err says);
+ * -EAGAIN: qemu waits for an incoming migration and !is_incoming_ok (only the hook, which knows
+ * whether the source has the port, may plug one then). */
+int pve_port_plug(const char *run_dir, uint32_t vmid, unsigned timeout_ms, bool is_incoming_ok,
 	enum pve_port_result *ret, char *err, size_t err_size);
+/* Whether vmid's qemu has the guest agent's virtio-serial bus qga0. */
+int pve_port_has_bus(const char *run_dir, uint32_t vmid, unsigned timeout_ms, bool *ret, char *err,
+	size_t err_size);
 /* Remove it (device, then chardev); 0 if it was not there. */
 int pve_port_unplug(
 	const char *run_dir, uint32_t vmid, unsigned timeout_ms, char *err, size_t err_size);

@@ -26,6 +26,7 @@
 #include "hostd/domains.h"
 #include "hostd/host_config.h"
 #include "hostd/pve_conf.h"
+#include "hostd/pve_mark.h"
 #include "hostd/pve_port.h"
 #include "hostd/pve_proc.h"
 #include "hostd/qmp.h"
@@ -169,15 +170,24 @@ static void test_conf_read(void **state)
 
 /* qemu with its QMP socket, pid file and (with_agent) the agent's virtio-serial bus qga0,
  * daemonized; -S: no guest ever runs. Returns its pid. */
-static pid_t start_qemu(const char *run_dir, uint32_t vmid, bool with_agent)
+static pid_t start_qemu_as(const char *run_dir, uint32_t vmid, bool with_agent, bool is_incoming)
 {
 	_cleanup_free_ char *qmp =
 		xasprintf("socket,id=qmp,path=%s/%u.qmp,server=on,wait=off", run_dir, vmid);
 	_cleanup_free_ char *pidfile = xasprintf("%s/%u.pid", run_dir, vmid);
-	char *argv[] = { QEMU, "-machine", "pc", "-accel", "tcg", "-nodefaults", "-display", "none",
-		"-S", "-m", "32", "-chardev", qmp, "-mon", "chardev=qmp,mode=control", "-pidfile",
-		pidfile, "-daemonize", with_agent ? "-device" : NULL,
-		"virtio-serial,id=qga0,bus=pci.0,addr=0x8", NULL };
+	char *argv[32] = { QEMU, "-machine", "pc", "-accel", "tcg", "-nodefaults", "-display",
+		"none", "-S", "-m", "32", "-chardev", qmp, "-mon", "chardev=qmp,mode=control",
+		"-pidfile", pidfile, "-daemonize" };
+	size_t n = 18;
+
+	if (is_incoming) { /* a migration target, waiting for a state that never comes */
+		argv[n++] = "-incoming";
+		argv[n++] = "defer";
+	}
+	if (with_agent) {
+		argv[n++] = "-device";
+		argv[n++] = "virtio-serial,id=qga0,bus=pci.0,addr=0x8";
+	}
 	pid_t child = tu_spawn(argv, NULL, "/dev/null");
 	pid_t pid;
 
@@ -188,6 +198,11 @@ static pid_t start_qemu(const char *run_dir, uint32_t vmid, bool with_agent)
 	if (n_qemus < ARRAY_SIZE(qemus))
 		qemus[n_qemus++] = pid;
 	return pid;
+}
+
+static pid_t start_qemu(const char *run_dir, uint32_t vmid, bool with_agent)
+{
+	return start_qemu_as(run_dir, vmid, with_agent, false);
 }
 
 static void stop_qemu(pid_t pid)
@@ -235,7 +250,7 @@ static void test_port_plug(void **state)
 	if (!has_qemu())
 		skip();
 	pid_t pid = start_qemu(run, 100, true);
-	assert_int_equal(pve_port_plug(run, 100, 2000, &res, err, sizeof(err)), 0);
+	assert_int_equal(pve_port_plug(run, 100, 2000, false, &res, err, sizeof(err)), 0);
 	assert_int_equal(res, PVE_PORT_PLUGGED);
 	assert_int_equal(port_prop(run, 100, "nr", v, sizeof(v)), 0);
 	assert_string_equal(v, "2");
@@ -247,13 +262,22 @@ static void test_port_plug(void **state)
 	assert_int_equal(stat(sock, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
 	/* idempotent */
-	assert_int_equal(pve_port_plug(run, 100, 2000, &res, err, sizeof(err)), 0);
+	assert_int_equal(pve_port_plug(run, 100, 2000, false, &res, err, sizeof(err)), 0);
 	assert_int_equal(res, PVE_PORT_WAS_PLUGGED);
 	/* and undone */
 	assert_int_equal(pve_port_unplug(run, 100, 2000, err, sizeof(err)), 0);
 	assert_int_equal(port_prop(run, 100, "nr", v, sizeof(v)), -EREMOTEIO);
-	assert_int_equal(pve_port_plug(run, 100, 2000, &res, err, sizeof(err)), 0);
+	assert_int_equal(pve_port_plug(run, 100, 2000, false, &res, err, sizeof(err)), 0);
 	assert_int_equal(res, PVE_PORT_PLUGGED);
+	stop_qemu(pid);
+
+	/* a migration target waiting for the state: only the hook (is_incoming_ok) plugs there */
+	pid = start_qemu_as(run, 101, true, true);
+	assert_int_equal(pve_port_plug(run, 101, 2000, false, &res, err, sizeof(err)), -EAGAIN);
+	assert_non_null(strstr(err, "incoming migration"));
+	assert_int_equal(port_prop(run, 101, "nr", v, sizeof(v)), -EREMOTEIO);
+	assert_int_equal(pve_port_plug(run, 101, 2000, true, &res, err, sizeof(err)), 0);
+	assert_int_equal(port_prop(run, 101, "nr", v, sizeof(v)), 0);
 	stop_qemu(pid);
 	tu_rm_rf(run);
 }
@@ -267,7 +291,7 @@ static void test_port_no_agent(void **state)
 	if (!has_qemu())
 		skip();
 	pid_t pid = start_qemu(run, 101, false);
-	assert_int_equal(pve_port_plug(run, 101, 2000, &res, err, sizeof(err)), -ENODEV);
+	assert_int_equal(pve_port_plug(run, 101, 2000, false, &res, err, sizeof(err)), -ENODEV);
 	assert_non_null(strstr(err, "qga0.0"));
 	/* the chardev added for it was taken back: a later plug starts clean */
 	char v[64];
@@ -291,12 +315,12 @@ static void test_port_qmp_busy(void **state)
 	path = pve_port_qmp_path(run, 102);
 	assert_int_equal(qmp_open(path, 2000, &other), 0);
 	uint64_t t0 = now_monotonic_ns();
-	assert_int_equal(pve_port_plug(run, 102, 300, &res, err, sizeof(err)), -ETIMEDOUT);
+	assert_int_equal(pve_port_plug(run, 102, 300, false, &res, err, sizeof(err)), -ETIMEDOUT);
 	uint64_t took_ms = (now_monotonic_ns() - t0) / NSEC_PER_MSEC;
 	assert_true(took_ms >= 250 && took_ms < 1500);
 	qmp_close(other);
 	/* free again: plugged */
-	assert_int_equal(pve_port_plug(run, 102, 2000, &res, err, sizeof(err)), 0);
+	assert_int_equal(pve_port_plug(run, 102, 2000, false, &res, err, sizeof(err)), 0);
 	stop_qemu(pid);
 	tu_rm_rf(run);
 }
@@ -435,6 +459,30 @@ static bool has_no_port(struct fx *f, const char *name)
 	char nr[16];
 	return port_prop(f->run, (uint32_t)strtoul(name, NULL, 10), "nr", nr, sizeof(nr)) ==
 	       -EREMOTEIO;
+}
+
+/* What this node's port mark of vmid holds; NULL without one. */
+static char *mark_of(const char *marks_dir, uint32_t vmid)
+{
+	_cleanup_free_ char *name = xasprintf("%u.port", vmid);
+
+	return tu_read(marks_dir, name);
+}
+
+static bool is_marked_pid(const char *marks_dir, uint32_t vmid, pid_t pid)
+{
+	_cleanup_free_ char *m = mark_of(marks_dir, vmid);
+	_cleanup_free_ char *want = xasprintf("pid %d\n", (int)pid);
+
+	return m && streq(m, want);
+}
+
+static bool has_no_mark(struct fx *f, const char *name)
+{
+	_cleanup_free_ char *dir = xasprintf("%s/powerd", f->tmp);
+	_cleanup_free_ char *m = mark_of(dir, (uint32_t)strtoul(name, NULL, 10));
+
+	return !m;
 }
 
 static void set_str(char **p, const char *v)
@@ -645,14 +693,18 @@ static void test_channel_states(void **state)
 	char nr[16];
 	assert_int_equal(port_prop(f->run, 100, "nr", nr, sizeof(nr)), 0);
 	assert_string_equal(nr, "2");
+	/* marked for a migration target's hook: <config_dir>/../powerd/<vmid>.port */
+	_cleanup_free_ char *marks = xasprintf("%s/powerd", f->tmp);
+	assert_true(is_marked_pid(marks, 100, q[0]));
 
 	want_channel = CHANNEL_NO_HOOKSCRIPT;
 	assert_true(run_until(has_channel_state, f, "101", 10000));
 	assert_int_equal(domains_lookup(f->d, "101", &v), 0);
 	assert_non_null(
 		strstr(v.channel_reason, "qm set 101 --hookscript local:snippets/powerd-hook"));
-	/* untouched: no port was plugged into it */
+	/* untouched: no port was plugged into it, and none is marked */
 	assert_int_equal(port_prop(f->run, 101, "nr", nr, sizeof(nr)), -EREMOTEIO);
+	assert_true(has_no_mark(f, "101"));
 
 	assert_true(run_until(has_channel_state, f, "102", 10000));
 	assert_int_equal(domains_lookup(f->d, "102", &v), 0);
@@ -668,6 +720,7 @@ static void test_channel_states(void **state)
 		"name: plain\nagent: 1\nhookscript: local:snippets/powerd-hook\n");
 	want_channel = CHANNEL_CONNECTED;
 	assert_true(run_until(has_channel_state, f, "101", 10000));
+	assert_true(is_marked_pid(marks, 101, q[1]));
 
 	/* and taken off by hand (qm set --delete hookscript): the port comes out again, else its
 	 * migration target (no hook) would not match this qemu */
@@ -675,6 +728,7 @@ static void test_channel_states(void **state)
 	want_channel = CHANNEL_NO_HOOKSCRIPT;
 	assert_true(run_until(has_channel_state, f, "101", 10000));
 	assert_true(run_until(has_no_port, f, "101", 10000));
+	assert_true(has_no_mark(f, "101"));
 	tu_write(f->conf, "101.conf",
 		"name: plain\nagent: 1\nhookscript: local:snippets/powerd-hook\n");
 	want_channel = CHANNEL_CONNECTED;
@@ -688,8 +742,52 @@ static void test_channel_states(void **state)
 	assert_non_null(strstr(out.buf, "powerd_domain_info{domain=\"101\",uuid=\"\",instance_name="
 					"\"plain\""));
 	strbuf_done(&out);
-	for (int i = 0; i < 4; i++)
+
+	/* its qemu gone: so is its mark */
+	stop_qemu(q[0]);
+	assert_true(run_until(has_no_mark, f, "100", 5000));
+	for (int i = 1; i < 4; i++)
 		stop_qemu(q[i]);
+}
+
+/* Marks at start-up: a stale one goes; one whose qemu runs without powerd's hookscript (taken
+ * off while powerd-host was stopped) has its port taken out, mark first. */
+static void test_marks_at_start(void **state)
+{
+	struct fx *f = *state;
+	_cleanup_free_ char *marks = xasprintf("%s/powerd", f->tmp);
+	enum pve_port_result res;
+	char err[256];
+
+	if (!has_qemu())
+		skip();
+	tu_write(f->conf, "100.conf", "name: unhooked\nagent: 1\n");
+	tu_write(f->conf, "101.conf",
+		"name: hooked\nagent: 1\nhookscript: local:snippets/powerd-hook\n");
+	pid_t q100 = start_qemu(f->run, 100, true);
+	pid_t q101 = start_qemu(f->run, 101, true);
+	assert_int_equal(pve_port_plug(f->run, 100, 2000, false, &res, err, sizeof(err)), 0);
+	assert_int_equal(pve_port_plug(f->run, 101, 2000, false, &res, err, sizeof(err)), 0);
+	assert_int_equal(pve_mark_set(f->conf, 100, q100), 0);
+	assert_true(is_marked_pid(marks, 100, q100));
+	assert_int_equal(pve_mark_set(f->conf, 101, q101), 0);
+	tu_write(marks, "102.port", "pid 999999\n"); /* its qemu is long gone */
+	tu_write(marks, "103.port", "not a mark\n");
+	tu_write(marks, "notes.txt", "an operator's file\n");
+	domains_start(f->d);
+	assert_true(has_no_mark(f, "102"));
+	assert_true(has_no_mark(f, "103"));
+	_cleanup_free_ char *notes = tu_read(marks, "notes.txt");
+	assert_non_null(notes);
+	/* 100: its port comes out and its mark goes */
+	assert_true(run_until(has_no_port, f, "100", 10000));
+	assert_true(has_no_mark(f, "100"));
+	/* 101: kept and connected */
+	want_channel = CHANNEL_CONNECTED;
+	assert_true(run_until(has_channel_state, f, "101", 10000));
+	assert_true(is_marked_pid(marks, 101, q101));
+	stop_qemu(q100);
+	stop_qemu(q101);
 }
 
 /* --- the commands ----------------------------------------------------------------------- */
@@ -711,36 +809,117 @@ static int run_host(char *const argv[], char *const env[], const char *log)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* pmxcfs's layout: <pve>/local is a link to nodes/<this node> (qemu-server's config_dir is
+ * <pve>/local/qemu-server), and the source of a migration is another nodes/<node>. */
+static char *pve_layout(const char *dir)
+{
+	_cleanup_free_ char *local = xasprintf("%s/pve/local", dir);
+
+	tu_write(dir, "pve/nodes/nodeB/qemu-server/.keep", "");
+	tu_write(dir, "pve/nodes/nodeA/qemu-server/.keep", "");
+	assert_int_equal(symlink("nodes/nodeB", local), 0);
+	return xasprintf("%s/pve/local/qemu-server", dir);
+}
+
+static int hook(
+	const char *cfg, const char *vmid, const char *phase, const char *from, const char *log)
+{
+	char *argv[] = { POWERD_HOST_BIN, "-c", (char *)cfg, "pve-hook", (char *)vmid,
+		(char *)phase, NULL };
+	_cleanup_free_ char *env = from ? xasprintf("PVE_MIGRATED_FROM=%s", from) : NULL;
+	char *envp[] = { env, NULL };
+
+	return run_host(argv, envp, log);
+}
+
+static bool is_gone_pid(pid_t pid)
+{
+	for (int i = 0; i < 300 && kill(pid, 0) == 0; i++)
+		usleep(10000);
+	return kill(pid, 0) == -1;
+}
+
 static void test_pve_hook(void **state)
 {
 	_cleanup_free_ char *dir = tu_mkdtemp("powerd-pvehook");
 	_cleanup_free_ char *run = xasprintf("%s/run", dir);
 	_cleanup_free_ char *log = xasprintf("%s/log", dir);
+	_cleanup_free_ char *marks_b = xasprintf("%s/pve/nodes/nodeB/powerd", dir);
+	_cleanup_free_ char *marks_a = xasprintf("%s/pve/nodes/nodeA/powerd", dir);
 	char nr[16];
 
 	if (!has_qemu())
 		skip();
 	assert_int_equal(mkdir(run, 0755), 0);
-	_cleanup_free_ char *cfg = write_config(dir, run, "/nonexistent");
+	_cleanup_free_ char *conf = pve_layout(dir);
+	_cleanup_free_ char *cfg = write_config(dir, run, conf);
 	pid_t q = start_qemu(run, 100, true);
-	/* every other phase: nothing */
-	char *pre[] = { POWERD_HOST_BIN, "-c", cfg, "pve-hook", "100", "pre-start", NULL };
-	assert_int_equal(run_host(pre, NULL, log), 0);
+	/* phases other than pre-start, post-start, post-stop: nothing */
+	assert_int_equal(hook(cfg, "100", "pre-stop", NULL, log), 0);
 	assert_int_equal(port_prop(run, 100, "nr", nr, sizeof(nr)), -EREMOTEIO);
-	/* post-start: the port is there when it returns */
-	char *post[] = { POWERD_HOST_BIN, "-c", cfg, "pve-hook", "100", "post-start", NULL };
-	assert_int_equal(run_host(post, NULL, log), 0);
+	/* post-start: the port is there when it returns, and marked on this node */
+	assert_int_equal(hook(cfg, "100", "post-start", NULL, log), 0);
 	assert_int_equal(port_prop(run, 100, "nr", nr, sizeof(nr)), 0);
 	assert_string_equal(nr, "2");
-	assert_int_equal(run_host(post, NULL, log), 0); /* again: fine */
+	assert_true(is_marked_pid(marks_b, 100, q));
+	assert_int_equal(hook(cfg, "100", "post-start", NULL, log), 0); /* again: fine */
+	/* a late post-stop while a qemu runs: the mark stays; pre-start (a new qemu): it goes */
+	assert_int_equal(hook(cfg, "100", "post-stop", NULL, log), 0);
+	assert_true(is_marked_pid(marks_b, 100, q));
+	assert_int_equal(hook(cfg, "100", "pre-start", NULL, log), 0);
+	assert_null(mark_of(marks_b, 100));
+	assert_int_equal(hook(cfg, "100", "post-start", NULL, log), 0);
+	stop_qemu(q);
+	assert_int_equal(hook(cfg, "100", "post-stop", NULL, log), 0);
+	assert_null(mark_of(marks_b, 100));
 	/* not a vmid */
-	char *bad[] = { POWERD_HOST_BIN, "-c", cfg, "pve-hook", "0100", "post-start", NULL };
-	assert_int_equal(run_host(bad, NULL, log), 2);
+	assert_int_equal(hook(cfg, "0100", "post-start", NULL, log), 2);
+
+	/* Migration targets (PVE_MIGRATED_FROM=nodeA, qemu waiting with -incoming). The source
+	 * node keeps no marks: it cannot be known whether its qemu has the port, so the incoming
+	 * qemu is stopped and the hook fails, before the source is touched. */
+	q = start_qemu_as(run, 103, true, true);
+	assert_int_equal(hook(cfg, "103", "post-start", "nodeA", log), 1);
+	assert_true(is_gone_pid(q));
+	_cleanup_free_ char *out = tu_read(dir, "log");
+	assert_non_null(strstr(out, "cannot tell whether its qemu on nodeA has powerd's port"));
+	/* ... unless the target has no agent bus: then neither has a port */
+	q = start_qemu_as(run, 102, false, true);
+	assert_int_equal(hook(cfg, "102", "post-start", "nodeA", log), 0);
+	assert_int_equal(kill(q, 0), 0);
 	stop_qemu(q);
 
-	/* a migration target where the port cannot be plugged (port 2 taken by another device):
-	 * the incoming qemu is stopped and the hook fails */
-	q = start_qemu(run, 101, true);
+	/* nodeA keeps marks, none for 104: its qemu runs without the port (the hookscript was
+	 * set while powerd-host could not plug it): the target must not have one either */
+	assert_int_equal(mkdir(marks_a, 0755), 0);
+	q = start_qemu_as(run, 104, true, true);
+	assert_int_equal(hook(cfg, "104", "post-start", "nodeA", log), 0);
+	assert_int_equal(kill(q, 0), 0);
+	assert_int_equal(port_prop(run, 104, "nr", nr, sizeof(nr)), -EREMOTEIO);
+	assert_null(mark_of(marks_b, 104));
+	stop_qemu(q);
+
+	/* marked on nodeA: plugged before the state comes, and marked here */
+	tu_write(marks_a, "105.port", "pid 4242\n");
+	q = start_qemu_as(run, 105, true, true);
+	assert_int_equal(hook(cfg, "105", "post-start", "nodeA", log), 0);
+	assert_int_equal(port_prop(run, 105, "nr", nr, sizeof(nr)), 0);
+	assert_true(is_marked_pid(marks_b, 105, q));
+	stop_qemu(q);
+
+	/* a mark that is not one, and a source that is not a node name: unknown, refused */
+	tu_write(marks_a, "106.port", "garbage");
+	q = start_qemu_as(run, 106, true, true);
+	assert_int_equal(hook(cfg, "106", "post-start", "nodeA", log), 1);
+	assert_true(is_gone_pid(q));
+	q = start_qemu_as(run, 107, true, true);
+	assert_int_equal(hook(cfg, "107", "post-start", "../nodeA", log), 1);
+	assert_true(is_gone_pid(q));
+
+	/* marked, but the port cannot be plugged (port 2 taken by another device): the
+	 * incoming qemu is stopped and the hook fails */
+	tu_write(marks_a, "101.port", "pid 4243\n");
+	q = start_qemu_as(run, 101, true, true);
 	{
 		_cleanup_free_ char *path = pve_port_qmp_path(run, 101);
 		struct qmp *s;
@@ -757,19 +936,8 @@ static void test_pve_hook(void **state)
 		json_object_put(a);
 		qmp_close(s);
 	}
-	char *post101[] = { POWERD_HOST_BIN, "-c", cfg, "pve-hook", "101", "post-start", NULL };
-	char *env[] = { "PVE_MIGRATED_FROM=nodeA", NULL };
-	assert_int_not_equal(run_host(post101, env, log), 0);
-	for (int i = 0; i < 300 && kill(q, 0) == 0; i++)
-		usleep(10000);
-	assert_int_equal(kill(q, 0), -1); /* the incoming qemu is gone */
-
-	/* a target without the agent's bus: the source has none either, nothing to match */
-	q = start_qemu(run, 102, false);
-	char *post102[] = { POWERD_HOST_BIN, "-c", cfg, "pve-hook", "102", "post-start", NULL };
-	assert_int_equal(run_host(post102, env, log), 0);
-	assert_int_equal(kill(q, 0), 0);
-	stop_qemu(q);
+	assert_int_equal(hook(cfg, "101", "post-start", "nodeA", log), 1);
+	assert_true(is_gone_pid(q));
 	tu_rm_rf(dir);
 }
 
@@ -807,6 +975,8 @@ static void test_attach(void **state)
 	_cleanup_free_ char *c100 = tu_read(conf, "100.conf");
 	assert_non_null(strstr(c100, "hookscript: local:snippets/powerd-hook"));
 	assert_int_equal(port_prop(run, 100, "nr", nr, sizeof(nr)), 0); /* plugged at once */
+	_cleanup_free_ char *marks = xasprintf("%s/powerd", dir);
+	assert_true(is_marked_pid(marks, 100, q));
 
 	char *detach[] = { POWERD_HOST_BIN, "-c", cfg, "detach", "100", "--channel", NULL };
 	assert_int_equal(run_host(detach, env, log), 0);
@@ -814,6 +984,7 @@ static void test_attach(void **state)
 	c100 = tu_read(conf, "100.conf");
 	assert_null(strstr(c100, "hookscript"));
 	assert_int_equal(port_prop(run, 100, "nr", nr, sizeof(nr)), -EREMOTEIO);
+	assert_null(mark_of(marks, 100));
 
 	/* another hookscript: refused, nothing changed, the message says how to chain */
 	char *attach101[] = { POWERD_HOST_BIN, "-c", cfg, "attach", "101", "--channel", NULL };
@@ -880,6 +1051,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_discovery_strict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_include_by_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_channel_states, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_marks_at_start, setup, teardown),
 		cmocka_unit_test(test_pve_hook),
 		cmocka_unit_test(test_attach),
 	};

@@ -534,6 +534,8 @@ step_migrate() {
 		grep -q "hookscript local:snippets/powerd-hook 100 post-start: exit 0" "$W/mig-100-AB.log"
 	check "VM 100: the channel is connected on $B" wait_for 30 transport_is $B 100 connected
 	check "VM 100: its qemu on $A is gone, $A's channel state leaves connected" wait_for 10 transport_not $A 100 connected
+	check "VM 100: its port is marked on $B (pid of its qemu there) and no longer on $A" \
+		wait_for 10 moved_mark 100 $B $A
 	check "VM 100: the guest reads records from $B" wait_for 30 tree_beyond 100 $((n + 3))
 	assert_metered_delta $B 100 "on $B"
 	n=$(tree_n 100)
@@ -550,7 +552,50 @@ step_migrate() {
 		check "VM 101 (no hookscript) runs on $B, its guest alive, still no port ($(vm_devices $B 101))" \
 			no_port_alive $B 101
 	step_attach
-	qm_on $B stop 101 >>"$W/qm.log" 2>&1
+	step_unplugged_source
+	qm_on $A stop 101 >>"$W/qm.log" 2>&1
+}
+
+# The port marks in the cluster file system (hostd/pve_mark.h): nodes/<node>/powerd/<vmid>.port
+# names the qemu that has the port.
+marked_pid() { # node vmid
+	sed -n 's/^pid \([0-9]*\)$/\1/p' "$W/pve/nodes/$1/powerd/$2.port" 2>/dev/null
+}
+is_marked() { # node vmid: marked, with the pid of the VM's qemu there
+	local p
+	p=$(vm_pid "$1" "$2") && [ -n "$p" ] && [ "$(marked_pid "$1" "$2")" = "$p" ]
+}
+not_marked() { [ ! -e "$W/pve/nodes/$1/powerd/$2.port" ]; }
+moved_mark() { is_marked "$2" "$1" && not_marked "$3" "$1"; } # vmid to from
+
+# The guest-loss case the marks close: VM 101, running on B without the port, is given powerd's
+# hookscript while B's powerd-host is stopped (so nothing plugs it). Its migration target's hook
+# must not plug a port (qemu would fail the migration after the source finished, and the guest
+# would be lost): B has no mark for 101, so A's hook plugs none, the migration works, and A's
+# powerd-host plugs the port once the VM runs there.
+unplugged_unmarked() { # node vmid
+	! qmp "$1" "$2" query-chardev | grep -q powerd && not_marked "$1" "$2" && [ -d "$W/pve/nodes/$1/powerd" ]
+}
+step_unplugged_source() {
+	log "VM 101 given the hookscript on $B while its powerd-host is stopped, then migrated to $A"
+	local old
+	eval "old=\$HOST_PID_$B"
+	kill -TERM "$old"
+	wait "$old" 2>/dev/null
+	check "powerd-host on $B stopped (pid $old gone)" wait_for 10 sh -c "! kill -0 $old 2>/dev/null"
+	qm_on $B set 101 --hookscript local:snippets/powerd-hook >>"$W/qm.log" 2>&1 ||
+		not_ok "qm set 101 --hookscript local:snippets/powerd-hook on $B"
+	check "VM 101 on $B: the hookscript set, no port, no mark, and $B keeps marks ($(vm_devices $B 101))" \
+		unplugged_unmarked $B 101
+	if migrate_vm 101 $B $A unplugged; then
+		check "VM 101: $A's hook saw no mark on $B and plugged no port before the state came" \
+			grep -q "runs on $B without powerd's port" "$W/mig-101-unplugged.log"
+		check "VM 101 runs on $A, its guest alive" guest_alive 101
+		check "VM 101: $A's powerd-host plugs the port once the VM runs there, and connects" \
+			wait_for 30 transport_is $A 101 connected
+		check "VM 101: marked on $A with its qemu's pid" wait_for 5 is_marked $A 101
+	fi
+	start_host_on $B
 }
 
 # powerd-host attach / detach VMID --channel (through qm set) on VM 101, now on B.
