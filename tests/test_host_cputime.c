@@ -1,7 +1,8 @@
 /* CPU time sources: fixture proc and cgroup trees laid out as on real hosts (cgroup v2 under
  * systemd and cgroupfs, v1 hybrid), /proc/<pid>/stat with a hostile comm, garbage, and the real
  * /proc of this process; mountinfo fixtures of hybrid, pure v2 and pure v1 hosts, cgroups that are
- * not a domain's own (issue 10 #5), two domains in one cgroup. */
+ * not a domain's own (issue 10 #5), two domains in one cgroup; a Proxmox VE hybrid node's VM scope.
+ */
 #include "tests/testutil.h"
 
 #include <inttypes.h>
@@ -310,6 +311,96 @@ static void test_hybrid_unified(void **state)
 	cpu_source_free(s);
 }
 
+/* A Proxmox VE node before 7 (hybrid: v1 controllers co-mounted as systemd mounts them, cgroup2 at
+ * unified/): qemu-server's transient scope qemu.slice/<vmid>.scope made by systemd in the unified
+ * and name=systemd trees and in each v1 controller the unit accounts, the others at the root. The
+ * scope is accepted only as vmid's own (cpu_source_open_in), never the slice of all VMs. */
+static void test_proxmox_hybrid(void **state)
+{
+	struct fixture *f = *state;
+	struct cpu_source *s;
+	uint64_t ns;
+	static const char *const mounts[] = {
+		"/ @ ro,nosuid,nodev,noexec shared:8 - tmpfs tmpfs ro,mode=755",
+		"/ @/unified rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 "
+		"rw,nsdelegate",
+		"/ @/systemd rw,nosuid,nodev,noexec,relatime shared:10 - cgroup cgroup "
+		"rw,xattr,name=systemd",
+		"/ @/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:14 - cgroup cgroup "
+		"rw,cpu,cpuacct",
+		"/ @/memory rw,nosuid,nodev,noexec,relatime shared:15 - cgroup cgroup rw,memory",
+		"/ @/blkio rw,nosuid,nodev,noexec,relatime shared:16 - cgroup cgroup rw,blkio",
+	};
+	const char *own = "/qemu.slice/100.scope";
+
+	write_mountinfo(f, mounts, ARRAY_SIZE(mounts));
+	write_cgroup(f, 400,
+		"12:blkio:/qemu.slice/100.scope\n11:memory:/qemu.slice/100.scope\n"
+		"8:pids:/qemu.slice/100.scope\n4:cpu,cpuacct:/qemu.slice/100.scope\n"
+		"2:cpuset:/\n1:name=systemd:/qemu.slice/100.scope\n0::/qemu.slice/100.scope\n");
+	write_pid_stat(f, 400, "kvm", 1, 1);
+	/* decoys: the host, the slice of every VM, another VM */
+	tu_write(f->cg, "cpu,cpuacct/cpuacct.usage", "999999999999999\n");
+	tu_write(f->cg, "cpu,cpuacct/qemu.slice/cpuacct.usage", "88888888888\n");
+	tu_write(f->cg, "cpu,cpuacct/qemu.slice/101.scope/cpuacct.usage", "4444\n");
+	cpu_stat(f, "unified", 999999999);
+	cpu_stat(f, "unified/qemu.slice", 88888888);
+	cpu_stat(f, "unified/qemu.slice/101.scope", 4);
+	tu_write(f->cg, "cpu,cpuacct/qemu.slice/100.scope/cpuacct.usage", "3141592653\n");
+	cpu_stat(f, "unified/qemu.slice/100.scope", 3141592);
+
+	/* a kernel with cpu.stat in every cgroup2 (4.15 and later): the unified tree's scope */
+	assert_int_equal(cpu_source_open_in(f->proc, f->cg, 400, own, &s), 0);
+	_cleanup_free_ char *want2 = xasprintf("%s/unified/qemu.slice/100.scope/cpu.stat", f->cg);
+	assert_string_equal(cpu_source_path(s), want2);
+	assert_int_equal(cpu_source_kind(s), CPU_SOURCE_CGROUP2);
+	assert_false(cpu_source_has_foreign_cgroup(s));
+	assert_int_equal(cpu_source_read(s, &ns), 0);
+	assert_int_equal(ns, UINT64_C(3141592000));
+	cpu_source_free(s);
+
+	/* an older kernel (no cpu.stat in the unified tree): v1 cpuacct of the same scope */
+	_cleanup_free_ char *stat2 = xasprintf("%s/unified/qemu.slice/100.scope/cpu.stat", f->cg);
+	assert_int_equal(unlink(stat2), 0);
+	assert_int_equal(cpu_source_open_in(f->proc, f->cg, 400, own, &s), 0);
+	_cleanup_free_ char *want1 =
+		xasprintf("%s/cpu,cpuacct/qemu.slice/100.scope/cpuacct.usage", f->cg);
+	assert_string_equal(cpu_source_path(s), want1);
+	assert_int_equal(cpu_source_kind(s), CPU_SOURCE_CGROUP1);
+	assert_false(cpu_source_has_foreign_cgroup(s));
+	assert_int_equal(cpu_source_read(s, &ns), 0);
+	assert_int_equal(ns, UINT64_C(3141592653));
+	cpu_source_free(s);
+
+	/* a scope without CPU accounting in v1 (cpuacct left at the slice): the slice is every
+	 * VM's, never read; the process instead, flagged */
+	write_cgroup(f, 401,
+		"4:cpu,cpuacct:/qemu.slice\n1:name=systemd:/qemu.slice/100.scope\n"
+		"0::/qemu.slice/100.scope\n");
+	write_pid_stat(f, 401, "kvm", 30, 12);
+	assert_int_equal(cpu_source_open_in(f->proc, f->cg, 401, own, &s), 0);
+	assert_int_equal(cpu_source_kind(s), CPU_SOURCE_PROCESS);
+	assert_true(cpu_source_has_foreign_cgroup(s));
+	assert_int_equal(cpu_source_read(s, &ns), 0);
+	assert_int_equal(ns, 42 * tick_ns());
+	cpu_source_free(s);
+
+	/* vmid 100's qemu in VM 101's scope (both trees): neither is read for 100 */
+	write_cgroup(f, 402,
+		"4:cpu,cpuacct:/qemu.slice/101.scope\n1:name=systemd:/qemu.slice/101.scope\n"
+		"0::/qemu.slice/101.scope\n");
+	write_pid_stat(f, 402, "kvm", 5, 5);
+	assert_int_equal(cpu_source_open_in(f->proc, f->cg, 402, own, &s), 0);
+	assert_int_equal(cpu_source_kind(s), CPU_SOURCE_PROCESS);
+	assert_true(cpu_source_has_foreign_cgroup(s));
+	cpu_source_free(s);
+	/* nor would libvirt's rules take a Proxmox scope */
+	assert_int_equal(cpu_source_open(f->proc, f->cg, 400, &s), 0);
+	assert_int_equal(cpu_source_kind(s), CPU_SOURCE_PROCESS);
+	assert_true(cpu_source_has_foreign_cgroup(s));
+	cpu_source_free(s);
+}
+
 /* Pure v2 at the cgroup root (systemd's default since 247) */
 static void test_pure_v2(void **state)
 {
@@ -582,6 +673,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proc_stat_fallback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hybrid_unified, setup_space, teardown),
+		cmocka_unit_test_setup_teardown(test_proxmox_hybrid, setup_space, teardown),
 		cmocka_unit_test_setup_teardown(test_pure_v2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pure_v1, setup_space, teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_cgroup, setup, teardown),

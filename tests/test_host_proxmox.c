@@ -2,9 +2,10 @@
  * (and hostile ones), the QMP client and the port plug against a real qemu started as
  * qemu-server starts it (QMP socket, -pidfile, -daemonize, the agent's virtio-serial qga0; TCG,
  * -S: it never runs a guest), discovery from a fixture run_dir with real processes whose command
- * line carries -pidfile, the scope cgroup's acceptance on a fixture cgroup tree, the channel's
- * state and reason in the domain manager, and the pve-hook and attach/detach commands of the
- * real binary (attach with a stand-in qm on PATH). Mounts happen in a private mount namespace. */
+ * line carries -pidfile, the scope cgroup's acceptance on a fixture cgroup tree and in the real
+ * cgroups of this hybrid machine (as on Proxmox VE before 7), the channel's state and reason in the
+ * domain manager, and the pve-hook and attach/detach commands of the real binary (attach with a
+ * stand-in qm on PATH). Mounts happen in a private mount namespace. */
 #include "tests/testutil.h"
 
 #include <fcntl.h>
@@ -12,7 +13,9 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -669,6 +672,236 @@ static void test_include_by_name(void **state)
 	assert_true(is_gone(f, "102"));
 }
 
+/* --- a hybrid node's scopes, in real cgroups ------------------------------------------------ */
+
+/* This machine is hybrid like a Proxmox VE node before 7: v1 controllers (cpuacct among them) and
+ * name=systemd under /sys/fs/cgroup, cgroup2 at /sys/fs/cgroup/unified. The test makes VM scopes
+ * there as systemd makes qemu-server's (qemu.slice/<vmid>.scope in the unified, name=systemd and
+ * cpuacct trees), for vmids of this process's own so that runs side by side never meet, and
+ * removes every cgroup it made in its teardown, after a failed assertion too. */
+#define CG_ROOT "/sys/fs/cgroup"
+#define CG_MADE_MAX 16
+
+static struct {
+	const char *unified, *cpuacct, *systemd; /* mount points; NULL where absent */
+	char *made[CG_MADE_MAX];		 /* cgroups made here, in creation order */
+	size_t n_made;
+} hy;
+
+static bool is_cgroup_fs(const char *path, bool is_v2)
+{
+	struct statfs st;
+
+	return statfs(path, &st) == 0 &&
+	       (unsigned long)st.f_type ==
+		       (unsigned long)(is_v2 ? CGROUP2_SUPER_MAGIC : CGROUP_SUPER_MAGIC);
+}
+
+/* The hybrid trees at their usual places, or false (a pure v1 or v2 host: nothing to do here). */
+static bool hybrid_find(void)
+{
+	static const char *const cpuacct[] = { CG_ROOT "/cpuacct", CG_ROOT "/cpu,cpuacct",
+		CG_ROOT "/cpuacct,cpu" };
+
+	hy.unified = is_cgroup_fs(CG_ROOT "/unified", true) ? CG_ROOT "/unified" : NULL;
+	hy.systemd = is_cgroup_fs(CG_ROOT "/systemd", false) ? CG_ROOT "/systemd" : NULL;
+	hy.cpuacct = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(cpuacct) && !hy.cpuacct; i++) {
+		_cleanup_free_ char *usage = xasprintf("%s/cpuacct.usage", cpuacct[i]);
+		if (is_cgroup_fs(cpuacct[i], false) && access(usage, R_OK) == 0)
+			hy.cpuacct = cpuacct[i];
+	}
+	return hy.unified && hy.cpuacct;
+}
+
+static void cg_make(const char *tree, const char *cg)
+{
+	_cleanup_free_ char *path = xasprintf("%s%s", tree, cg);
+
+	if (mkdir(path, 0755) == 0) {
+		assert_true(hy.n_made < CG_MADE_MAX);
+		hy.made[hy.n_made++] = TAKE_PTR(path);
+		return;
+	}
+	assert_int_equal(errno, EEXIST); /* qemu.slice may be another run's */
+}
+
+static void cg_move(const char *tree, const char *cg, pid_t pid)
+{
+	_cleanup_free_ char *procs = xasprintf("%s%s", tree, cg);
+	_cleanup_free_ char *content = xasprintf("%d\n", (int)pid);
+
+	tu_write(procs, "cgroup.procs", content);
+}
+
+/* pid into cg of every hybrid tree, as systemd moves a scope's process. */
+static void cg_move_all(const char *cg, pid_t pid)
+{
+	cg_move(hy.unified, cg, pid);
+	cg_move(hy.cpuacct, cg, pid);
+	if (hy.systemd)
+		cg_move(hy.systemd, cg, pid);
+}
+
+static uint64_t cpuacct_usage(const char *cg)
+{
+	_cleanup_free_ char *dir = xasprintf("%s%s", hy.cpuacct, cg);
+	_cleanup_free_ char *text = tu_read(dir, "cpuacct.usage");
+	uint64_t ns;
+
+	assert_int_equal(parse_u64_content(text, strlen(text), &ns), 0);
+	return ns;
+}
+
+/* The fixture's teardown reaps every process (so the cgroups are empty), then the cgroups go,
+ * the newest first; a cgroup still busy a moment after its last process was reaped is retried. */
+static int teardown_hybrid(void **state)
+{
+	int r = teardown(state);
+
+	for (size_t i = hy.n_made; i-- > 0;) {
+		for (int t = 0; t < 100 && rmdir(hy.made[i]) < 0 && errno == EBUSY; t++)
+			usleep(10 * 1000);
+		free(hy.made[i]);
+	}
+	hy.n_made = 0;
+	return r;
+}
+
+struct cpu_sources {
+	const char *name[2];
+	const char *source[2];
+};
+
+static void collect_source(
+	void *arg, const char *name, const struct domain_view *v, const struct acct_domain *acct)
+{
+	struct cpu_sources *c = arg;
+
+	for (int i = 0; i < 2; i++)
+		if (streq(name, c->name[i]))
+			c->source[i] = acct ? accounting_domain_cpu_source(acct) : NULL;
+}
+
+/* VM A's qemu in its own scope, with a busy process beside it: the manager reads the scope
+ * (cgroup2, the unified tree's cpu.stat), and the number is the scope's: between two reads of the
+ * same scope's cpuacct.usage, far above the qemu process's own. VM B's qemu found in A's scope:
+ * refused, its process read, counted as a cgroup error. Where only the v1 tree is in reach
+ * (cgroup_root at the cpuacct mount; a kernel without cpu.stat in cgroup2 takes the same path),
+ * A's cpuacct.usage itself, and B's still refused. */
+static void test_hybrid_scope(void **state)
+{
+	struct fx *f = *state;
+	uint32_t a = 100000000u + 2u * (uint32_t)getpid(), b = a + 1;
+	char na[16], nb[16];
+	int go[2];
+
+	if (!hybrid_find())
+		skip();
+	snprintf(na, sizeof(na), "%u", a);
+	snprintf(nb, sizeof(nb), "%u", b);
+	_cleanup_free_ char *scope_a = xasprintf("/qemu.slice/%u.scope", a);
+	_cleanup_free_ char *scope_b = xasprintf("/qemu.slice/%u.scope", b);
+	const char *trees[] = { hy.unified, hy.cpuacct, hy.systemd };
+	for (size_t i = 0; i < ARRAY_SIZE(trees); i++) {
+		if (!trees[i])
+			continue;
+		cg_make(trees[i], "/qemu.slice");
+		cg_make(trees[i], scope_a);
+		cg_make(trees[i], scope_b);
+	}
+	_cleanup_free_ char *conf_a = xasprintf("%u.conf", a);
+	_cleanup_free_ char *conf_b = xasprintf("%u.conf", b);
+	tu_write(f->conf, conf_a, "name: busy\n");
+	tu_write(f->conf, conf_b, "name: astray\n");
+
+	/* qemus and a busy process, spinning only once it is in A's scope in every tree (so both
+	 * trees count the same time) */
+	_cleanup_free_ char *pf_a = xasprintf("%s/%u.pid", f->run, a);
+	_cleanup_free_ char *pf_b = xasprintf("%s/%u.pid", f->run, b);
+	pid_t qa = fake_vm(f, pf_a, pf_a);
+	pid_t qb = fake_vm(f, pf_b, pf_b);
+	cg_move_all(scope_a, qa);
+	cg_move_all(scope_a, qb);
+	assert_int_equal(pipe(go), 0);
+	pid_t busy = fork();
+	assert_true(busy >= 0);
+	if (busy == 0) {
+		volatile uint64_t n = 0;
+		char c;
+		close(go[1]);
+		if (read(go[0], &c, 1) != 1)
+			_exit(1);
+		for (;;)
+			n++;
+	}
+	f->kids[f->n_kids++] = busy;
+	close(go[0]);
+	cg_move_all(scope_a, busy);
+	assert_int_equal(write(go[1], "g", 1), 1);
+	close(go[1]);
+
+	/* the manager: A from its scope, B refused */
+	domains_start(f->d);
+	assert_true(is_running(f, na));
+	assert_true(is_running(f, nb));
+	struct cpu_sources src = { { na, nb }, { NULL, NULL } };
+	domains_foreach(f->d, collect_source, &src);
+	assert_string_equal(src.source[0], "cgroup2");
+	assert_string_equal(src.source[1], "process");
+	struct strbuf out = { 0 };
+	double v;
+	accounting_render(f->acct, false, &out);
+	assert_int_equal(tu_metric(out.buf, "powerd_errors_total{kind=\"cgroup\"}", &v), 0);
+	assert_true(v == 1);
+	strbuf_done(&out);
+
+	/* the number is the scope's: wait for the busy process to have used 0.3 s */
+	for (int i = 0; i < 1000 && cpuacct_usage(scope_a) < 300 * NSEC_PER_MSEC; i++)
+		usleep(10 * 1000);
+	struct cpu_source *s;
+	uint64_t ns, before, after, own;
+	assert_int_equal(cpu_source_open_in("/proc", CG_ROOT, qa, scope_a, &s), 0);
+	_cleanup_free_ char *want2 = xasprintf("%s%s/cpu.stat", hy.unified, scope_a);
+	assert_string_equal(cpu_source_path(s), want2);
+	assert_int_equal(cpu_source_kind(s), CPU_SOURCE_CGROUP2);
+	before = cpuacct_usage(scope_a);
+	assert_int_equal(cpu_source_read(s, &ns), 0);
+	after = cpuacct_usage(scope_a);
+	cpu_source_free(s);
+	/* usage_usec is whole µs: up to 1 µs under the same time counted in ns */
+	assert_true(before >= 300 * NSEC_PER_MSEC);
+	assert_true(ns + 1000 >= before && ns <= after);
+	_cleanup_free_ char *qa_stat = xasprintf("/proc/%d/stat", (int)qa);
+	assert_int_equal(cpu_source_open_in("/proc", "/nonexistent", qa, scope_a, &s), 0);
+	assert_int_equal(cpu_source_kind(s), CPU_SOURCE_PROCESS);
+	assert_string_equal(cpu_source_path(s), qa_stat);
+	assert_int_equal(cpu_source_read(s, &own), 0);
+	cpu_source_free(s);
+	assert_true(own < before / 2);
+
+	/* only the v1 tree in reach: cpuacct.usage of A's scope */
+	assert_int_equal(cpu_source_open_in("/proc", hy.cpuacct, qa, scope_a, &s), 0);
+	_cleanup_free_ char *want1 = xasprintf("%s%s/cpuacct.usage", hy.cpuacct, scope_a);
+	assert_string_equal(cpu_source_path(s), want1);
+	assert_int_equal(cpu_source_kind(s), CPU_SOURCE_CGROUP1);
+	assert_false(cpu_source_has_foreign_cgroup(s));
+	before = cpuacct_usage(scope_a);
+	assert_int_equal(cpu_source_read(s, &ns), 0);
+	after = cpuacct_usage(scope_a);
+	cpu_source_free(s);
+	assert_true(ns >= before && ns <= after);
+
+	/* B in A's scope is refused in either tree */
+	const char *roots[] = { CG_ROOT, hy.cpuacct };
+	for (size_t i = 0; i < ARRAY_SIZE(roots); i++) {
+		assert_int_equal(cpu_source_open_in("/proc", roots[i], qb, scope_b, &s), 0);
+		assert_int_equal(cpu_source_kind(s), CPU_SOURCE_PROCESS);
+		assert_true(cpu_source_has_foreign_cgroup(s));
+		cpu_source_free(s);
+	}
+}
+
 /* Channel states and reasons, with a real qemu for the plug. */
 static void test_channel_states(void **state)
 {
@@ -1050,6 +1283,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_discovery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_discovery_strict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_include_by_name, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hybrid_scope, setup, teardown_hybrid),
 		cmocka_unit_test_setup_teardown(test_channel_states, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_marks_at_start, setup, teardown),
 		cmocka_unit_test(test_pve_hook),
