@@ -99,14 +99,26 @@ void domains_channel_check_later(struct domains *d, struct domain *dm)
 	evtimer_add(d->channel_ev, &zero);
 }
 
+/* A check may block on its manager for a while (a QMP session that gets no answer: up to its
+ * 0.5 s budget; a libvirt call): after DOMAINS_CHANNEL_BATCH_MS the rest waits for the loop's next
+ * turn, so that ticks, the watchdog and events go on between checks, however many domains are
+ * due (a restart with every VM's QMP hung). */
 static void channel_check_cb(evutil_socket_t fd, short what, void *arg)
 {
+	static const struct timeval zero = { 0, 0 };
 	struct domains *d = arg;
+	uint64_t start_ns = now_monotonic_ns();
 
 	for (size_t i = 0; i < d->n; i++) {
 		struct domain *dm = d->v[i];
 		if (!dm->needs_channel_check)
 			continue;
+		if (now_monotonic_ns() - start_ns >= DOMAINS_CHANNEL_BATCH_MS * NSEC_PER_MSEC) {
+			/* libevent's cached time is the turn's start: behind every timer due */
+			event_base_update_cache_time(d->base);
+			evtimer_add(d->channel_ev, &zero);
+			return;
+		}
 		dm->needs_channel_check = false;
 		if (dm->is_running)
 			d->ops->channel_check(d->m, dm);

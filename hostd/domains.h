@@ -33,6 +33,8 @@ struct domains;
  * a sweep every DOMAINS_ORPHAN_SWEEP_S. */
 #define DOMAINS_ORPHAN_GRACE_S 120
 #define DOMAINS_ORPHAN_SWEEP_S 60
+/* Channel checks in one turn of the loop, at most this long (plus the last check's own time). */
+#define DOMAINS_CHANNEL_BATCH_MS 20
 
 /* cfg and acct are borrowed and must outlive the object. Nothing connects before
  * domains_start(). With libvirt's manager, libvirt_loop_register() must have been called on

@@ -1023,6 +1023,69 @@ static void test_marks_at_start(void **state)
 	stop_qemu(q101);
 }
 
+/* Every VM's QMP hung (qemu stuck on its storage: the socket accepts, no greeting ever comes),
+ * powerd-host (re)started: each channel check waits out its 0.5 s budget, and the loop gets back
+ * between them, so ticks and the watchdog go on. Without that, four such VMs would hold it 2 s. */
+struct gap {
+	struct event *ev;
+	uint64_t last_ns, max_ns;
+};
+
+static void gap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gap *g = arg;
+	uint64_t now = now_monotonic_ns();
+
+	if (g->last_ns && now - g->last_ns > g->max_ns)
+		g->max_ns = now - g->last_ns;
+	g->last_ns = now;
+}
+
+static bool is_unanswered(struct fx *f, const char *name)
+{
+	struct domain_view v;
+	return domains_lookup(f->d, name, &v) == 0 && v.channel == CHANNEL_CONNECTING &&
+	       v.channel_reason && strstr(v.channel_reason, "no answer in time");
+}
+
+static void test_channel_hung_qmp(void **state)
+{
+	struct fx *f = *state;
+	const struct timeval every = { 0, 10 * 1000 };
+	struct gap g = { 0 };
+	int socks[4];
+
+	for (int i = 0; i < 4; i++) {
+		char conf[16];
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		snprintf(conf, sizeof(conf), "%d.conf", 100 + i);
+		tu_write(f->conf, conf, "agent: 1\nhookscript: local:snippets/powerd-hook\n");
+		_cleanup_free_ char *qmp = xasprintf("%s/%d.qmp", f->run, 100 + i);
+		assert_true(strlen(qmp) < sizeof(sa.sun_path));
+		memcpy(sa.sun_path, qmp, strlen(qmp) + 1);
+		socks[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_true(socks[i] >= 0);
+		assert_int_equal(bind(socks[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+		assert_int_equal(listen(socks[i], 16), 0); /* never accepted */
+		_cleanup_free_ char *pf = xasprintf("%s/%d.pid", f->run, 100 + i);
+		fake_vm(f, pf, pf);
+	}
+	g.ev = event_new(base, -1, EV_PERSIST, gap_cb, &g);
+	event_add(g.ev, &every);
+	domains_start(f->d);
+	g.last_ns = now_monotonic_ns(); /* the checks are due: the loop has not turned since */
+	for (int i = 0; i < 4; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "%d", 100 + i);
+		assert_true(run_until(is_unanswered, f, name, 10000));
+	}
+	event_free(g.ev);
+	/* about one check's 0.5 s between two turns of the loop (2 s if all four held it) */
+	assert_true(g.max_ns < 1500 * NSEC_PER_MSEC);
+	for (int i = 0; i < 4; i++)
+		close(socks[i]);
+}
+
 /* --- the commands ----------------------------------------------------------------------- */
 
 static char *write_config(const char *dir, const char *run, const char *conf)
@@ -1285,6 +1348,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_include_by_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hybrid_scope, setup, teardown_hybrid),
 		cmocka_unit_test_setup_teardown(test_channel_states, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_channel_hung_qmp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_marks_at_start, setup, teardown),
 		cmocka_unit_test(test_pve_hook),
 		cmocka_unit_test(test_attach),
