@@ -187,14 +187,15 @@ static int detach(
 		printf("VM %u: its hookscript %s is not powerd's: left as it is\n", a->vmid,
 			conf->hookscript);
 	}
+	/* the mark first (a stopped VM's too: it is stale): left behind it would have a migration
+	 * target plug a port */
+	int r = pve_mark_clear(cfg->pve_config_dir, a->vmid, 0);
+	if (r < 0) {
+		log_err("VM %u: cannot remove its port mark in %s, so the port stays: %s", a->vmid,
+			cfg->pve_config_dir, strerror(-r));
+		return 1;
+	}
 	if (is_running(cfg, a->vmid)) {
-		/* the mark first: left alone it would have a migration target plug a port */
-		int r = pve_mark_clear(cfg->pve_config_dir, a->vmid, 0);
-		if (r < 0) {
-			log_err("VM %u: cannot remove its port mark in %s, so the port stays: %s",
-				a->vmid, cfg->pve_config_dir, strerror(-r));
-			return 1;
-		}
 		if (pve_port_unplug(cfg->pve_run_dir, a->vmid, PVE_PORT_HOOK_TIMEOUT_MS, err,
 			    sizeof(err)) < 0) {
 			log_err("VM %u: cannot unplug the energy channel: %s", a->vmid, err);
