@@ -41,6 +41,14 @@ function(powerd_bench_targets)
 		message(STATUS "bench: hostd tree not landed, no bench_define")
 	endif()
 
+	if(EXISTS ${src}/hostd/manager_proxmox.c)
+		add_executable(bench_manager ${b}/bench_manager.c)
+		target_link_libraries(bench_manager PRIVATE powerd_bench_harness powerd_hostd
+			PkgConfig::LIBVIRT)
+	else()
+		message(STATUS "bench: hostd manager_proxmox not landed, no bench_manager")
+	endif()
+
 	if(EXISTS ${src}/hostd/domain_info.c AND EXISTS ${src}/hostd/manager.h)
 		add_executable(bench_scrape_nova ${b}/bench_scrape_nova.c)
 		target_link_libraries(bench_scrape_nova PRIVATE powerd_bench_harness powerd_hostd

@@ -1,0 +1,439 @@
+/* The loop's cost per VM with each domain manager (issue 16): what powerd-host does every
+ * interval for N running VMs, the shared tick (accounting_tick) plus the manager's own periodic
+ * work, with Proxmox's manager next to libvirt's; and the discovery, the first full listing.
+ *   bench_manager proxmox|libvirt N [RUNS]
+ * proxmox: N qemu stand-ins, each a shell blocked on a pipe whose command line carries
+ * -pidfile <run_dir>/<vmid>.pid and which wrote that pid file itself (as qemu does), each in its
+ * own scope qemu.slice/<vmid>.scope of the cgroup v2 hierarchy seen from a cgroup namespace (as
+ * on a Proxmox node: CPU time from the scope's cpu.stat), and a config <config_dir>/<vmid>.conf
+ * in qemu-server's format each (without powerd's hookscript: the channel is left alone, with its
+ * reason). The loop work is the tick every interval and, every PVE_RESCAN_INTERVALS (2)
+ * intervals, the backstop rescan (domains_reconcile: what the manager's rescan timer calls), with
+ * inotify on run_dir and config_dir and a pidfd per qemu live; then the loop's pending events.
+ * libvirt: libvirt's test driver from a file of N running domains, in-process (as bench_define);
+ * its manager has no periodic work (events only, none here); CPU time from the driver
+ * (virDomainGetInfo: the test driver has no qemu process).
+ * Both: shares mounted (tmpfs, in a private mount namespace), trees written every tick,
+ * channel: auto, the fixture powercap tree (advanced between ticks, not timed), host CPU time
+ * from the real /proc/stat.
+ * Prints one line: CPU per VM per tick of the whole loop work and of the tick alone (medians of
+ * interleaved runs), CPU of one rescan, and the discovery: wall and CPU time of domains_start()
+ * (every VM found, its share mounted, its tree laid out). Needs root. */
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libvirt/libvirt.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench/harness.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "hostd/accounting.h"
+#include "hostd/domains.h"
+#include "hostd/host_config.h"
+#include "hostd/libvirt_loop.h"
+#include "hostd/manager.h"
+
+#define COUNT_MAX 3000
+#define VMID_BASE 100
+#define RESCAN_EVERY 2 /* manager_proxmox.c's PVE_RESCAN_INTERVALS */
+
+struct ctx {
+	bool is_pve;
+	size_t n;
+	struct fixture *f;
+	struct host_config cfg;
+	struct accounting *a;
+	struct domains *d;
+	struct event_base *base;
+	/* proxmox: the qemu stand-ins */
+	char *cg_root; /* the cgroup v2 hierarchy from our cgroup namespace */
+	pid_t *kids;
+	int hold_fd; /* the write end of the pipe they wait on: closed, they exit */
+};
+
+static void set_str(char **field, const char *value)
+{
+	free(*field);
+	*field = xstrdup(value);
+}
+
+static void set_take(char **field, char *value)
+{
+	free(*field);
+	*field = value;
+}
+
+static void xmkdir(const char *path)
+{
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		bench_die(path, errno);
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *out = fopen(path, "we");
+
+	if (!out || fputs(text, out) < 0 || fclose(out) != 0)
+		bench_die(path, errno ? errno : EIO);
+}
+
+/* --- proxmox: the node ------------------------------------------------------------------- */
+
+/* A config as qemu-server writes one (a typical Linux VM), without powerd's hookscript. */
+static void write_pve_conf(const char *dir, uint32_t vmid)
+{
+	_cleanup_free_ char *path = xasprintf("%s/%u.conf", dir, vmid);
+	_cleanup_free_ char *text = xasprintf(
+		"agent: 1\nboot: order=scsi0;net0\ncores: 2\ncpu: x86-64-v2-AES\nmemory: 2048\n"
+		"meta: creation-qemu=7.2.0,ctime=1733480000\nname: vm%u\n"
+		"net0: virtio=BC:24:11:%02X:%02X:%02X,bridge=vmbr0,firewall=1\nnuma: 0\n"
+		"ostype: l26\nscsi0: local-lvm:vm-%u-disk-0,iothread=1,size=32G\n"
+		"scsihw: virtio-scsi-single\nsmbios1: uuid=6f0c3a8e-2b1d-4f5e-9a7c-%012x\n"
+		"sockets: 1\nvmgenid: 3c6a0b52-55d6-4b0c-9bc1-%012x\n",
+		vmid, (vmid >> 16) & 0xff, (vmid >> 8) & 0xff, vmid & 0xff, vmid, vmid, vmid);
+
+	write_text(path, text);
+}
+
+/* VM vmid's qemu stand-in: born in its scope, a shell that writes its pid file and waits for
+ * EOF on the pipe; its command line is "sh -c … -pidfile <run_dir>/<vmid>.pid". */
+static pid_t spawn_vm(struct ctx *c, int wait_fd, uint32_t vmid)
+{
+	_cleanup_free_ char *scope = xasprintf("%s/qemu.slice/%u.scope", c->cg_root, vmid);
+	_cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", scope);
+	_cleanup_free_ char *pidfile = xasprintf("%s/%u.pid", c->cfg.pve_run_dir, vmid);
+
+	xmkdir(scope);
+	pid_t pid = fork();
+	if (pid < 0)
+		bench_die("fork", errno);
+	if (pid > 0)
+		return pid;
+	int fd = open(procs, O_WRONLY | O_CLOEXEC);
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "0", 1) != 1 || null < 0 || dup2(wait_fd, 0) < 0 ||
+		dup2(null, 1) < 0 || dup2(null, 2) < 0)
+		_exit(127);
+	execl("/bin/sh", "sh", "-c", "echo $$ >\"$1\" && read x", "-pidfile", pidfile,
+		(char *)NULL);
+	_exit(127);
+}
+
+/* The node's directories, configs and running VMs, every pid file written. */
+static void pve_node(struct ctx *c)
+{
+	_cleanup_free_ char *slice = xasprintf("%s/qemu.slice", c->cg_root);
+	int fds[2];
+
+	set_take(&c->cfg.pve_run_dir, xasprintf("%s/run-qemu-server", c->f->root));
+	set_take(&c->cfg.pve_config_dir, xasprintf("%s/etc-pve-local-qemu-server", c->f->root));
+	xmkdir(c->cfg.pve_run_dir);
+	xmkdir(c->cfg.pve_config_dir);
+	xmkdir(slice);
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		bench_die("pipe", errno);
+	c->hold_fd = fds[1];
+	c->kids = xcalloc(c->n, sizeof(*c->kids));
+	for (size_t i = 0; i < c->n; i++) {
+		write_pve_conf(c->cfg.pve_config_dir, (uint32_t)(VMID_BASE + i));
+		c->kids[i] = spawn_vm(c, fds[0], (uint32_t)(VMID_BASE + i));
+	}
+	close(fds[0]);
+	for (size_t i = 0; i < c->n; i++) {
+		_cleanup_free_ char *path =
+			xasprintf("%s/%zu.pid", c->cfg.pve_run_dir, VMID_BASE + i);
+		for (int t = 0;; t++) {
+			char buf[32];
+			size_t len;
+			if (read_file_at(AT_FDCWD, path, buf, sizeof(buf) - 1, &len) == 0 &&
+				len > 0 && buf[len - 1] == '\n' &&
+				strtol(buf, NULL, 10) == (long)c->kids[i])
+				break;
+			if (t > 10000)
+				bench_die(path, ETIMEDOUT);
+			usleep(1000);
+		}
+	}
+}
+
+static void pve_node_stop(struct ctx *c)
+{
+	if (!c->kids)
+		return;
+	close(c->hold_fd); /* EOF: every shell exits */
+	for (size_t i = 0; i < c->n; i++)
+		waitpid(c->kids[i], NULL, 0);
+	for (size_t i = 0; i < c->n; i++) {
+		_cleanup_free_ char *scope =
+			xasprintf("%s/qemu.slice/%zu.scope", c->cg_root, VMID_BASE + i);
+		rmdir(scope);
+	}
+	_cleanup_free_ char *slice = xasprintf("%s/qemu.slice", c->cg_root);
+	rmdir(slice);
+	free(c->kids);
+}
+
+/* --- libvirt: the test driver's node ----------------------------------------------------- */
+
+static char *libvirt_node(struct ctx *c)
+{
+	_cleanup_free_ char *path = xasprintf("%s/node.xml", c->f->root);
+	FILE *out = fopen(path, "we");
+
+	if (!out)
+		bench_die(path, errno);
+	fputs("<node>\n", out);
+	for (size_t i = 0; i < c->n; i++)
+		fprintf(out,
+			"<domain type='test'><name>vm%zu</name>"
+			"<uuid>6f0c3a8e-2b1d-4f5e-9a7c-%012zx</uuid><memory>2097152</memory>"
+			"<vcpu>2</vcpu><os><type>hvm</type></os><devices/></domain>\n",
+			VMID_BASE + i, VMID_BASE + i);
+	fputs("</node>\n", out);
+	if (fclose(out) != 0)
+		bench_die(path, EIO);
+	return xasprintf("test://%s", path);
+}
+
+/* --- the loop ---------------------------------------------------------------------------- */
+
+/* One interval: the tick, then (with the manager) the rescan when due and the loop's events. */
+static void interval(struct ctx *c, bool with_manager, unsigned t)
+{
+	int r = accounting_tick(c->a);
+
+	if (r < 0)
+		bench_die("accounting_tick", -r);
+	if (!with_manager)
+		return;
+	if (c->is_pve && t % RESCAN_EVERY == RESCAN_EVERY - 1 && (r = domains_reconcile(c->d)) < 0)
+		bench_die("rescan", -r);
+	event_base_loop(c->base, EVLOOP_NONBLOCK);
+}
+
+/* One run of ticks intervals with the manager's work and as many of the tick alone, interleaved
+ * a rescan period at a time (a burst of load elsewhere hits both alike); the fixture advanced
+ * before each (not timed). CPU µs an interval of each. */
+static void run(struct ctx *c, unsigned ticks, double *ret_full, double *ret_alone)
+{
+	uint64_t ns[2] = { 0, 0 };
+
+	for (unsigned t = 0; t < ticks; t += RESCAN_EVERY)
+		for (int with = 1; with >= 0; with--)
+			for (unsigned k = 0; k < RESCAN_EVERY; k++) {
+				fixture_advance(c->f);
+				uint64_t t0 = bench_cpu_ns();
+				interval(c, with, k);
+				ns[with] += bench_cpu_ns() - t0;
+			}
+	*ret_full = (double)ns[1] / 1e3 / ticks;
+	*ret_alone = (double)ns[0] / 1e3 / ticks;
+}
+
+/* Every VM tracked, running, with the expected CPU-time source; that source's name. */
+static const char *check_tracked(struct ctx *c)
+{
+	size_t n;
+	struct domain *const *v = domains_all(c->d, &n);
+	const char *want = c->is_pve ? "cgroup2" : "libvirt";
+
+	if (n != c->n)
+		bench_die("not every VM is tracked", EIO);
+	for (size_t i = 0; i < n; i++) {
+		const char *src = accounting_domain_cpu_source(v[i]->acct);
+		if (!v[i]->is_running || !src || !streq(src, want)) {
+			fprintf(stderr, "bench_manager: %s: %s, CPU source %s\n", v[i]->name,
+				v[i]->is_running ? "running" : "not running", src ? src : "none");
+			bench_die("a VM is not as set up", EIO);
+		}
+		if (c->is_pve && (!v[i]->title || !startswith(v[i]->title, "vm")))
+			bench_die("a VM's config was not read", EIO);
+	}
+	return want;
+}
+
+static int bench(struct ctx *c, unsigned runs)
+{
+	char *uri = NULL;
+	int r;
+
+	bench_raise_nofile();
+	log_set_max_level(LOG_ERR);
+	c->base = event_base_new();
+	if (!c->base || libvirt_loop_register(c->base) < 0)
+		bench_die("event loop", EIO);
+	fixture_new(0, &c->f);
+	host_config_init(&c->cfg);
+	set_take(&c->cfg.share_dir, xasprintf("%s/share", c->f->root));
+	set_str(&c->cfg.powercap_root, c->f->powercap_root);
+	set_str(&c->cfg.proc_root, "/proc");
+	/* the rescan is called at its due intervals below: the manager's own timer never fires */
+	c->cfg.interval_ms = 3600 * 1000;
+	if (c->is_pve) {
+		c->cfg.manager = MANAGER_PROXMOX;
+		set_str(&c->cfg.cgroup_root, c->cg_root);
+		pve_node(c);
+	} else {
+		c->cfg.manager = MANAGER_LIBVIRT;
+		uri = libvirt_node(c);
+		set_str(&c->cfg.libvirt_uri, uri);
+	}
+	if ((r = accounting_new(&c->cfg, &c->a)) < 0)
+		bench_die("accounting_new", -r);
+	if ((r = domains_new(c->base, &c->cfg, c->a, &c->d)) < 0)
+		bench_die("domains_new", -r);
+
+	/* What the test driver alone costs at connection (libvirtd's work on a real node). */
+	double driver_ms = 0;
+	if (!c->is_pve) {
+		uint64_t c0 = bench_cpu_ns();
+		virConnectPtr conn = virConnectOpenReadOnly(uri);
+		if (!conn)
+			bench_die(uri, EIO);
+		virConnectClose(conn);
+		driver_ms = (double)(bench_cpu_ns() - c0) / 1e6;
+	}
+	uint64_t w0 = bench_wall_ns(), c0 = bench_cpu_ns();
+	domains_start(c->d);
+	double discovery_ms = (double)(bench_wall_ns() - w0) / 1e6;
+	double discovery_cpu_ms = (double)(bench_cpu_ns() - c0) / 1e6;
+	if (!domains_is_connected(c->d))
+		bench_die("not connected", ENOTCONN);
+	event_base_loop(c->base, EVLOOP_NONBLOCK); /* the channel checks */
+	const char *src = check_tracked(c);
+
+	/* the first ticks lay out trees and have no previous sample: not steady state */
+	for (unsigned t = 0; t < 2 * RESCAN_EVERY; t++) {
+		fixture_advance(c->f);
+		interval(c, true, t);
+	}
+	unsigned ticks = bench_ticks_for(c->n, 10);
+	ticks += ticks % RESCAN_EVERY;
+	double full[BENCH_RUNS_MAX], alone[BENCH_RUNS_MAX], rescan[BENCH_RUNS_MAX];
+	runs = runs > BENCH_RUNS_MAX ? BENCH_RUNS_MAX : runs ? runs : 1;
+	for (unsigned k = 0; k < runs; k++) {
+		run(c, ticks, &full[k], &alone[k]);
+		/* one rescan alone (the listing and what it defers) */
+		uint64_t t0 = bench_cpu_ns();
+		if (c->is_pve && domains_reconcile(c->d) < 0)
+			bench_die("rescan", EIO);
+		event_base_loop(c->base, EVLOOP_NONBLOCK);
+		rescan[k] = (double)(bench_cpu_ns() - t0) / 1e3;
+	}
+	check_tracked(c);
+	double us_full = bench_median(full, runs), us_alone = bench_median(alone, runs);
+	printf("bench=manager_%s n=%zu runs=%u ticks=%u us_per_tick=%.2f us_per_vm=%.3f "
+	       "tick_us_per_vm=%.3f manager_us_per_vm=%.3f rescan_us=%.1f discovery_ms=%.1f "
+	       "discovery_cpu_ms=%.1f driver_ms=%.1f cpu_source=%s maxrss_kib=%ld\n",
+		c->is_pve ? "proxmox" : "libvirt", c->n, runs, ticks, us_full,
+		us_full / (double)c->n, us_alone / (double)c->n,
+		(us_full - us_alone) / (double)c->n, c->is_pve ? bench_median(rescan, runs) : 0.0,
+		discovery_ms, discovery_cpu_ms, driver_ms, src, bench_maxrss_kib());
+	fflush(stdout);
+
+	domains_free(c->d);
+	accounting_free(c->a);
+	pve_node_stop(c);
+	host_config_free(&c->cfg);
+	fixture_free(c->f);
+	libvirt_loop_flush();
+	libvirt_loop_shutdown();
+	event_base_free(c->base);
+	free(uri);
+	return 0;
+}
+
+/* --- the cgroup v2 hierarchy for the stand-ins ------------------------------------------- */
+
+/* Kill what is left in dir's subtree and remove it, depth first. */
+static void cg_remove(const char *dir)
+{
+	_cleanup_free_ char *kill_file = xasprintf("%s/cgroup.kill", dir);
+	_cleanup_free_ char *slice = xasprintf("%s/qemu.slice", dir);
+	int fd = open(kill_file, O_WRONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		if (write(fd, "1", 1) < 0)
+			fprintf(stderr, "bench_manager: %s: %s\n", kill_file, strerror(errno));
+		close(fd);
+	}
+	for (size_t i = 0; i < COUNT_MAX; i++) {
+		_cleanup_free_ char *scope = xasprintf("%s/%zu.scope", slice, VMID_BASE + i);
+		for (int t = 0; t < 100 && rmdir(scope) < 0 && errno == EBUSY; t++)
+			usleep(10000); /* killed, not yet gone */
+	}
+	rmdir(slice);
+	if (rmdir(dir) < 0)
+		fprintf(stderr, "bench_manager: cgroup %s left behind: %s\n", dir, strerror(errno));
+}
+
+/* proxmox: this process stays outside and cleans up; a child moves into a cgroup of its own,
+ * makes it its cgroup namespace's root (so that a stand-in's /proc/PID/cgroup reads
+ * "0::/qemu.slice/<vmid>.scope", as on a node) and runs the benchmark. */
+static int bench_in_cgroup(struct ctx *c, unsigned runs)
+{
+	const char *tmpdir = getenv("BENCH_TMPDIR");
+	_cleanup_free_ char *dir = xasprintf("%s/powerd-bench-cg.XXXXXX", tmpdir ? tmpdir : "/tmp");
+
+	if (!mkdtemp(dir))
+		bench_die("mkdtemp", errno);
+	_cleanup_free_ char *full = xasprintf("%s/full", dir);
+	_cleanup_free_ char *ns = xasprintf("%s/ns", dir);
+	_cleanup_free_ char *base = xasprintf("%s/powerd-bench.%d", full, (int)getpid());
+	xmkdir(full);
+	xmkdir(ns);
+	if (mount("cgroup2", full, "cgroup2", 0, NULL) < 0)
+		bench_die("mount cgroup2", errno);
+	xmkdir(base);
+	fflush(stdout);
+	pid_t child = fork();
+	if (child < 0)
+		bench_die("fork", errno);
+	if (child == 0) {
+		_cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", base);
+		write_text(procs, "0");
+		if (unshare(CLONE_NEWCGROUP) < 0)
+			bench_die("unshare cgroup", errno);
+		if (mount("cgroup2", ns, "cgroup2", 0, NULL) < 0)
+			bench_die("mount cgroup2 in the namespace", errno);
+		c->cg_root = ns;
+		_exit(bench(c, runs));
+	}
+	int status = 0;
+	waitpid(child, &status, 0);
+	cg_remove(base);
+	umount2(ns, MNT_DETACH);
+	umount2(full, MNT_DETACH);
+	rmdir(ns);
+	rmdir(full);
+	rmdir(dir);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct ctx c = { .hold_fd = -1 };
+
+	if (argc < 3 || (!streq(argv[1], "proxmox") && !streq(argv[1], "libvirt"))) {
+		fprintf(stderr, "usage: bench_manager proxmox|libvirt N [RUNS]\n");
+		return 2;
+	}
+	c.is_pve = streq(argv[1], "proxmox");
+	c.n = strtoul(argv[2], NULL, 10);
+	unsigned runs = argc > 3 ? (unsigned)strtoul(argv[3], NULL, 10) : 5;
+	if (c.n == 0 || c.n > COUNT_MAX)
+		bench_die("N: 1 to 3000", EINVAL);
+	if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		bench_die("private mount namespace", errno);
+	return c.is_pve ? bench_in_cgroup(&c, runs) : bench(&c, runs);
+}
