@@ -26,8 +26,12 @@ struct domains {
 	struct event *orphan_ev;  /* the periodic orphan sweep */
 	void (*attempt_cb)(void *arg);
 	void *attempt_arg;
-	struct domain **v;
+	struct domain **v; /* in the order tracked, but a dropped one's place takes the last */
 	size_t n, cap;
+	/* v by name (domains_find is called for every domain of every listing): open addressing,
+	 * linear probing, at most half full; idx_cap a power of two */
+	struct domain **idx;
+	size_t idx_cap;
 	/* Excluded while running: their shares stay until they stop (qemu holds the export). */
 	char **kept;
 	size_t n_kept;
@@ -48,12 +52,70 @@ struct accounting *domains_accounting(const struct domains *d)
 	return d->acct;
 }
 
+static size_t name_hash(const char *s)
+{
+	uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
+	/* mixed, since the slot takes the low bits: FNV's are alike for names that differ only in
+	 * their last digits (vmids) */
+	h ^= h >> 33;
+	h *= UINT64_C(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	return (size_t)h;
+}
+
+/* The slot of name in the index, or the empty slot it would take. */
+static size_t index_slot(const struct domains *d, const char *name)
+{
+	size_t mask = d->idx_cap - 1;
+
+	for (size_t i = name_hash(name) & mask;; i = (i + 1) & mask)
+		if (!d->idx[i] || streq(d->idx[i]->name, name))
+			return i;
+}
+
+static void index_add(struct domains *d, struct domain *dm)
+{
+	if (2 * (d->n + 1) > d->idx_cap) {
+		struct domain **old = d->idx;
+		size_t old_cap = d->idx_cap;
+
+		d->idx_cap = old_cap ? old_cap * 2 : 32;
+		d->idx = xcalloc(d->idx_cap, sizeof(*d->idx));
+		for (size_t i = 0; i < old_cap; i++)
+			if (old[i])
+				d->idx[index_slot(d, old[i]->name)] = old[i];
+		free(old);
+	}
+	size_t i = index_slot(d, dm->name);
+	if (!d->idx[i]) /* a name is tracked once; the first one stays found */
+		d->idx[i] = dm;
+}
+
+/* Out of the index; the entries after it that probed past its slot move back (no tombstones). */
+static void index_remove(struct domains *d, const struct domain *dm)
+{
+	size_t mask = d->idx_cap - 1;
+	size_t i;
+
+	if (!d->idx || d->idx[i = index_slot(d, dm->name)] != dm)
+		return;
+	d->idx[i] = NULL;
+	for (size_t j = (i + 1) & mask; d->idx[j]; j = (j + 1) & mask) {
+		size_t home = name_hash(d->idx[j]->name) & mask;
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			d->idx[i] = d->idx[j];
+			d->idx[j] = NULL;
+			i = j;
+		}
+	}
+}
+
 struct domain *domains_find(const struct domains *d, const char *name)
 {
-	for (size_t i = 0; i < d->n; i++)
-		if (streq(d->v[i]->name, name))
-			return d->v[i];
-	return NULL;
+	return d->idx ? d->idx[index_slot(d, name)] : NULL;
 }
 
 struct domain *const *domains_all(const struct domains *d, size_t *ret_n)
@@ -195,6 +257,7 @@ struct domain *domains_track(struct domains *d, const char *name, const char *ti
 		d->cap = d->cap ? d->cap * 2 : 16;
 		d->v = xreallocarray(d->v, d->cap, sizeof(*d->v));
 	}
+	index_add(d, dm);
 	d->v[d->n++] = dm;
 	log_info("domain %s: tracked (%s, %s)", name, is_persistent ? "persistent" : "transient",
 		is_running ? "running" : "shut off");
@@ -208,6 +271,7 @@ void domains_drop(struct domains *d, struct domain *dm, bool teardown)
 			d->v[i] = d->v[--d->n];
 			break;
 		}
+	index_remove(d, dm);
 	accounting_remove_domain(d->acct, dm->acct);
 	if (teardown && dm->mount == MOUNT_TMPFS)
 		mounts_teardown(d->mounts, dm->name);
@@ -412,6 +476,7 @@ void domains_free(struct domains *d)
 	while (d->n > 0)
 		domains_drop(d, d->v[d->n - 1], false);
 	free(d->v);
+	free(d->idx);
 	while (d->n_kept > 0)
 		kept_remove(d, d->n_kept - 1);
 	free(d->kept);
