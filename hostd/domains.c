@@ -396,6 +396,8 @@ void domains_apply(struct domains *d, const struct manager_entry *v, size_t n)
 		if (!dm) {
 			dm = domains_track(
 				d, name, v[i].title, is_persistent, is_running, v[i].ref);
+		} else if (is_included && v[i].is_unchanged) {
+			/* nothing new since the last listing: nothing to do */
 		} else if (is_included) {
 			d->ops->domain_update(d->m, dm, v[i].ref);
 			dm->is_persistent = is_persistent;

@@ -49,6 +49,10 @@ struct manager_entry {
 	const char *title; /* its other name (include/exclude match either); NULL */
 	bool is_persistent;
 	bool is_running;
+	/* The manager saw nothing new of this tracked domain since its last listing (the same
+	 * process runs on, or it is still shut off; the same definition): domains_apply leaves it
+	 * as it is (no domain_update, no set_running, so no channel check). */
+	bool is_unchanged;
 	void *ref;
 };
 

@@ -7,7 +7,11 @@
  * events), from a pidfd per running qemu that turns readable when it exits, and from a rescan
  * every PVE_RESCAN_INTERVALS intervals as a backstop; each of them leads to one full listing
  * (domains_apply), coalesced on the loop. A listing reads a pid file and a command line only for
- * a qemu it does not know yet, and a config only when its stat changed.
+ * a qemu it does not know yet, and a config only when its stat changed. run_dir's entries are read
+ * again only when its watch saw a pid file come, go or change, overflowed, or is not live: with a
+ * live watch nothing can appear there unseen. config_dir is listed and every config's stat taken
+ * at every listing: pmxcfs gives no events for what other nodes write (a migration moving a
+ * config in, qm set from another node).
  *
  * CPU time comes from the VM's own scope, qemu.slice/<vmid>.scope, accepted only if qemu runs in
  * it. The energy channel is plugged over QMP (pve_port.h) only into VMs whose config has powerd's
@@ -40,7 +44,8 @@
 #define PVE_RETRY_MIN_MS 1000
 #define PVE_RETRY_MAX_MS 30000
 
-/* What a listing found of one vmid (the ref of manager_entry). */
+/* What a listing found of one vmid (the ref of manager_entry). conf and conf_error are filled
+ * only when is_conf_changed, or when there is no config (zeroed). */
 struct pve_seen {
 	uint32_t vmid;
 	pid_t pid; /* 0: not running */
@@ -49,6 +54,11 @@ struct pve_seen {
 	struct stat conf_st;
 	struct pve_conf conf;
 	char conf_error[256];
+};
+
+struct vmid_set {
+	uint32_t *v;
+	size_t n, cap;
 };
 
 /* A tracked VM (struct domain's priv). */
@@ -80,6 +90,17 @@ struct manager {
 	struct event *soon_ev;	 /* a coalesced listing after an event */
 	bool is_started;
 	bool is_run_dir_missing_logged;
+	/* run_ids are run_dir's pid files: listed while its watch was live, nothing seen since */
+	bool is_run_listed;
+	dev_t run_dev;
+	ino_t run_ino;
+	struct vmid_set run_ids;
+	/* a listing's arrays, kept for the next one */
+	struct vmid_set ids;
+	struct pve_seen *seen;
+	struct manager_entry *entries;
+	char (*names)[16];
+	size_t listing_cap;
 };
 
 static const struct host_config *cfg(const struct manager *m)
@@ -114,16 +135,13 @@ static bool entry_vmid(const char *name, const char *suffix, uint32_t *ret)
 	return n > l && streq(name + n - l, suffix) && pve_vmid_parse(name, n - l, ret);
 }
 
-/* The pid of vmid's qemu, 0 if it does not run. A tracked qemu whose pidfd has not fired is
- * still the same process: nothing is read for it. */
-static pid_t probe_pid(struct manager *m, uint32_t vmid, const struct stat *run_st)
+/* The pid of vmid's qemu, 0 if it does not run; dm: the tracked VM, NULL. A tracked qemu whose
+ * pidfd has not fired is still the same process: nothing is read for it. */
+static pid_t probe_pid(
+	struct manager *m, const struct domain *dm, uint32_t vmid, const struct stat *run_st)
 {
-	char name[16];
-	struct domain *dm;
 	pid_t pid;
 
-	snprintf(name, sizeof(name), "%u", vmid);
-	dm = domains_find(m->d, name);
 	if (dm && dm->pid > 0 && vm_of(dm)->pidfd >= 0)
 		return dm->pid;
 	if (pve_proc_read_pid(cfg(m)->pve_run_dir, vmid, &pid) < 0)
@@ -139,23 +157,23 @@ static bool same_stat(const struct stat *a, const struct stat *b)
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
-/* The config of vmid, read again only if it changed since the tracked VM read it. */
-static void probe_conf(struct manager *m, struct pve_seen *s)
+/* The config of vmid (conf_fd: config_dir), read again only if it changed since the tracked VM
+ * dm (NULL: none) read it. */
+static void probe_conf(struct manager *m, int conf_fd, const struct domain *dm, struct pve_seen *s)
 {
-	_cleanup_free_ char *path = xasprintf("%s/%u.conf", cfg(m)->pve_config_dir, s->vmid);
-	char name[16];
-	struct domain *dm;
+	char file[32];
 
-	if (lstat(path, &s->conf_st) < 0)
-		return;
-	s->has_conf = true;
-	snprintf(name, sizeof(name), "%u", s->vmid);
-	dm = domains_find(m->d, name);
-	if (dm && vm_of(dm)->has_conf && same_stat(&vm_of(dm)->conf_st, &s->conf_st)) {
-		s->conf = vm_of(dm)->conf;
-		snprintf(s->conf_error, sizeof(s->conf_error), "%s", vm_of(dm)->conf_error);
+	s->has_conf = false;
+	s->is_conf_changed = false;
+	snprintf(file, sizeof(file), "%u.conf", s->vmid);
+	if (conf_fd < 0 || fstatat(conf_fd, file, &s->conf_st, AT_SYMLINK_NOFOLLOW) < 0) {
+		memset(&s->conf, 0, sizeof(s->conf));
+		s->conf_error[0] = '\0';
 		return;
 	}
+	s->has_conf = true;
+	if (dm && vm_of(dm)->has_conf && same_stat(&vm_of(dm)->conf_st, &s->conf_st))
+		return; /* the tracked VM's conf stands */
 	s->is_conf_changed = true;
 	if (pve_conf_read(cfg(m)->pve_config_dir, s->vmid, &s->conf, s->conf_error,
 		    sizeof(s->conf_error)) < 0)
@@ -163,11 +181,6 @@ static void probe_conf(struct manager *m, struct pve_seen *s)
 	else
 		s->conf_error[0] = '\0';
 }
-
-struct vmid_set {
-	uint32_t *v;
-	size_t n, cap;
-};
 
 static void vmid_add(struct vmid_set *s, uint32_t vmid)
 {
@@ -185,18 +198,14 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void list_dir(const char *dir, const char *suffix, struct vmid_set *s)
+static void list_entries(DIR *dp, const char *suffix, struct vmid_set *s)
 {
-	DIR *dp = opendir(dir);
 	struct dirent *e;
 	uint32_t vmid;
 
-	if (!dp)
-		return;
 	while ((e = readdir(dp)))
 		if (entry_vmid(e->d_name, suffix, &vmid))
 			vmid_add(s, vmid);
-	closedir(dp);
 }
 
 /* Watch run_dir (and config_dir where its file system has events); run_dir may appear later
@@ -214,57 +223,120 @@ static void add_watches(struct manager *m)
 			log_warn("proxmox: cannot watch %s: %s; looking every %u intervals",
 				cfg(m)->pve_run_dir, strerror(errno), PVE_RESCAN_INTERVALS);
 		m->is_run_dir_missing_logged = m->run_wd < 0;
+		m->is_run_listed = false; /* what came before the watch was not seen */
 	}
 	if (m->conf_wd < 0)
 		m->conf_wd = inotify_add_watch(m->inotify_fd, cfg(m)->pve_config_dir, mask);
 }
 
+static bool inotify_drain(struct manager *m);
+
+/* Whether the tracked VM dm is as the listing s found it: the same qemu, still watched by its
+ * pidfd (or still shut off), the same config, already applied. Its update would change nothing
+ * (pve_domain_update, pve_set_cpu): the listing leaves it alone, so that a rescan costs little and
+ * does not look at every channel again (events do: a new qemu, a changed config, a retry). */
+static bool is_unchanged(const struct domain *dm, const struct pve_seen *s)
+{
+	const struct pve_vm *vm = vm_of(dm);
+
+	return s->pid == dm->pid && s->pid == vm->listed_pid && dm->is_running == (s->pid > 0) &&
+	       (s->pid == 0 || vm->pidfd >= 0) && !s->is_conf_changed &&
+	       s->has_conf == vm->has_conf && s->has_conf == dm->is_persistent;
+}
+
+/* run_dir's pid files into ids: from run_ids while the watch vouches for them, else read. */
+static void list_run_dir(struct manager *m, const struct stat *run_st, struct vmid_set *ids)
+{
+	if (m->run_wd >= 0 && m->is_run_listed &&
+		(run_st->st_dev != m->run_dev || run_st->st_ino != m->run_ino)) {
+		/* another directory at run_dir's path (the watch follows the old one) */
+		inotify_rm_watch(m->inotify_fd, m->run_wd);
+		m->run_wd = -1;
+		add_watches(m);
+	}
+	if (!m->is_run_listed || m->run_wd < 0) {
+		DIR *dp = opendir(cfg(m)->pve_run_dir);
+		m->run_ids.n = 0;
+		m->is_run_listed = false;
+		if (!dp)
+			return;
+		list_entries(dp, ".pid", &m->run_ids);
+		closedir(dp);
+		m->is_run_listed = m->run_wd >= 0;
+		m->run_dev = run_st->st_dev;
+		m->run_ino = run_st->st_ino;
+	}
+	for (size_t i = 0; i < m->run_ids.n; i++)
+		vmid_add(ids, m->run_ids.v[i]);
+}
+
+static void listing_reserve(struct manager *m, size_t n)
+{
+	if (n <= m->listing_cap)
+		return;
+	m->listing_cap = MAX(n, 2 * m->listing_cap);
+	free(m->seen);
+	free(m->entries);
+	free(m->names);
+	m->seen = xcalloc(m->listing_cap, sizeof(*m->seen));
+	m->entries = xcalloc(m->listing_cap, sizeof(*m->entries));
+	m->names = xcalloc(m->listing_cap, sizeof(*m->names));
+}
+
 static int pve_reconcile(struct manager *m)
 {
-	struct vmid_set ids = { 0 };
+	struct vmid_set *ids = &m->ids;
 	struct stat run_st;
 	bool has_run_dir;
 
 	if (!m->is_started)
 		return -ENOTCONN;
+	inotify_drain(m); /* what run_dir's watch saw so far counts for this listing */
 	add_watches(m);
+	ids->n = 0;
 	has_run_dir = stat(cfg(m)->pve_run_dir, &run_st) == 0;
 	if (has_run_dir)
-		list_dir(cfg(m)->pve_run_dir, ".pid", &ids);
-	list_dir(cfg(m)->pve_config_dir, ".conf", &ids);
+		list_run_dir(m, &run_st, ids);
+	else
+		m->is_run_listed = false;
+	DIR *conf_dp = opendir(cfg(m)->pve_config_dir);
+	if (conf_dp)
+		list_entries(conf_dp, ".conf", ids);
 	/* tracked ones too: a VM whose files went must be listed as gone */
 	size_t n_dom;
 	struct domain *const *doms = domains_all(m->d, &n_dom);
 	for (size_t i = 0; i < n_dom; i++)
-		vmid_add(&ids, vm_of(doms[i])->vmid);
-	qsort(ids.v, ids.n, sizeof(*ids.v), cmp_u32);
+		vmid_add(ids, vm_of(doms[i])->vmid);
+	if (ids->n > 1)
+		qsort(ids->v, ids->n, sizeof(*ids->v), cmp_u32);
 
-	struct pve_seen *seen = xcalloc(ids.n + 1, sizeof(*seen));
-	struct manager_entry *v = xcalloc(ids.n + 1, sizeof(*v));
-	char(*names)[16] = xcalloc(ids.n + 1, sizeof(*names));
+	listing_reserve(m, ids->n + 1);
 	size_t n = 0;
-	for (size_t i = 0; i < ids.n; i++) {
-		if (i > 0 && ids.v[i] == ids.v[i - 1])
+	for (size_t i = 0; i < ids->n; i++) {
+		if (i > 0 && ids->v[i] == ids->v[i - 1])
 			continue;
-		struct pve_seen *s = &seen[n];
-		s->vmid = ids.v[i];
-		s->pid = has_run_dir ? probe_pid(m, s->vmid, &run_st) : 0;
-		probe_conf(m, s);
+		struct pve_seen *s = &m->seen[n];
+		char *name = m->names[n];
+		snprintf(name, sizeof(m->names[n]), "%u", ids->v[i]);
+		const struct domain *dm = domains_find(m->d, name);
+		s->vmid = ids->v[i];
+		s->pid = has_run_dir ? probe_pid(m, dm, s->vmid, &run_st) : 0;
+		probe_conf(m, conf_dp ? dirfd(conf_dp) : -1, dm, s);
 		if (!s->pid && !s->has_conf)
 			continue; /* gone: left out of the listing, so dropped */
-		snprintf(names[n], sizeof(names[n]), "%u", s->vmid);
-		v[n] = (struct manager_entry){ .name = names[n],
-			.title = s->conf.name[0] ? s->conf.name : NULL,
+		/* its name: as read now, or the tracked VM's (its config unchanged) */
+		const char *title = s->is_conf_changed || !dm ? s->conf.name : vm_of(dm)->conf.name;
+		m->entries[n] = (struct manager_entry){ .name = name,
+			.title = title[0] ? title : NULL,
 			.is_persistent = s->has_conf,
 			.is_running = s->pid > 0,
+			.is_unchanged = dm && is_unchanged(dm, s),
 			.ref = s };
 		n++;
 	}
-	domains_apply(m->d, v, n);
-	free(names);
-	free(v);
-	free(seen);
-	free(ids.v);
+	if (conf_dp)
+		closedir(conf_dp);
+	domains_apply(m->d, m->entries, n);
 	return 0;
 }
 
@@ -289,15 +361,18 @@ static void soon_cb(evutil_socket_t fd, short what, void *arg)
 	pve_reconcile(arg);
 }
 
-/* Only names that mean a VM started, stopped or changed: <vmid>.pid, <vmid>.conf. */
-static void inotify_cb(evutil_socket_t fd, short what, void *arg)
+/* Read what the watches saw; whether it calls for a listing: only names that mean a VM started,
+ * stopped or changed (<vmid>.pid, <vmid>.conf), an overflow, or a watch gone. Anything of that
+ * kind in run_dir makes the next listing read it again. */
+static bool inotify_drain(struct manager *m)
 {
-	struct manager *m = arg;
 	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
 	bool is_due = false;
 	ssize_t n;
 
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+	if (m->inotify_fd < 0)
+		return false;
+	while ((n = read(m->inotify_fd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *e = (const struct inotify_event *)p;
 			uint32_t vmid;
@@ -307,14 +382,25 @@ static void inotify_cb(evutil_socket_t fd, short what, void *arg)
 					m->run_wd = -1;
 				if (e->wd == m->conf_wd && (e->mask & IN_IGNORED))
 					m->conf_wd = -1;
+				m->is_run_listed = false;
 				is_due = true;
-			} else if (e->len > 0 && (entry_vmid(e->name, ".pid", &vmid) ||
-							 entry_vmid(e->name, ".conf", &vmid))) {
+			} else if (e->len > 0 && entry_vmid(e->name, ".pid", &vmid)) {
+				if (e->wd == m->run_wd)
+					m->is_run_listed = false;
+				is_due = true;
+			} else if (e->len > 0 && entry_vmid(e->name, ".conf", &vmid)) {
 				is_due = true;
 			}
 		}
 	}
-	if (is_due)
+	return is_due;
+}
+
+static void inotify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct manager *m = arg;
+
+	if (inotify_drain(m))
 		listing_soon(m);
 }
 
@@ -670,6 +756,11 @@ static void pve_destroy(struct manager *m)
 		event_free(m->soon_ev);
 	if (m->inotify_fd >= 0)
 		close(m->inotify_fd);
+	free(m->run_ids.v);
+	free(m->ids.v);
+	free(m->seen);
+	free(m->entries);
+	free(m->names);
 	free(m);
 }
 

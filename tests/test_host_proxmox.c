@@ -651,6 +651,32 @@ static void test_discovery_strict(void **state)
 	assert_int_equal((int)domains_count(f->d), 1);
 }
 
+/* A rescan reads run_dir again only when its watch saw something; another directory put at
+ * run_dir's path (the watch stays on the old one, which sees nothing) is read again all the
+ * same: a VM started in it is noticed within two intervals. */
+static void test_run_dir_replaced(void **state)
+{
+	struct fx *f = *state;
+	_cleanup_free_ char *old = xasprintf("%s.old", f->run);
+	_cleanup_free_ char *pf = xasprintf("%s/106.pid", f->run);
+
+	domains_start(f->d);
+	assert_int_equal((int)domains_count(f->d), 0);
+	/* a rescan with the watch live and nothing seen: the cached listing */
+	assert_int_equal(domains_reconcile(f->d), 0);
+	assert_int_equal(rename(f->run, old), 0);
+	assert_int_equal(mkdir(f->run, 0755), 0);
+	uint64_t t0 = now_monotonic_ns();
+	fake_vm(f, pf, pf);
+	assert_true(run_until(is_running, f, "106", 2000));
+	assert_true(now_monotonic_ns() - t0 <
+		    2 * f->cfg.interval_ms * NSEC_PER_MSEC + 200 * NSEC_PER_MSEC);
+	/* and its exit, from the watch and pidfd on the new one */
+	kill_kid(f, f->kids[f->n_kids - 1]);
+	assert_true(run_until(is_gone, f, "106", 2000));
+	tu_rm_rf(old);
+}
+
 /* include/exclude match the vmid or the name. */
 static void test_include_by_name(void **state)
 {
@@ -1349,6 +1375,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_scope_cgroup),
 		cmocka_unit_test_setup_teardown(test_discovery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_discovery_strict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run_dir_replaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_include_by_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hybrid_scope, setup, teardown_hybrid),
 		cmocka_unit_test_setup_teardown(test_channel_states, setup, teardown),
