@@ -232,16 +232,18 @@ static void add_watches(struct manager *m)
 static bool inotify_drain(struct manager *m);
 
 /* Whether the tracked VM dm is as the listing s found it: the same qemu, still watched by its
- * pidfd (or still shut off), the same config, already applied. Its update would change nothing
- * (pve_domain_update, pve_set_cpu): the listing leaves it alone, so that a rescan costs little and
- * does not look at every channel again (events do: a new qemu, a changed config, a retry). */
+ * pidfd (or still shut off), the same config, already applied, its port's mark written if it
+ * has the port. Its update would change nothing (pve_domain_update, pve_set_cpu): the listing
+ * leaves it alone, so that a rescan costs little and does not look at every channel again
+ * (events do: a new qemu, a changed config, a retry). */
 static bool is_unchanged(const struct domain *dm, const struct pve_seen *s)
 {
 	const struct pve_vm *vm = vm_of(dm);
+	bool is_mark_due = s->pid > 0 && vm->plugged_pid == s->pid && vm->marked_pid != s->pid;
 
 	return s->pid == dm->pid && s->pid == vm->listed_pid && dm->is_running == (s->pid > 0) &&
 	       (s->pid == 0 || vm->pidfd >= 0) && !s->is_conf_changed &&
-	       s->has_conf == vm->has_conf && s->has_conf == dm->is_persistent;
+	       s->has_conf == vm->has_conf && s->has_conf == dm->is_persistent && !is_mark_due;
 }
 
 /* run_dir's pid files into ids: from run_ids while the watch vouches for them, else read. */
