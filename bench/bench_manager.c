@@ -1,7 +1,8 @@
 /* The loop's cost per VM with each domain manager (issue 16): what powerd-host does every
  * interval for N running VMs, the shared tick (accounting_tick) plus the manager's own periodic
- * work, with Proxmox's manager next to libvirt's; and the discovery, the first full listing.
- *   bench_manager proxmox|libvirt N [RUNS]
+ * work, with Proxmox's manager next to libvirt's, both in this process, measured side by side
+ * (paired: a burst of load elsewhere hits both); and the discovery, the first full listing.
+ *   bench_manager N [RUNS]
  * proxmox: N qemu stand-ins, each a shell blocked on a pipe whose command line carries
  * -pidfile <run_dir>/<vmid>.pid and which wrote that pid file itself (as qemu does), each in its
  * own scope qemu.slice/<vmid>.scope of the cgroup v2 hierarchy seen from a cgroup namespace (as
@@ -14,11 +15,12 @@
  * its manager has no periodic work (events only, none here); CPU time from the driver
  * (virDomainGetInfo: the test driver has no qemu process).
  * Both: shares mounted (tmpfs, in a private mount namespace), trees written every tick,
- * channel: auto, the fixture powercap tree (advanced between ticks, not timed), host CPU time
- * from the real /proc/stat.
- * Prints one line: CPU per VM per tick of the whole loop work and of the tick alone (medians of
- * interleaved runs), CPU of one rescan, and the discovery: wall and CPU time of domains_start()
- * (every VM found, its share mounted, its tree laid out). Needs root. */
+ * channel: auto, one fixture powercap tree (advanced before every interval, not timed), host CPU
+ * time from the real /proc/stat.
+ * Prints a line per manager: CPU per VM per tick of the whole loop work and of the tick alone
+ * (medians of the runs; each run interleaves the four a rescan period at a time), Proxmox's over
+ * libvirt's run by run (median), CPU of one rescan, and the discovery: wall and CPU time of
+ * domains_start() (every VM found, its share mounted, its tree laid out). Needs root. */
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -47,14 +49,20 @@
 #define VMID_BASE 100
 #define RESCAN_EVERY 2 /* manager_proxmox.c's PVE_RESCAN_INTERVALS */
 
-struct ctx {
-	bool is_pve;
-	size_t n;
-	struct fixture *f;
+enum { PVE, LIBVIRT, SIDES };
+
+/* One manager's daemon state. */
+struct side {
 	struct host_config cfg;
 	struct accounting *a;
 	struct domains *d;
+};
+
+struct ctx {
+	size_t n;
+	struct fixture *f;
 	struct event_base *base;
+	struct side side[SIDES];
 	/* proxmox: the qemu stand-ins */
 	char *cg_root; /* the cgroup v2 hierarchy from our cgroup namespace */
 	pid_t *kids;
@@ -107,11 +115,11 @@ static void write_pve_conf(const char *dir, uint32_t vmid)
 
 /* VM vmid's qemu stand-in: born in its scope, a shell that writes its pid file and waits for
  * EOF on the pipe; its command line is "sh -c … -pidfile <run_dir>/<vmid>.pid". */
-static pid_t spawn_vm(struct ctx *c, int wait_fd, uint32_t vmid)
+static pid_t spawn_vm(struct ctx *c, const char *run_dir, int wait_fd, uint32_t vmid)
 {
 	_cleanup_free_ char *scope = xasprintf("%s/qemu.slice/%u.scope", c->cg_root, vmid);
 	_cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", scope);
-	_cleanup_free_ char *pidfile = xasprintf("%s/%u.pid", c->cfg.pve_run_dir, vmid);
+	_cleanup_free_ char *pidfile = xasprintf("%s/%u.pid", run_dir, vmid);
 
 	xmkdir(scope);
 	pid_t pid = fork();
@@ -130,28 +138,28 @@ static pid_t spawn_vm(struct ctx *c, int wait_fd, uint32_t vmid)
 }
 
 /* The node's directories, configs and running VMs, every pid file written. */
-static void pve_node(struct ctx *c)
+static void pve_node(struct ctx *c, struct host_config *cfg)
 {
 	_cleanup_free_ char *slice = xasprintf("%s/qemu.slice", c->cg_root);
 	int fds[2];
 
-	set_take(&c->cfg.pve_run_dir, xasprintf("%s/run-qemu-server", c->f->root));
-	set_take(&c->cfg.pve_config_dir, xasprintf("%s/etc-pve-local-qemu-server", c->f->root));
-	xmkdir(c->cfg.pve_run_dir);
-	xmkdir(c->cfg.pve_config_dir);
+	set_take(&cfg->pve_run_dir, xasprintf("%s/run-qemu-server", c->f->root));
+	set_take(&cfg->pve_config_dir, xasprintf("%s/etc-pve-local-qemu-server", c->f->root));
+	xmkdir(cfg->pve_run_dir);
+	xmkdir(cfg->pve_config_dir);
 	xmkdir(slice);
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		bench_die("pipe", errno);
 	c->hold_fd = fds[1];
 	c->kids = xcalloc(c->n, sizeof(*c->kids));
 	for (size_t i = 0; i < c->n; i++) {
-		write_pve_conf(c->cfg.pve_config_dir, (uint32_t)(VMID_BASE + i));
-		c->kids[i] = spawn_vm(c, fds[0], (uint32_t)(VMID_BASE + i));
+		write_pve_conf(cfg->pve_config_dir, (uint32_t)(VMID_BASE + i));
+		c->kids[i] = spawn_vm(c, cfg->pve_run_dir, fds[0], (uint32_t)(VMID_BASE + i));
 	}
 	close(fds[0]);
 	for (size_t i = 0; i < c->n; i++) {
 		_cleanup_free_ char *path =
-			xasprintf("%s/%zu.pid", c->cfg.pve_run_dir, VMID_BASE + i);
+			xasprintf("%s/%zu.pid", cfg->pve_run_dir, VMID_BASE + i);
 		for (int t = 0;; t++) {
 			char buf[32];
 			size_t len;
@@ -207,45 +215,55 @@ static char *libvirt_node(struct ctx *c)
 
 /* --- the loop ---------------------------------------------------------------------------- */
 
-/* One interval: the tick, then (with the manager) the rescan when due and the loop's events. */
-static void interval(struct ctx *c, bool with_manager, unsigned t)
+/* One interval of one manager: the tick, then (with the manager) the rescan when due and the
+ * loop's events. */
+static void interval(struct ctx *c, int side, bool with_manager, unsigned t)
 {
-	int r = accounting_tick(c->a);
+	struct side *sd = &c->side[side];
+	int r = accounting_tick(sd->a);
 
 	if (r < 0)
 		bench_die("accounting_tick", -r);
 	if (!with_manager)
 		return;
-	if (c->is_pve && t % RESCAN_EVERY == RESCAN_EVERY - 1 && (r = domains_reconcile(c->d)) < 0)
+	if (side == PVE && t % RESCAN_EVERY == RESCAN_EVERY - 1 &&
+		(r = domains_reconcile(sd->d)) < 0)
 		bench_die("rescan", -r);
 	event_base_loop(c->base, EVLOOP_NONBLOCK);
 }
 
-/* One run of ticks intervals with the manager's work and as many of the tick alone, interleaved
- * a rescan period at a time (a burst of load elsewhere hits both alike); the fixture advanced
- * before each (not timed). CPU µs an interval of each. */
-static void run(struct ctx *c, unsigned ticks, double *ret_full, double *ret_alone)
+/* One run: ticks intervals of each manager with its work and as many of its tick alone,
+ * interleaved a rescan period at a time, in turns (a burst of load elsewhere hits all four
+ * alike); the fixture advanced before each interval (not timed). CPU µs an interval of each. */
+static void run(struct ctx *c, unsigned ticks, double ret_full[SIDES], double ret_alone[SIDES])
 {
-	uint64_t ns[2] = { 0, 0 };
+	uint64_t ns[SIDES][2] = { { 0, 0 }, { 0, 0 } };
 
 	for (unsigned t = 0; t < ticks; t += RESCAN_EVERY)
-		for (int with = 1; with >= 0; with--)
-			for (unsigned k = 0; k < RESCAN_EVERY; k++) {
+		for (int k = 0; k < 2 * SIDES; k++) {
+			/* the order turns each period: pve, lv, pve alone, lv alone; then lv first
+			 */
+			int side = (k + t / RESCAN_EVERY) % SIDES;
+			int with = k < SIDES;
+			for (unsigned i = 0; i < RESCAN_EVERY; i++) {
 				fixture_advance(c->f);
 				uint64_t t0 = bench_cpu_ns();
-				interval(c, with, k);
-				ns[with] += bench_cpu_ns() - t0;
+				interval(c, side, with, i);
+				ns[side][with] += bench_cpu_ns() - t0;
 			}
-	*ret_full = (double)ns[1] / 1e3 / ticks;
-	*ret_alone = (double)ns[0] / 1e3 / ticks;
+		}
+	for (int side = 0; side < SIDES; side++) {
+		ret_full[side] = (double)ns[side][1] / 1e3 / ticks;
+		ret_alone[side] = (double)ns[side][0] / 1e3 / ticks;
+	}
 }
 
 /* Every VM tracked, running, with the expected CPU-time source; that source's name. */
-static const char *check_tracked(struct ctx *c)
+static const char *check_tracked(struct ctx *c, int side)
 {
 	size_t n;
-	struct domain *const *v = domains_all(c->d, &n);
-	const char *want = c->is_pve ? "cgroup2" : "libvirt";
+	struct domain *const *v = domains_all(c->side[side].d, &n);
+	const char *want = side == PVE ? "cgroup2" : "libvirt";
 
 	if (n != c->n)
 		bench_die("not every VM is tracked", EIO);
@@ -256,100 +274,124 @@ static const char *check_tracked(struct ctx *c)
 				v[i]->is_running ? "running" : "not running", src ? src : "none");
 			bench_die("a VM is not as set up", EIO);
 		}
-		if (c->is_pve && (!v[i]->title || !startswith(v[i]->title, "vm")))
+		if (side == PVE && (!v[i]->title || !startswith(v[i]->title, "vm")))
 			bench_die("a VM's config was not read", EIO);
 	}
 	return want;
 }
 
-static int bench(struct ctx *c, unsigned runs)
+static void side_new(struct ctx *c, int side, const char *share)
 {
-	char *uri = NULL;
+	struct side *sd = &c->side[side];
 	int r;
 
+	host_config_init(&sd->cfg);
+	set_take(&sd->cfg.share_dir, xasprintf("%s/%s", c->f->root, share));
+	set_str(&sd->cfg.powercap_root, c->f->powercap_root);
+	set_str(&sd->cfg.proc_root, "/proc");
+	/* the rescan is called at its due intervals: the manager's own timer never fires */
+	sd->cfg.interval_ms = 3600 * 1000;
+	if (side == PVE) {
+		sd->cfg.manager = MANAGER_PROXMOX;
+		set_str(&sd->cfg.cgroup_root, c->cg_root);
+		pve_node(c, &sd->cfg);
+	} else {
+		sd->cfg.manager = MANAGER_LIBVIRT;
+		set_take(&sd->cfg.libvirt_uri, libvirt_node(c));
+	}
+	if ((r = accounting_new(&sd->cfg, &sd->a)) < 0)
+		bench_die("accounting_new", -r);
+	if ((r = domains_new(c->base, &sd->cfg, sd->a, &sd->d)) < 0)
+		bench_die("domains_new", -r);
+}
+
+struct discovery {
+	double ms, cpu_ms;
+};
+
+static void discover(struct ctx *c, int side, struct discovery *ret)
+{
+	uint64_t w0 = bench_wall_ns(), c0 = bench_cpu_ns();
+
+	domains_start(c->side[side].d);
+	ret->ms = (double)(bench_wall_ns() - w0) / 1e6;
+	ret->cpu_ms = (double)(bench_cpu_ns() - c0) / 1e6;
+	if (!domains_is_connected(c->side[side].d))
+		bench_die("not connected", ENOTCONN);
+	event_base_loop(c->base, EVLOOP_NONBLOCK); /* the channel checks */
+	check_tracked(c, side);
+}
+
+static int bench(struct ctx *c, unsigned runs)
+{
 	bench_raise_nofile();
 	log_set_max_level(LOG_ERR);
 	c->base = event_base_new();
 	if (!c->base || libvirt_loop_register(c->base) < 0)
 		bench_die("event loop", EIO);
 	fixture_new(0, &c->f);
-	host_config_init(&c->cfg);
-	set_take(&c->cfg.share_dir, xasprintf("%s/share", c->f->root));
-	set_str(&c->cfg.powercap_root, c->f->powercap_root);
-	set_str(&c->cfg.proc_root, "/proc");
-	/* the rescan is called at its due intervals below: the manager's own timer never fires */
-	c->cfg.interval_ms = 3600 * 1000;
-	if (c->is_pve) {
-		c->cfg.manager = MANAGER_PROXMOX;
-		set_str(&c->cfg.cgroup_root, c->cg_root);
-		pve_node(c);
-	} else {
-		c->cfg.manager = MANAGER_LIBVIRT;
-		uri = libvirt_node(c);
-		set_str(&c->cfg.libvirt_uri, uri);
-	}
-	if ((r = accounting_new(&c->cfg, &c->a)) < 0)
-		bench_die("accounting_new", -r);
-	if ((r = domains_new(c->base, &c->cfg, c->a, &c->d)) < 0)
-		bench_die("domains_new", -r);
+	side_new(c, PVE, "share-pve");
+	side_new(c, LIBVIRT, "share-libvirt");
 
 	/* What the test driver alone costs at connection (libvirtd's work on a real node). */
-	double driver_ms = 0;
-	if (!c->is_pve) {
-		uint64_t c0 = bench_cpu_ns();
-		virConnectPtr conn = virConnectOpenReadOnly(uri);
-		if (!conn)
-			bench_die(uri, EIO);
-		virConnectClose(conn);
-		driver_ms = (double)(bench_cpu_ns() - c0) / 1e6;
-	}
-	uint64_t w0 = bench_wall_ns(), c0 = bench_cpu_ns();
-	domains_start(c->d);
-	double discovery_ms = (double)(bench_wall_ns() - w0) / 1e6;
-	double discovery_cpu_ms = (double)(bench_cpu_ns() - c0) / 1e6;
-	if (!domains_is_connected(c->d))
-		bench_die("not connected", ENOTCONN);
-	event_base_loop(c->base, EVLOOP_NONBLOCK); /* the channel checks */
-	const char *src = check_tracked(c);
+	uint64_t c0 = bench_cpu_ns();
+	virConnectPtr conn = virConnectOpenReadOnly(c->side[LIBVIRT].cfg.libvirt_uri);
+	if (!conn)
+		bench_die(c->side[LIBVIRT].cfg.libvirt_uri, EIO);
+	virConnectClose(conn);
+	double driver_ms = (double)(bench_cpu_ns() - c0) / 1e6;
+	struct discovery disc[SIDES];
+	discover(c, PVE, &disc[PVE]);
+	discover(c, LIBVIRT, &disc[LIBVIRT]);
 
 	/* the first ticks lay out trees and have no previous sample: not steady state */
-	for (unsigned t = 0; t < 2 * RESCAN_EVERY; t++) {
-		fixture_advance(c->f);
-		interval(c, true, t);
-	}
+	double full[SIDES][BENCH_RUNS_MAX], alone[SIDES][BENCH_RUNS_MAX], f1[SIDES], a1[SIDES];
+	run(c, 2 * RESCAN_EVERY, f1, a1);
 	unsigned ticks = bench_ticks_for(c->n, 10);
 	ticks += ticks % RESCAN_EVERY;
-	double full[BENCH_RUNS_MAX], alone[BENCH_RUNS_MAX], rescan[BENCH_RUNS_MAX];
+	double ratio[BENCH_RUNS_MAX], rescan[BENCH_RUNS_MAX];
 	runs = runs > BENCH_RUNS_MAX ? BENCH_RUNS_MAX : runs ? runs : 1;
 	for (unsigned k = 0; k < runs; k++) {
-		run(c, ticks, &full[k], &alone[k]);
+		run(c, ticks, f1, a1);
+		for (int side = 0; side < SIDES; side++) {
+			full[side][k] = f1[side];
+			alone[side][k] = a1[side];
+		}
+		ratio[k] = f1[PVE] / f1[LIBVIRT];
 		/* one rescan alone (the listing and what it defers) */
 		uint64_t t0 = bench_cpu_ns();
-		if (c->is_pve && domains_reconcile(c->d) < 0)
+		if (domains_reconcile(c->side[PVE].d) < 0)
 			bench_die("rescan", EIO);
 		event_base_loop(c->base, EVLOOP_NONBLOCK);
 		rescan[k] = (double)(bench_cpu_ns() - t0) / 1e3;
 	}
-	check_tracked(c);
-	double us_full = bench_median(full, runs), us_alone = bench_median(alone, runs);
-	printf("bench=manager_%s n=%zu runs=%u ticks=%u us_per_tick=%.2f us_per_vm=%.3f "
-	       "tick_us_per_vm=%.3f manager_us_per_vm=%.3f rescan_us=%.1f discovery_ms=%.1f "
-	       "discovery_cpu_ms=%.1f driver_ms=%.1f cpu_source=%s maxrss_kib=%ld\n",
-		c->is_pve ? "proxmox" : "libvirt", c->n, runs, ticks, us_full,
-		us_full / (double)c->n, us_alone / (double)c->n,
-		(us_full - us_alone) / (double)c->n, c->is_pve ? bench_median(rescan, runs) : 0.0,
-		discovery_ms, discovery_cpu_ms, driver_ms, src, bench_maxrss_kib());
+	double paired = bench_median(ratio, runs), us_rescan = bench_median(rescan, runs);
+	for (int side = 0; side < SIDES; side++) {
+		const char *src = check_tracked(c, side);
+		double us_full = bench_median(full[side], runs);
+		double us_alone = bench_median(alone[side], runs);
+		printf("bench=manager_%s n=%zu runs=%u ticks=%u us_per_tick=%.2f us_per_vm=%.3f "
+		       "tick_us_per_vm=%.3f ratio_to_libvirt=%.3f rescan_us=%.1f "
+		       "discovery_ms=%.1f discovery_cpu_ms=%.1f driver_ms=%.1f cpu_source=%s "
+		       "maxrss_kib=%ld\n",
+			side == PVE ? "proxmox" : "libvirt", c->n, runs, ticks, us_full,
+			us_full / (double)c->n, us_alone / (double)c->n, side == PVE ? paired : 1.0,
+			side == PVE ? us_rescan : 0.0, disc[side].ms, disc[side].cpu_ms,
+			side == PVE ? 0.0 : driver_ms, src, bench_maxrss_kib());
+	}
 	fflush(stdout);
 
-	domains_free(c->d);
-	accounting_free(c->a);
+	for (int side = 0; side < SIDES; side++) {
+		domains_free(c->side[side].d);
+		accounting_free(c->side[side].a);
+	}
 	pve_node_stop(c);
-	host_config_free(&c->cfg);
+	for (int side = 0; side < SIDES; side++)
+		host_config_free(&c->side[side].cfg);
 	fixture_free(c->f);
 	libvirt_loop_flush();
 	libvirt_loop_shutdown();
 	event_base_free(c->base);
-	free(uri);
 	return 0;
 }
 
@@ -377,7 +419,7 @@ static void cg_remove(const char *dir)
 		fprintf(stderr, "bench_manager: cgroup %s left behind: %s\n", dir, strerror(errno));
 }
 
-/* proxmox: this process stays outside and cleans up; a child moves into a cgroup of its own,
+/* This process stays outside and cleans up; a child moves into a cgroup of its own,
  * makes it its cgroup namespace's root (so that a stand-in's /proc/PID/cgroup reads
  * "0::/qemu.slice/<vmid>.scope", as on a node) and runs the benchmark. */
 static int bench_in_cgroup(struct ctx *c, unsigned runs)
@@ -424,16 +466,15 @@ int main(int argc, char **argv)
 {
 	struct ctx c = { .hold_fd = -1 };
 
-	if (argc < 3 || (!streq(argv[1], "proxmox") && !streq(argv[1], "libvirt"))) {
-		fprintf(stderr, "usage: bench_manager proxmox|libvirt N [RUNS]\n");
+	if (argc < 2) {
+		fprintf(stderr, "usage: bench_manager N [RUNS]\n");
 		return 2;
 	}
-	c.is_pve = streq(argv[1], "proxmox");
-	c.n = strtoul(argv[2], NULL, 10);
-	unsigned runs = argc > 3 ? (unsigned)strtoul(argv[3], NULL, 10) : 5;
+	c.n = strtoul(argv[1], NULL, 10);
+	unsigned runs = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 10) : 5;
 	if (c.n == 0 || c.n > COUNT_MAX)
 		bench_die("N: 1 to 3000", EINVAL);
 	if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		bench_die("private mount namespace", errno);
-	return c.is_pve ? bench_in_cgroup(&c, runs) : bench(&c, runs);
+	return bench_in_cgroup(&c, runs);
 }
