@@ -1326,7 +1326,7 @@ static void test_attach(void **state)
 	c100 = tu_read(conf, "100.conf");
 	assert_non_null(strstr(c100, "hookscript: cephfs:snippets/powerd-hook"));
 	stop_qemu(q);
-	/* detach of a stopped VM removes a mark its last qemu left (it stopped while nothing ran) */
+	/* detach of a stopped VM removes the mark its last qemu left (stopped while none ran) */
 	tu_write(marks, "100.port", "pid 4242\n");
 	assert_int_equal(run_host(detach, env, log), 0);
 	assert_null(mark_of(marks, 100));
