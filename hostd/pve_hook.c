@@ -39,6 +39,25 @@ static void stop_incoming(const struct host_config *cfg, uint32_t vmid)
 	log_err("VM %u: cannot stop the incoming qemu either", vmid);
 }
 
+/* A migration target that cannot know whether its source has the port: refused before the
+ * source is touched, unless it has no agent bus (then neither can have a port). */
+static int refuse_unknown(const struct host_config *cfg, uint32_t vmid, const char *why)
+{
+	bool has_bus = false;
+	char err[256];
+
+	if (pve_port_has_bus(cfg->pve_run_dir, vmid, PVE_PORT_HOOK_TIMEOUT_MS, &has_bus, err,
+		    sizeof(err)) == 0 &&
+		!has_bus) {
+		log_info("VM %u: no guest agent bus qga0, so no energy channel on either node",
+			vmid);
+		return 0;
+	}
+	log_err("VM %u: %s: refusing the migration rather than risking the guest", vmid, why);
+	stop_incoming(cfg, vmid);
+	return 1;
+}
+
 /* Plug the port (the source has it, or this is a start) and mark it. */
 static int plug(const struct host_config *cfg, uint32_t vmid, const char *from)
 {
@@ -47,8 +66,17 @@ static int plug(const struct host_config *cfg, uint32_t vmid, const char *from)
 	pid_t pid;
 	int r;
 
-	r = pve_port_plug(
-		cfg->pve_run_dir, vmid, PVE_PORT_HOOK_TIMEOUT_MS, true, &res, err, sizeof(err));
+	/* an incoming qemu only where the source is known (PVE_MIGRATED_FROM) */
+	r = pve_port_plug(cfg->pve_run_dir, vmid, PVE_PORT_HOOK_TIMEOUT_MS, from != NULL, &res, err,
+		sizeof(err));
+	if (r == -EAGAIN && !from)
+		/* qemu-server leaves PVE_MIGRATED_FROM out on a remote migration (from another
+		 * cluster, whose marks this node cannot read) */
+		return refuse_unknown(cfg, vmid,
+			"its qemu waits for an incoming migration without PVE_MIGRATED_FROM (a "
+			"remote migration from another cluster), so whether the source has "
+			"powerd's port cannot be told; take the channel off there first "
+			"(powerd-host detach VMID --channel on the source)");
 	if (r == -ENODEV && !from) {
 		log_warn("VM %u: %s: no energy channel (agent: 1 gives it one)", vmid, err);
 		return 0;
@@ -76,8 +104,7 @@ static int plug(const struct host_config *cfg, uint32_t vmid, const char *from)
 static int post_start_target(const struct host_config *cfg, uint32_t vmid, const char *from)
 {
 	enum pve_mark_peer peer;
-	bool has_bus = false;
-	char err[512], bus_err[256];
+	char err[512];
 	int r;
 
 	r = pve_mark_peer(cfg->pve_config_dir, from, vmid, &peer, err, sizeof(err));
@@ -89,20 +116,11 @@ static int post_start_target(const struct host_config *cfg, uint32_t vmid, const
 			vmid, from, err);
 		return 0;
 	}
-	/* Unknown. Without the agent's bus neither side can have the port. */
-	if (pve_port_has_bus(cfg->pve_run_dir, vmid, PVE_PORT_HOOK_TIMEOUT_MS, &has_bus, bus_err,
-		    sizeof(bus_err)) == 0 &&
-		!has_bus) {
-		log_info("VM %u: no guest agent bus qga0, so no energy channel on either node",
-			vmid);
-		return 0;
-	}
-	log_err("VM %u: cannot tell whether its qemu on %s has powerd's port (%s): refusing the "
-		"migration rather than risking the guest; start powerd-host on %s (it marks its "
-		"VMs' ports), then migrate again",
-		vmid, from, err, from);
-	stop_incoming(cfg, vmid);
-	return 1;
+	_cleanup_free_ char *why = xasprintf(
+		"cannot tell whether its qemu on %s has powerd's port (%s); start powerd-host on "
+		"%s (it marks its VMs' ports), then migrate again",
+		from, err, from);
+	return refuse_unknown(cfg, vmid, why);
 }
 
 static int post_start(const struct host_config *cfg, uint32_t vmid)

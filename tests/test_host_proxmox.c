@@ -1238,6 +1238,20 @@ static void test_pve_hook(void **state)
 	assert_int_equal(hook(cfg, "107", "post-start", "../nodeA", log), 1);
 	assert_true(is_gone_pid(q));
 
+	/* an incoming qemu without PVE_MIGRATED_FROM (qemu-server's remote migration, from
+	 * another cluster): the source cannot be known, refused; without the bus, fine */
+	q = start_qemu_as(run, 108, true, true);
+	assert_int_equal(hook(cfg, "108", "post-start", NULL, log), 1);
+	assert_true(is_gone_pid(q));
+	free(out);
+	out = tu_read(dir, "log");
+	assert_non_null(strstr(out, "VM 108: its qemu waits for an incoming migration without "
+				    "PVE_MIGRATED_FROM"));
+	q = start_qemu_as(run, 109, false, true);
+	assert_int_equal(hook(cfg, "109", "post-start", NULL, log), 0);
+	assert_int_equal(kill(q, 0), 0);
+	stop_qemu(q);
+
 	/* marked, but the port cannot be plugged (port 2 taken by another device): the
 	 * incoming qemu is stopped and the hook fails */
 	tu_write(marks_a, "101.port", "pid 4243\n");
