@@ -5,11 +5,17 @@ Proxmox VE is not in Debian; this does what qemu-server does, around the real qe
 test needs (facts from qemu-server 9.x and ../shared/DESIGN.md §5):
 
   qm config VMID
-  qm set VMID [--KEY VALUE]... [--delete KEY[,KEY...]]   (hookscript checked as qemu-server does)
+  qm set VMID [--KEY VALUE]... [--delete KEY[,KEY...]] [--skiplock 1]
+                                           (hookscript checked as qemu-server does)
   qm start VMID [--migratedfrom NODE]      target of a migration: -incoming defer -S, then QMP
                                            migrate-incoming tcp:127.0.0.1:PORT, then post-start
   qm stop VMID [--migratedfrom NODE]       QMP quit, bounded wait, SIGKILL; the scope goes
   qm resume VMID                           QMP cont
+  qm suspend VMID --todisk 1               hibernation: lock suspending, the state saved into the
+                                           local storage (vmstate:; QMP migrate to a file, as
+                                           pve-qemu's savevm-start), quit, lock suspended; the next
+                                           qm start loads it before post-start (-loadstate, here
+                                           -incoming from the file) and fails if qemu refuses it
   qm migrate VMID TARGET --online          as QemuMigrate drives it: `qm start --migratedfrom` on
                                            the target, QMP migrate, query-migrate until done,
                                            config moved, `qm resume` there, source stopped
@@ -232,10 +238,16 @@ def free_migrate_port():
     raise Fail("unable to find free migration port")
 
 
+def vmstate_path(volid):
+    storage, name = volid.split(":", 1)
+    return os.path.join(storages()[storage], "images", name)
+
+
 def qm_start(vmid, migratedfrom=None):
     path = conf_path(vmid, migratedfrom)
     conf = load_conf(path)
-    if conf.get("lock") and not migratedfrom:
+    statefile = conf.get("vmstate") if conf.get("lock") == "suspended" else None
+    if conf.get("lock") and not migratedfrom and not statefile:
         raise Fail("VM is locked (%s)" % conf["lock"])
     if running_pid(vmid):
         raise Fail("VM %s already running" % vmid)
@@ -246,12 +258,34 @@ def qm_start(vmid, migratedfrom=None):
     remove_scope(vmid)  # qemu-server stops a left-over scope first
     os.makedirs(scope_dir(vmid))
     cmd = kvm_cmdline(vmid, conf, migratedfrom is not None)
+    if statefile:
+        # pve-qemu's -loadstate: the state loads before the VM runs, before post-start
+        print("Resuming suspended VM", flush=True)
+        cmd += ["-incoming", "exec:cat %s" % shlex.quote(vmstate_path(statefile))]
     # qemu-server creates the scope over D-Bus and execs kvm in it
     r = subprocess.run(["/bin/sh", "-c", 'echo $$ >"$0/cgroup.procs" && exec "$@"', scope_dir(vmid)]
                        + cmd, timeout=60)
     if r.returncode != 0:
         remove_scope(vmid)
         raise Fail("start failed: QEMU exited with code %d" % r.returncode)
+    if statefile:
+        status = "inmigrate"
+        end = time.monotonic() + 60
+        while status == "inmigrate" and time.monotonic() < end:
+            time.sleep(0.05)
+            try:
+                with QMP(qmp_socket(vmid)) as q:
+                    status = q.cmd("query-status").get("status", "")
+            except (QMPError, OSError):
+                status = "gone"
+        if status != "running":
+            qm_cleanup(vmid)
+            raise Fail("start failed: QEMU could not load the state %s (%s)" % (statefile, status))
+        os.unlink(vmstate_path(statefile))
+        c = load_conf(path)
+        for k in ("vmstate", "lock", "runningmachine"):
+            c.pop(k, None)
+        write_conf(path, c)
     if migratedfrom:
         port = free_migrate_port()
         uri = "tcp:127.0.0.1:%d" % port
@@ -289,6 +323,57 @@ def qm_stop(vmid, migratedfrom=None, timeout=10):
             pass
     if not migratedfrom:
         exec_hookscript(conf, vmid, "post-stop", False)
+
+
+def qm_cleanup(vmid):
+    remove_scope(vmid)
+    for ext in ("pid", "qmp", "qga", "vnc"):
+        try:
+            os.unlink(os.path.join(RUN, "%s.%s" % (vmid, ext)))
+        except OSError:
+            pass
+
+
+def qm_suspend_todisk(vmid):
+    """RunState::vm_suspend with includestate."""
+    path = conf_path(vmid)
+    conf = load_conf(path)
+    if conf.get("lock"):
+        raise Fail("VM is locked (%s)" % conf["lock"])
+    pid = running_pid(vmid)
+    if not pid:
+        raise Fail("VM %s not running" % vmid)
+    volid = "local:%s/vm-%s-state-suspend.raw" % (vmid, vmid)
+    state = vmstate_path(volid)
+    os.makedirs(os.path.dirname(state), exist_ok=True)
+    conf["lock"] = "suspending"
+    conf["vmstate"] = volid
+    write_conf(path, conf)
+    with QMP(qmp_socket(vmid)) as q:
+        q.cmd("migrate", {"uri": "exec:cat > %s" % shlex.quote(state)})
+        end = time.monotonic() + 120
+        status = ""
+        while time.monotonic() < end:
+            st = q.cmd("query-migrate")
+            status = st.get("status", "")
+            if status in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(0.1)
+        if status != "completed":
+            raise Fail("savevm failed: %s" % status)
+        print("State saved, quitting", flush=True)
+        try:
+            q.cmd("quit")
+        except (QMPError, OSError):
+            pass
+    while os.path.exists("/proc/%d" % pid):
+        time.sleep(0.05)
+    conf = load_conf(path)
+    conf["lock"] = "suspended"
+    write_conf(path, conf)
+    # qmeventd's `qm cleanup`
+    qm_cleanup(vmid)
+    exec_hookscript(conf, vmid, "post-stop", False)
 
 
 def qm_resume(vmid):
@@ -367,7 +452,7 @@ def qm_migrate(vmid, target):
 def qm_set(vmid, opts):
     path = conf_path(vmid)
     conf = load_conf(path)
-    if conf.get("lock"):
+    if conf.get("lock") and "--skiplock" not in opts[0::2]:
         raise Fail("VM is locked (%s)" % conf["lock"])
     i = 0
     while i < len(opts):
@@ -376,6 +461,8 @@ def qm_set(vmid, opts):
             raise Fail("bad option '%s'" % key)
         val = opts[i + 1]
         i += 2
+        if key == "--skiplock":
+            continue
         if key == "--delete":
             for k in val.split(","):
                 conf.pop(k.strip(), None)
@@ -408,6 +495,10 @@ def main(argv):
             qm_stop(vmid, opt.get("--migratedfrom"))
         elif verb == "resume":
             qm_resume(vmid)
+        elif verb == "suspend":
+            if opt.get("--todisk") != "1":
+                raise Fail("only 'qm suspend VMID --todisk 1' is emulated")
+            qm_suspend_todisk(vmid)
         elif verb == "migrate":
             if len(rest) < 1:
                 raise Fail("missing target node")
