@@ -315,17 +315,13 @@ def qm_stop(vmid, migratedfrom=None, timeout=10):
             os.kill(pid, signal.SIGKILL)
             while os.path.exists("/proc/%d" % pid):
                 time.sleep(0.05)
-    remove_scope(vmid)
-    for ext in ("pid", "qmp", "qga", "vnc"):
-        try:
-            os.unlink(os.path.join(RUN, "%s.%s" % (vmid, ext)))
-        except OSError:
-            pass
+    qm_cleanup(vmid)
     if not migratedfrom:
         exec_hookscript(conf, vmid, "post-stop", False)
 
 
 def qm_cleanup(vmid):
+    """What qmeventd's `qm cleanup` removes after a qemu exited: its scope and run files."""
     remove_scope(vmid)
     for ext in ("pid", "qmp", "qga", "vnc"):
         try:
