@@ -510,12 +510,15 @@ hook_took() { # log vmid phase: seconds the hookscript took, from the qm stand-i
 	awk -v v="$2" -v p="$3" '$1 == "hookscript" && $3 == v && $4 == p":" { t = $(NF - 1) } END { print t }' "$1"
 }
 
-migrate_vm() { # vmid from to label: qm migrate, then the channel on the other side
-	local vm=$1 from=$2 to=$3 t
+# Proxmox VE's default migration type is secure: the target's qemu listens on
+# <run_dir>/<vmid>.migrate (-incoming unix:), reached from the source through an ssh tunnel (here
+# a relay through the node runner); insecure is tcp (-incoming defer, then migrate-incoming).
+migrate_vm() { # vmid from to label [secure|insecure]: qm migrate, then the channel on the other side
+	local vm=$1 from=$2 to=$3 type=${5:-secure} t
 	t=$(date +%s.%N)
-	if qm_on "$from" migrate "$vm" "$to" >"$W/mig-$vm-$4.log" 2>&1; then
+	if qm_on "$from" migrate "$vm" "$to" --migration_type "$type" >"$W/mig-$vm-$4.log" 2>&1; then
 		eval "MIG_${4}_S=$(since "$t")"
-		ok "VM $vm: qm migrate $from -> $to ($(since "$t")s; $(grep -E '^(target started|migration status)' "$W/mig-$vm-$4.log" | tr '\n' ';'))"
+		ok "VM $vm: qm migrate $from -> $to, $type ($(since "$t")s; $(grep -E '^(target started|migration listens|migration status)' "$W/mig-$vm-$4.log" | tr '\n' ';'))"
 	else
 		not_ok "VM $vm: qm migrate $from -> $to ($(tail -4 "$W/mig-$vm-$4.log" | tr '\n' ' '))"
 		return 1
@@ -528,6 +531,8 @@ step_migrate() {
 	up0=$(tree_series 100 | tail -1 | awk '{ print $1 }')
 	n=$(tree_n 100)
 	migrate_vm 100 $A $B AB || return 1
+	check "VM 100: a secure migration, as Proxmox VE's default: the target's qemu listened on its unix socket, reached through the tunnel" \
+		grep -q "^tunnel /var/run/qemu-server/100.migrate -> $B:/var/run/qemu-server/100.migrate" "$W/mig-100-AB.log"
 	MIG_AB_HOOK_S=$(hook_took "$W/mig-100-AB.log" 100 post-start)
 	HOOK_PLUG_S=$MIG_AB_HOOK_S
 	check "VM 100: the hookscript ran on $B's target with PVE_MIGRATED_FROM=$A and plugged the port before the state came (post-start ${MIG_AB_HOOK_S:-?}s)" \
@@ -548,7 +553,7 @@ step_migrate() {
 	check "VM 100: the guest's counter never went back across both migrations ($(tree_n 100) samples${bad:+; $bad})" test -z "$bad"
 
 	# a VM without the hookscript migrates unharmed
-	migrate_vm 101 $A $B 101 &&
+	migrate_vm 101 $A $B 101 insecure &&
 		check "VM 101 (no hookscript) runs on $B, its guest alive, still no port ($(vm_devices $B 101))" \
 			no_port_alive $B 101
 	step_attach

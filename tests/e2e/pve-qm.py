@@ -7,8 +7,11 @@ test needs (facts from qemu-server 9.x and ../shared/DESIGN.md §5):
   qm config VMID
   qm set VMID [--KEY VALUE]... [--delete KEY[,KEY...]] [--skiplock 1]
                                            (hookscript checked as qemu-server does)
-  qm start VMID [--migratedfrom NODE]      target of a migration: -incoming defer -S, then QMP
-                                           migrate-incoming tcp:127.0.0.1:PORT, then post-start
+  qm start VMID [--migratedfrom NODE [--migration_type secure|insecure]]
+                                           target of a migration: secure (Proxmox's default),
+                                           -incoming unix:<run>/<vmid>.migrate -S; insecure,
+                                           -incoming defer -S, then QMP migrate-incoming
+                                           tcp:127.0.0.1:PORT; then post-start
   qm stop VMID [--migratedfrom NODE]       QMP quit, bounded wait, SIGKILL; the scope goes
   qm resume VMID                           QMP cont
   qm suspend VMID --todisk 1               hibernation: lock suspending, the state saved into the
@@ -16,9 +19,13 @@ test needs (facts from qemu-server 9.x and ../shared/DESIGN.md §5):
                                            pve-qemu's savevm-start), quit, lock suspended; the next
                                            qm start loads it before post-start (-loadstate, here
                                            -incoming from the file) and fails if qemu refuses it
-  qm migrate VMID TARGET --online          as QemuMigrate drives it: `qm start --migratedfrom` on
-                                           the target, QMP migrate, query-migrate until done,
-                                           config moved, `qm resume` there, source stopped
+  qm migrate VMID TARGET [--online 1] [--migration_type secure|insecure]
+                                           as QemuMigrate drives it: `qm start --migratedfrom` on
+                                           the target; secure: the target's unix socket forwarded
+                                           to the same path here (ssh -L; here a relay through
+                                           the node's command runner); QMP migrate,
+                                           query-migrate until done, config moved, `qm resume`
+                                           there, source stopped
   qm pid VMID                              (emulation's own) the running qemu's pid, or exit 1
 
 Environment (set by the node's `qm` wrapper): PVE_ETC (the cluster file system, /etc/pve; its
@@ -34,6 +41,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -221,7 +229,7 @@ def kvm_cmdline(vmid, conf, incoming):
     if "args" in conf:
         cmd += shlex.split(conf["args"])
     if incoming:
-        cmd += ["-incoming", "defer", "-S"]
+        cmd += ["-incoming", incoming, "-S"]
     return cmd
 
 
@@ -243,7 +251,11 @@ def vmstate_path(volid):
     return os.path.join(storages()[storage], "images", name)
 
 
-def qm_start(vmid, migratedfrom=None):
+def migrate_socket(vmid):
+    return os.path.join(RUN, "%s.migrate" % vmid)
+
+
+def qm_start(vmid, migratedfrom=None, migration_type="secure"):
     path = conf_path(vmid, migratedfrom)
     conf = load_conf(path)
     statefile = conf.get("vmstate") if conf.get("lock") == "suspended" else None
@@ -257,7 +269,17 @@ def qm_start(vmid, migratedfrom=None):
     os.makedirs(RUN, exist_ok=True)
     remove_scope(vmid)  # qemu-server stops a left-over scope first
     os.makedirs(scope_dir(vmid))
-    cmd = kvm_cmdline(vmid, conf, migratedfrom is not None)
+    incoming = None
+    if migratedfrom and migration_type == "secure":
+        # StateFile::statefile_cmdline_option, 'unix': the socket the ssh tunnel forwards to
+        try:
+            os.unlink(migrate_socket(vmid))
+        except OSError:
+            pass
+        incoming = "unix:%s" % migrate_socket(vmid)
+    elif migratedfrom:
+        incoming = "defer"  # 'tcp': the port is given over QMP later
+    cmd = kvm_cmdline(vmid, conf, incoming)
     if statefile:
         # pve-qemu's -loadstate: the state loads before the VM runs, before post-start
         print("Resuming suspended VM", flush=True)
@@ -286,7 +308,9 @@ def qm_start(vmid, migratedfrom=None):
         for k in ("vmstate", "lock", "runningmachine"):
             c.pop(k, None)
         write_conf(path, c)
-    if migratedfrom:
+    if migratedfrom and migration_type == "secure":
+        print("migration listens on %s" % incoming, flush=True)
+    elif migratedfrom:
         port = free_migrate_port()
         uri = "tcp:127.0.0.1:%d" % port
         with QMP(qmp_socket(vmid)) as q:
@@ -382,8 +406,81 @@ def on_node(node, *args, **kw):
     return subprocess.run([os.path.join(NODES, node)] + list(args), **kw)
 
 
-def qm_migrate(vmid, target):
-    """QemuMigrate, online, insecure (tcp), no local disks. Prints its steps' timings."""
+# The far end of the emulated `ssh -L`: its stdin and stdout to a unix socket on the target.
+TUNNEL_END = r"""
+import os, socket, sys, threading
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+def down():
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        while b:
+            b = b[os.write(1, b):]
+    os.close(1)
+t = threading.Thread(target=down)
+t.start()
+while True:
+    b = os.read(0, 65536)
+    if not b:
+        break
+    s.sendall(b)
+s.shutdown(socket.SHUT_WR)
+t.join()
+"""
+
+
+def open_tunnel(vmid, target):
+    """QemuMigrate's fork_tunnel with a unix socket forward: this node's <run>/<vmid>.migrate
+    reaches the target's, through the node runner (the emulation's ssh); one connection."""
+    path = migrate_socket(vmid)
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+
+    def serve():
+        conn, _ = srv.accept()
+        p = subprocess.Popen([os.path.join(NODES, target), sys.executable, "-c", TUNNEL_END, path],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+
+        def up():  # the source's stream to the target
+            try:
+                while True:
+                    b = conn.recv(65536)
+                    if not b:
+                        break
+                    p.stdin.write(b)
+            except OSError:
+                pass
+            p.stdin.close()
+
+        t = threading.Thread(target=up)
+        t.start()
+        try:
+            while True:  # and back
+                b = p.stdout.read(65536)
+                if not b:
+                    break
+                conn.sendall(b)
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        t.join()
+        conn.close()
+        p.wait()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, path
+
+
+def qm_migrate(vmid, target, migration_type="secure"):
+    """QemuMigrate, online, no local disks; secure (a unix socket forwarded to the target's, as
+    over ssh) or insecure (tcp). Prints its steps' timings."""
     src = nodename()
     t0 = time.monotonic()
     path = conf_path(vmid)
@@ -399,19 +496,24 @@ def qm_migrate(vmid, target):
         write_conf(p, c)
 
     # phase2: the target, started from the config that is still on this node
-    r = on_node(target, "qm", "start", str(vmid), "--migratedfrom", src, stdout=subprocess.PIPE,
-                universal_newlines=True, timeout=120)
+    r = on_node(target, "qm", "start", str(vmid), "--migratedfrom", src, "--migration_type",
+                migration_type, stdout=subprocess.PIPE, universal_newlines=True, timeout=120)
     sys.stdout.write(r.stdout)
-    m = re.search(r"^migration listens on (tcp:[\d.]+:\d+)$", r.stdout, re.M)
+    m = re.search(r"^migration listens on (tcp:[\d.]+:\d+|unix:\S+)$", r.stdout, re.M)
     if r.returncode != 0 or not m:
         unlock(path)
         raise Fail("migration aborted: target 'qm start' failed (exit %d)" % r.returncode)
     t_started = time.monotonic()
     print("target started in %.2f s" % (t_started - t0), flush=True)
+    uri, tunnel = m.group(1), None
+    if uri.startswith("unix:"):
+        tunnel, local = open_tunnel(vmid, target)
+        uri = "unix:%s" % local
+        print("tunnel %s -> %s:%s" % (local, target, m.group(1)[5:]), flush=True)
     status, err = "failed", ""
     try:
         with QMP(qmp_socket(vmid)) as q:
-            q.cmd("migrate", {"uri": m.group(1)})
+            q.cmd("migrate", {"uri": uri})
             end = time.monotonic() + 120
             while time.monotonic() < end:
                 st = q.cmd("query-migrate")
@@ -423,6 +525,12 @@ def qm_migrate(vmid, target):
         err = str(e)
     t_sent = time.monotonic()
     print("migration status %s after %.2f s %s" % (status, t_sent - t_started, err), flush=True)
+    if tunnel:
+        tunnel.close()
+        try:
+            os.unlink(migrate_socket(vmid))
+        except OSError:
+            pass
     if status != "completed":
         # phase2_cleanup: cancel here, stop the target; the source goes on
         try:
@@ -486,7 +594,7 @@ def main(argv):
         elif verb == "set":
             qm_set(vmid, rest)
         elif verb == "start":
-            qm_start(vmid, opt.get("--migratedfrom"))
+            qm_start(vmid, opt.get("--migratedfrom"), opt.get("--migration_type", "secure"))
         elif verb == "stop":
             qm_stop(vmid, opt.get("--migratedfrom"))
         elif verb == "resume":
@@ -498,7 +606,8 @@ def main(argv):
         elif verb == "migrate":
             if len(rest) < 1:
                 raise Fail("missing target node")
-            qm_migrate(vmid, rest[0])
+            mopt = dict(zip(rest[1::2], rest[2::2]))
+            qm_migrate(vmid, rest[0], mopt.get("--migration_type", "secure"))
         elif verb == "pid":
             pid = running_pid(vmid)
             if not pid:
