@@ -45,7 +45,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qmp import QMP, QMPError  # noqa: E402
+from qmp import QMP, QMPError, listen_unix  # noqa: E402
 
 ETC = os.environ.get("PVE_ETC", "/etc/pve")
 NODES = os.environ.get("PVE_E2E_NODES", "")
@@ -435,13 +435,7 @@ def open_tunnel(vmid, target):
     """QemuMigrate's fork_tunnel with a unix socket forward: this node's <run>/<vmid>.migrate
     reaches the target's, through the node runner (the emulation's ssh); one connection."""
     path = migrate_socket(vmid)
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen(1)
+    srv = listen_unix(path, 1)
 
     def serve():
         conn, _ = srv.accept()

@@ -119,14 +119,20 @@ def eventd_peer(conn):
     conn.close()
 
 
-def eventd(path):
+def listen_unix(path, backlog):
+    """A listening unix socket at path, in place of whatever was there."""
     try:
         os.unlink(path)
     except OSError:
         pass
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
-    srv.listen(16)
+    srv.listen(backlog)
+    return srv
+
+
+def eventd(path):
+    srv = listen_unix(path, 16)
     while True:
         conn, _ = srv.accept()
         threading.Thread(target=eventd_peer, args=(conn,), daemon=True).start()
