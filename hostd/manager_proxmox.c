@@ -793,14 +793,20 @@ static int pve_create(struct domains *d, struct manager **ret)
 
 /* A mark whose qemu is not the VM's running one is stale (powerd-host was not running when it
  * stopped). */
-static void sweep_mark(uint32_t vmid, pid_t pid, void *arg)
+static void sweep_mark(uint32_t vmid, void *arg)
 {
 	struct manager *m = arg;
 	char name[16];
 	struct domain *dm;
+	pid_t pid;
 
 	snprintf(name, sizeof(name), "%u", vmid);
 	dm = domains_find(m->d, name);
+	/* read by pve_domain_init already, and naming its running qemu */
+	if (dm && dm->pid > 0 && vm_of(dm)->marked_pid == dm->pid)
+		return;
+	if (pve_mark_get(cfg(m)->pve_config_dir, vmid, &pid) < 0)
+		pid = 0; /* unreadable: removed, whatever it holds */
 	if (dm && dm->pid > 0 && dm->pid == pid)
 		return;
 	if (pve_mark_clear(cfg(m)->pve_config_dir, vmid, pid) == 0)

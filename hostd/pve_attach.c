@@ -153,8 +153,8 @@ static int attach(
 			a->vmid, a->vmid);
 		return 0;
 	}
-	if (!is_running(cfg, a->vmid))
-		return 0;
+	if (pve_proc_vm_pid(cfg->pve_run_dir, cfg->proc_root, a->vmid, &pid) < 0)
+		return 0; /* not running: the hook plugs it at the next start */
 	r = pve_port_plug(
 		cfg->pve_run_dir, a->vmid, PVE_PORT_HOOK_TIMEOUT_MS, false, &res, err, sizeof(err));
 	if (r < 0) {
@@ -164,9 +164,7 @@ static int attach(
 	}
 	printf("VM %u: energy channel %s\n", a->vmid,
 		res == PVE_PORT_PLUGGED ? "plugged" : "already plugged");
-	r = pve_proc_vm_pid(cfg->pve_run_dir, cfg->proc_root, a->vmid, &pid);
-	if (r == 0)
-		r = pve_mark_set(cfg->pve_config_dir, a->vmid, pid);
+	r = pve_mark_set(cfg->pve_config_dir, a->vmid, pid);
 	if (r < 0)
 		log_warn("VM %u: cannot mark its port in %s (powerd-host tries again): %s", a->vmid,
 			cfg->pve_config_dir, strerror(-r));

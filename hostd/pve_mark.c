@@ -187,8 +187,7 @@ int pve_mark_peer(const char *config_dir, const char *node, uint32_t vmid, enum 
 	return 0;
 }
 
-int pve_mark_each(
-	const char *config_dir, void (*fn)(uint32_t vmid, pid_t pid, void *arg), void *arg)
+int pve_mark_each(const char *config_dir, void (*fn)(uint32_t vmid, void *arg), void *arg)
 {
 	_cleanup_close_ int fd = open_own(config_dir);
 	struct dirent *e;
@@ -205,13 +204,10 @@ int pve_mark_each(
 	while ((e = readdir(dp))) {
 		size_t n = strlen(e->d_name), l = strlen(MARK_SUFFIX);
 		uint32_t vmid;
-		pid_t pid;
 		if (n <= l || !streq(e->d_name + n - l, MARK_SUFFIX) ||
 			!pve_vmid_parse(e->d_name, n - l, &vmid))
 			continue;
-		if (get_at(dirfd(dp), vmid, &pid) < 0)
-			pid = 0; /* unreadable: the sweep removes it */
-		fn(vmid, pid, arg);
+		fn(vmid, arg);
 	}
 	closedir(dp);
 	return 0;

@@ -44,6 +44,6 @@ int pve_mark_get(const char *config_dir, uint32_t vmid, pid_t *ret);
  * (err says what), which a migration target must treat as unknown. */
 int pve_mark_peer(const char *config_dir, const char *node, uint32_t vmid, enum pve_mark_peer *ret,
 	char *err, size_t err_size);
-/* Call fn for every vmid marked on this node (the daemon's sweep at start). */
-int pve_mark_each(
-	const char *config_dir, void (*fn)(uint32_t vmid, pid_t pid, void *arg), void *arg);
+/* Call fn for every vmid marked on this node (the daemon's sweep at start; pve_mark_get reads
+ * the mark where fn needs it). */
+int pve_mark_each(const char *config_dir, void (*fn)(uint32_t vmid, void *arg), void *arg);
