@@ -208,11 +208,18 @@ static pid_t start_qemu(const char *run_dir, uint32_t vmid, bool with_agent)
 	return start_qemu_as(run_dir, vmid, with_agent, false);
 }
 
+/* Whether pid is gone within timeout_ms (qemu daemonized: not our child, no wait(2)). */
+static bool is_gone_within(pid_t pid, int timeout_ms)
+{
+	for (int i = 0; i < timeout_ms / 10 && kill(pid, 0) == 0; i++)
+		usleep(10000);
+	return kill(pid, 0) == -1;
+}
+
 static void stop_qemu(pid_t pid)
 {
 	if (pid > 0 && kill(pid, SIGKILL) == 0)
-		for (int i = 0; i < 500 && kill(pid, 0) == 0; i++)
-			usleep(10000); /* not our child: no wait(2); gone within a few ms */
+		is_gone_within(pid, 5000); /* gone within a few ms */
 }
 
 static bool has_qemu(void)
@@ -1154,13 +1161,6 @@ static int hook(
 	return run_host(argv, envp, log);
 }
 
-static bool is_gone_pid(pid_t pid)
-{
-	for (int i = 0; i < 300 && kill(pid, 0) == 0; i++)
-		usleep(10000);
-	return kill(pid, 0) == -1;
-}
-
 static void test_pve_hook(void **state)
 {
 	_cleanup_free_ char *dir = tu_mkdtemp("powerd-pvehook");
@@ -1202,7 +1202,7 @@ static void test_pve_hook(void **state)
 	 * qemu is stopped and the hook fails, before the source is touched. */
 	q = start_qemu_as(run, 103, true, true);
 	assert_int_equal(hook(cfg, "103", "post-start", "nodeA", log), 1);
-	assert_true(is_gone_pid(q));
+	assert_true(is_gone_within(q, 3000));
 	_cleanup_free_ char *out = tu_read(dir, "log");
 	assert_non_null(strstr(out, "cannot tell whether its qemu on nodeA has powerd's port"));
 	/* ... unless the target has no agent bus: then neither has a port */
@@ -1233,16 +1233,16 @@ static void test_pve_hook(void **state)
 	tu_write(marks_a, "106.port", "garbage");
 	q = start_qemu_as(run, 106, true, true);
 	assert_int_equal(hook(cfg, "106", "post-start", "nodeA", log), 1);
-	assert_true(is_gone_pid(q));
+	assert_true(is_gone_within(q, 3000));
 	q = start_qemu_as(run, 107, true, true);
 	assert_int_equal(hook(cfg, "107", "post-start", "../nodeA", log), 1);
-	assert_true(is_gone_pid(q));
+	assert_true(is_gone_within(q, 3000));
 
 	/* an incoming qemu without PVE_MIGRATED_FROM (qemu-server's remote migration, from
 	 * another cluster): the source cannot be known, refused; without the bus, fine */
 	q = start_qemu_as(run, 108, true, true);
 	assert_int_equal(hook(cfg, "108", "post-start", NULL, log), 1);
-	assert_true(is_gone_pid(q));
+	assert_true(is_gone_within(q, 3000));
 	free(out);
 	out = tu_read(dir, "log");
 	assert_non_null(strstr(out, "VM 108: its qemu waits for an incoming migration without "
@@ -1273,7 +1273,7 @@ static void test_pve_hook(void **state)
 		qmp_close(s);
 	}
 	assert_int_equal(hook(cfg, "101", "post-start", "nodeA", log), 1);
-	assert_true(is_gone_pid(q));
+	assert_true(is_gone_within(q, 3000));
 	tu_rm_rf(dir);
 }
 
