@@ -66,6 +66,9 @@ struct accounting {
 	uint64_t last_tick_ns;
 	uint64_t errors[ERR_KINDS];
 	bool is_host_cpu_failing;
+	/* within a listing: the cgroup mounts, read at its first pid (NULL until then) */
+	unsigned listing_depth;
+	struct cpu_mounts *listing_mounts;
 };
 
 static uint64_t thread_cpu_ns(void)
@@ -145,6 +148,7 @@ void accounting_free(struct accounting *a)
 	free(a->cpu_ns);
 	free(a->frac);
 	free(a->share_uj);
+	cpu_mounts_free(a->listing_mounts);
 	idle_level_free(a->idle);
 	sensor_free(a->sensor);
 	host_cpu_free(a->host_cpu);
@@ -155,6 +159,31 @@ void accounting_set_config(struct accounting *a, const struct host_config *cfg)
 {
 	/* estimate watts and the idle policy are read at every tick; roots take a restart */
 	a->cfg = cfg;
+}
+
+void accounting_listing_begin(struct accounting *a)
+{
+	a->listing_depth++;
+}
+
+void accounting_listing_end(struct accounting *a)
+{
+	if (a->listing_depth == 0 || --a->listing_depth > 0)
+		return;
+	cpu_mounts_free(a->listing_mounts);
+	a->listing_mounts = NULL;
+}
+
+/* pid's CPU-time source; within a listing, against the mounts read at its first pid. */
+static int open_cpu_source(
+	struct accounting *a, pid_t pid, const char *own_cgroup, struct cpu_source **ret)
+{
+	if (a->listing_depth == 0)
+		return cpu_source_open_in(
+			a->cfg->proc_root, a->cfg->cgroup_root, pid, own_cgroup, ret);
+	if (!a->listing_mounts)
+		cpu_mounts_read(a->cfg->proc_root, a->cfg->cgroup_root, &a->listing_mounts);
+	return cpu_source_open_with(a->listing_mounts, pid, own_cgroup, ret);
 }
 
 void accounting_set_instance(struct accounting *a, const char *instance)
@@ -293,8 +322,7 @@ int accounting_domain_set_pid_in(
 	d->is_cgroup_shared = false;
 	if (pid <= 0)
 		return 0;
-	int r = cpu_source_open_in(
-		a->cfg->proc_root, a->cfg->cgroup_root, pid, own_cgroup, &d->cpu);
+	int r = open_cpu_source(a, pid, own_cgroup, &d->cpu);
 	if (r < 0) {
 		log_warn("domain %s: no CPU time for pid %d: %s", d->name, (int)pid, strerror(-r));
 		return r;

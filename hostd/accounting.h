@@ -41,6 +41,11 @@ int accounting_domain_set_tree(struct accounting *a, struct acct_domain *d, int 
 void accounting_domain_set_publisher(
 	struct acct_domain *d, enum publish_slot slot, struct publisher *p);
 struct publisher *accounting_domain_publisher(const struct acct_domain *d, enum publish_slot slot);
+/* A manager's listing is being applied (domains_apply): from begin to end (they nest) the cgroup
+ * mounts are read once, at the first pid resolved, for every pid resolved (cputime.h's
+ * cpu_mounts); outside a listing each pid reads them anew. */
+void accounting_listing_begin(struct accounting *a);
+void accounting_listing_end(struct accounting *a);
 /* The domain runs as pid (its qemu process): resolve its cgroup and keep its CPU-time file open.
  * pid 0: not running (no CPU time, energy stays). */
 int accounting_domain_set_pid(struct accounting *a, struct acct_domain *d, pid_t pid);

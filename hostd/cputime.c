@@ -45,6 +45,12 @@ struct cg_mounts {
 	size_t n;
 };
 
+/* What cpu_mounts_read found: the hierarchies, and the proc root they were read from. */
+struct cpu_mounts {
+	char *proc_root;
+	struct cg_mounts ms;
+};
+
 static void cg_mounts_done(struct cg_mounts *ms)
 {
 	for (size_t i = 0; i < ms->n; i++) {
@@ -326,23 +332,46 @@ static bool find_line(const char *cgfile, bool is_v2, const char **ret, size_t *
 	return false;
 }
 
+/* ms: the hierarchies already read (a listing's), or NULL to read them now. */
 static int open_cgroup(struct cpu_source *s, const char *proc_root, const char *cgroup_root,
-	const char *cgfile, const char *own_cgroup)
+	const struct cg_mounts *ms, const char *cgfile, const char *own_cgroup)
 {
-	struct cg_mounts ms = { 0 };
+	struct cg_mounts own = { 0 };
 	const char *raw;
 	size_t len;
 	int r = -ENOENT;
 
-	cg_mounts_find(proc_root, cgroup_root, &ms);
+	if (!ms) {
+		cg_mounts_find(proc_root, cgroup_root, &own);
+		ms = &own;
+	}
 	if (find_line(cgfile, true, &raw, &len))
-		r = open_hierarchy(s, &ms, true, raw, len, own_cgroup);
+		r = open_hierarchy(s, ms, true, raw, len, own_cgroup);
 	if (r < 0 && find_line(cgfile, false, &raw, &len))
-		r = open_hierarchy(s, &ms, false, raw, len, own_cgroup);
-	cg_mounts_done(&ms);
+		r = open_hierarchy(s, ms, false, raw, len, own_cgroup);
+	cg_mounts_done(&own);
 	if (r == 0)
 		s->has_foreign_cgroup = false;
 	return r;
+}
+
+int cpu_mounts_read(const char *proc_root, const char *cgroup_root, struct cpu_mounts **ret)
+{
+	struct cpu_mounts *m = xcalloc(1, sizeof(*m));
+
+	m->proc_root = xstrdup(proc_root);
+	cg_mounts_find(proc_root, cgroup_root, &m->ms);
+	*ret = m;
+	return 0;
+}
+
+void cpu_mounts_free(struct cpu_mounts *m)
+{
+	if (!m)
+		return;
+	cg_mounts_done(&m->ms);
+	free(m->proc_root);
+	free(m);
 }
 
 int cpu_source_open(
@@ -351,8 +380,8 @@ int cpu_source_open(
 	return cpu_source_open_in(proc_root, cgroup_root, pid, NULL, ret);
 }
 
-int cpu_source_open_in(const char *proc_root, const char *cgroup_root, pid_t pid,
-	const char *own_cgroup, struct cpu_source **ret)
+static int open_source(const char *proc_root, const char *cgroup_root, const struct cg_mounts *ms,
+	pid_t pid, const char *own_cgroup, struct cpu_source **ret)
 {
 	_cleanup_free_ char *cgpath = NULL;
 	_cleanup_free_ char *cgfile = NULL;
@@ -368,7 +397,7 @@ int cpu_source_open_in(const char *proc_root, const char *cgroup_root, pid_t pid
 	s->fd = -1;
 	s->stat_path = xasprintf("%s/%d/stat", proc_root, (int)pid);
 	if (read_file_at(AT_FDCWD, cgpath, cgfile, CGROUP_FILE_MAX, &len) == 0 &&
-		open_cgroup(s, proc_root, cgroup_root, cgfile, own_cgroup) == 0) {
+		open_cgroup(s, proc_root, cgroup_root, ms, cgfile, own_cgroup) == 0) {
 		*ret = s;
 		return 0;
 	}
@@ -379,6 +408,18 @@ int cpu_source_open_in(const char *proc_root, const char *cgroup_root, pid_t pid
 	}
 	*ret = s;
 	return 0;
+}
+
+int cpu_source_open_in(const char *proc_root, const char *cgroup_root, pid_t pid,
+	const char *own_cgroup, struct cpu_source **ret)
+{
+	return open_source(proc_root, cgroup_root, NULL, pid, own_cgroup, ret);
+}
+
+int cpu_source_open_with(
+	const struct cpu_mounts *m, pid_t pid, const char *own_cgroup, struct cpu_source **ret)
+{
+	return open_source(m->proc_root, NULL, &m->ms, pid, own_cgroup, ret);
 }
 
 int cpu_source_use_process(struct cpu_source *s)

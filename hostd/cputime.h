@@ -26,6 +26,17 @@ int cpu_source_open(
  * foreign and the process is read. */
 int cpu_source_open_in(const char *proc_root, const char *cgroup_root, pid_t pid,
 	const char *own_cgroup, struct cpu_source **ret);
+/* The cgroup mounts as cpu_source_open finds them (proc_root/self/mountinfo, else the usual
+ * places), read once for many opens. mountinfo is long on a host whose domains each have a share
+ * mounted, and reading it per domain made a listing of N domains cost O(N²); keep one only while
+ * a hierarchy cannot have been mounted or moved since, within one listing (accounting.h), never
+ * from one listing or event to the next. */
+struct cpu_mounts;
+int cpu_mounts_read(const char *proc_root, const char *cgroup_root, struct cpu_mounts **ret);
+void cpu_mounts_free(struct cpu_mounts *m);
+/* cpu_source_open_in with the mounts m found (and m's proc_root). */
+int cpu_source_open_with(
+	const struct cpu_mounts *m, pid_t pid, const char *own_cgroup, struct cpu_source **ret);
 int cpu_source_read(struct cpu_source *s, uint64_t *ret_ns);
 const char *cpu_source_path(const struct cpu_source *s);
 enum cpu_source_kind cpu_source_kind(const struct cpu_source *s);

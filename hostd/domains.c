@@ -375,6 +375,7 @@ static bool is_listed(const char *name, const struct manager_entry *v, size_t n)
 
 void domains_apply(struct domains *d, const struct manager_entry *v, size_t n)
 {
+	accounting_listing_begin(d->acct);
 	for (size_t i = 0; i < d->n; i++)
 		d->v[i]->is_seen = false;
 	for (size_t i = 0; i < n; i++) {
@@ -419,6 +420,7 @@ void domains_apply(struct domains *d, const struct manager_entry *v, size_t n)
 	for (size_t i = d->n; i-- > 0;)
 		if (!d->v[i]->is_seen)
 			domains_drop(d, d->v[i], true);
+	accounting_listing_end(d->acct);
 	log_debug("reconcile: %zu domains listed, %zu tracked", n, d->n);
 }
 

@@ -1159,6 +1159,62 @@ static void test_publishers(void **state)
 		assert_true(freed[i]);
 }
 
+/* Within one listing (accounting_listing_begin .. end) the cgroup mounts are read once and kept
+ * for every pid resolved; the next listing, and any pid resolved outside a listing, reads them
+ * anew: a hierarchy mounted between two listings is seen by the second. */
+static void test_listing_mounts(void **state)
+{
+	struct fx *f = *state;
+	struct accounting *a;
+	struct acct_domain *v[3];
+	int fd[3];
+	static const char *const names[] = { "la", "lb", "lc" };
+
+	assert_int_equal(accounting_new(&f->cfg, &a), 0);
+	for (int i = 0; i < 3; i++) {
+		_cleanup_free_ char *cg =
+			xasprintf("machine/qemu-%d-%s.libvirt-qemu", i + 1, names[i]);
+		_cleanup_free_ char *procrel = xasprintf("%d/cgroup", 2101 + i);
+		_cleanup_free_ char *v2rel = xasprintf("%s/cpu.stat", cg);
+		_cleanup_free_ char *v1rel = xasprintf("cpuacct/%s/cpuacct.usage", cg);
+		tu_writef(f->proc, procrel, "4:cpu,cpuacct:/%s\n0::/%s\n", cg, cg);
+		tu_write(f->cg, v2rel, "usage_usec 1000\n");
+		tu_write(f->cg, v1rel, "1000000\n");
+		write_proc_stat(f, 2101 + i, 1);
+		fd[i] = dom_dirfd_named(f, names[i]);
+		assert_int_equal(accounting_add_domain(a, names[i], fd[i], &v[i]), 0);
+	}
+	/* no mountinfo: the usual places, v2 at the root first */
+	accounting_listing_begin(a);
+	assert_int_equal(accounting_domain_set_pid(a, v[0], 2101), 0);
+	assert_string_equal(accounting_domain_cpu_source(v[0]), "cgroup2");
+	/* now only v1's cpuacct is mounted; the listing keeps what it read at its first pid */
+	_cleanup_free_ char *mi = xasprintf(
+		"30 20 0:26 / %s/cpuacct rw,nosuid - cgroup cgroup rw,cpu,cpuacct\n", f->cg);
+	tu_write(f->proc, "self/mountinfo", mi);
+	assert_int_equal(accounting_domain_set_pid(a, v[1], 2102), 0);
+	assert_string_equal(accounting_domain_cpu_source(v[1]), "cgroup2");
+	accounting_listing_end(a);
+	/* outside a listing: read anew */
+	assert_int_equal(accounting_domain_set_pid(a, v[2], 2103), 0);
+	assert_string_equal(accounting_domain_cpu_source(v[2]), "cgroup1");
+	/* the next listing (nested begin/end count as one) reads anew too */
+	accounting_listing_begin(a);
+	accounting_listing_begin(a);
+	assert_int_equal(accounting_domain_set_pid(a, v[0], 2101), 0);
+	assert_string_equal(accounting_domain_cpu_source(v[0]), "cgroup1");
+	accounting_listing_end(a);
+	tu_write(f->proc, "self/mountinfo", "");
+	assert_int_equal(accounting_domain_set_pid(a, v[1], 2102), 0);
+	assert_string_equal(accounting_domain_cpu_source(v[1]), "cgroup1");
+	accounting_listing_end(a);
+	assert_int_equal(accounting_domain_set_pid(a, v[2], 2103), 0);
+	assert_string_equal(accounting_domain_cpu_source(v[2]), "cgroup2");
+	accounting_free(a);
+	for (int i = 0; i < 3; i++)
+		close(fd[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1175,6 +1231,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cgroup_not_own, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_thousand_domains, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_publishers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_listing_mounts, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
