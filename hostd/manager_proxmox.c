@@ -151,6 +151,22 @@ static pid_t probe_pid(
 	return pve_proc_is_vm(cfg(m)->proc_root, pid, run_st, vmid) ? pid : 0;
 }
 
+/* "<vmid><suffix>" into buf (of at least 11 bytes more than suffix): a rescan formats two names
+ * per VM, and snprintf was a tenth of its CPU (perf, 1000 VMs). */
+static void vmid_format(char *buf, uint32_t vmid, const char *suffix)
+{
+	char digits[10];
+	size_t n = 0;
+
+	do {
+		digits[n++] = (char)('0' + vmid % 10);
+		vmid /= 10;
+	} while (vmid);
+	while (n > 0)
+		*buf++ = digits[--n];
+	strcpy(buf, suffix);
+}
+
 static bool same_stat(const struct stat *a, const struct stat *b)
 {
 	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
@@ -165,7 +181,7 @@ static void probe_conf(struct manager *m, int conf_fd, const struct domain *dm, 
 
 	s->has_conf = false;
 	s->is_conf_changed = false;
-	snprintf(file, sizeof(file), "%u.conf", s->vmid);
+	vmid_format(file, s->vmid, ".conf");
 	if (conf_fd < 0 || fstatat(conf_fd, file, &s->conf_st, AT_SYMLINK_NOFOLLOW) < 0) {
 		memset(&s->conf, 0, sizeof(s->conf));
 		s->conf_error[0] = '\0';
@@ -319,7 +335,7 @@ static int pve_reconcile(struct manager *m)
 			continue;
 		struct pve_seen *s = &m->seen[n];
 		char *name = m->names[n];
-		snprintf(name, sizeof(m->names[n]), "%u", ids->v[i]);
+		vmid_format(name, ids->v[i], "");
 		const struct domain *dm = domains_find(m->d, name);
 		s->vmid = ids->v[i];
 		s->pid = has_run_dir ? probe_pid(m, dm, s->vmid, &run_st) : 0;
