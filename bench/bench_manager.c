@@ -12,8 +12,15 @@
  * intervals, the backstop rescan (domains_reconcile: what the manager's rescan timer calls), with
  * inotify on run_dir and config_dir and a pidfd per qemu live; then the loop's pending events.
  * libvirt: libvirt's test driver from a file of N running domains, in-process (as bench_define);
- * its manager has no periodic work (events only, none here); CPU time from the driver
- * (virDomainGetInfo: the test driver has no qemu process).
+ * its manager has no periodic work (events only, none here). The test driver has no qemu
+ * process, so its manager would take CPU time from the driver (virDomainGetInfo, answered from
+ * memory); a qemu:///system node's manager reads the domain's machine scope instead. So, as
+ * there: N more stand-ins, each in machine.slice/machine-qemu\x2d<id>\x2dvm<vmid>.scope/libvirt/
+ * emulator (where libvirt puts qemu's main thread), its pid file in a directory as libvirt's
+ * /run/libvirt/qemu/<name>.pid, and each domain given that pid as libvirt's manager does when it
+ * sees the domain run (its pid file read, domains_set_pid, within the listing), timed as part of
+ * its discovery: both managers read one cpu.stat per VM and tick. --libvirt-driver leaves the
+ * driver's CPU time (the comparison made before; bench=manager_*_driver lines).
  * Both: shares mounted (tmpfs, in a private mount namespace), trees written every tick,
  * channel: auto, one fixture powercap tree (advanced before every interval, not timed), host CPU
  * time from the real /proc/stat.
@@ -63,10 +70,12 @@ struct ctx {
 	struct fixture *f;
 	struct event_base *base;
 	struct side side[SIDES];
-	/* proxmox: the qemu stand-ins */
-	char *cg_root; /* the cgroup v2 hierarchy from our cgroup namespace */
-	pid_t *kids;
-	int hold_fd; /* the write end of the pipe they wait on: closed, they exit */
+	char *cg_root;		/* the cgroup v2 hierarchy from our cgroup namespace */
+	bool is_libvirt_driver; /* libvirt's CPU time from its test driver, not the scopes */
+	/* the qemu stand-ins, each side's */
+	pid_t *kids[SIDES];
+	int hold_fd[SIDES]; /* the write end of the pipe they wait on: closed, they exit */
+	char *lv_pid_dir;   /* libvirt's: where their pid files are (/run/libvirt/qemu) */
 };
 
 static void set_str(char **field, const char *value)
@@ -113,15 +122,12 @@ static void write_pve_conf(const char *dir, uint32_t vmid)
 	write_text(path, text);
 }
 
-/* VM vmid's qemu stand-in: born in its scope, a shell that writes its pid file and waits for
- * EOF on the pipe; its command line is "sh -c … -pidfile <run_dir>/<vmid>.pid". */
-static pid_t spawn_vm(struct ctx *c, const char *run_dir, int wait_fd, uint32_t vmid)
+/* A qemu stand-in born in cgroup dir: a shell that writes its pid file and waits for EOF on the
+ * pipe; its command line is "sh -c … -pidfile <pidfile>", as qemu's. */
+static pid_t spawn_standin(const char *cgroup_dir, const char *pidfile, int wait_fd)
 {
-	_cleanup_free_ char *scope = xasprintf("%s/qemu.slice/%u.scope", c->cg_root, vmid);
-	_cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", scope);
-	_cleanup_free_ char *pidfile = xasprintf("%s/%u.pid", run_dir, vmid);
+	_cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", cgroup_dir);
 
-	xmkdir(scope);
 	pid_t pid = fork();
 	if (pid < 0)
 		bench_die("fork", errno);
@@ -137,58 +143,143 @@ static pid_t spawn_vm(struct ctx *c, const char *run_dir, int wait_fd, uint32_t 
 	_exit(127);
 }
 
+static void wait_pidfile(const char *path, pid_t pid)
+{
+	for (int t = 0;; t++) {
+		char buf[32];
+		size_t len;
+		if (read_file_at(AT_FDCWD, path, buf, sizeof(buf) - 1, &len) == 0 && len > 0 &&
+			buf[len - 1] == '\n' && strtol(buf, NULL, 10) == (long)pid)
+			return;
+		if (t > 10000)
+			bench_die(path, ETIMEDOUT);
+		usleep(1000);
+	}
+}
+
+static int hold_pipe(struct ctx *c, int side)
+{
+	int fds[2];
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		bench_die("pipe", errno);
+	c->hold_fd[side] = fds[1];
+	c->kids[side] = xcalloc(c->n, sizeof(*c->kids[side]));
+	return fds[0];
+}
+
 /* The node's directories, configs and running VMs, every pid file written. */
 static void pve_node(struct ctx *c, struct host_config *cfg)
 {
 	_cleanup_free_ char *slice = xasprintf("%s/qemu.slice", c->cg_root);
-	int fds[2];
 
 	set_take(&cfg->pve_run_dir, xasprintf("%s/run-qemu-server", c->f->root));
 	set_take(&cfg->pve_config_dir, xasprintf("%s/etc-pve-local-qemu-server", c->f->root));
 	xmkdir(cfg->pve_run_dir);
 	xmkdir(cfg->pve_config_dir);
 	xmkdir(slice);
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		bench_die("pipe", errno);
-	c->hold_fd = fds[1];
-	c->kids = xcalloc(c->n, sizeof(*c->kids));
+	int wait_fd = hold_pipe(c, PVE);
 	for (size_t i = 0; i < c->n; i++) {
+		_cleanup_free_ char *scope = xasprintf("%s/%zu.scope", slice, VMID_BASE + i);
+		_cleanup_free_ char *pidfile =
+			xasprintf("%s/%zu.pid", cfg->pve_run_dir, VMID_BASE + i);
 		write_pve_conf(cfg->pve_config_dir, (uint32_t)(VMID_BASE + i));
-		c->kids[i] = spawn_vm(c, cfg->pve_run_dir, fds[0], (uint32_t)(VMID_BASE + i));
+		xmkdir(scope);
+		c->kids[PVE][i] = spawn_standin(scope, pidfile, wait_fd);
 	}
-	close(fds[0]);
+	close(wait_fd);
 	for (size_t i = 0; i < c->n; i++) {
 		_cleanup_free_ char *path =
 			xasprintf("%s/%zu.pid", cfg->pve_run_dir, VMID_BASE + i);
-		for (int t = 0;; t++) {
-			char buf[32];
-			size_t len;
-			if (read_file_at(AT_FDCWD, path, buf, sizeof(buf) - 1, &len) == 0 &&
-				len > 0 && buf[len - 1] == '\n' &&
-				strtol(buf, NULL, 10) == (long)c->kids[i])
-				break;
-			if (t > 10000)
-				bench_die(path, ETIMEDOUT);
-			usleep(1000);
-		}
+		wait_pidfile(path, c->kids[PVE][i]);
 	}
 }
 
-static void pve_node_stop(struct ctx *c)
+/* libvirt's scope of domain vm<vmid> (id: libvirt's domain id), below the cgroup root. */
+static char *lv_scope(struct ctx *c, size_t i, const char *below)
 {
-	if (!c->kids)
+	return xasprintf("%s/machine.slice/machine-qemu\\x2d%zu\\x2dvm%zu.scope%s", c->cg_root,
+		i + 1, VMID_BASE + i, below);
+}
+
+/* libvirt's qemu stand-ins (on a qemu:///system node): each in its scope's libvirt/emulator. */
+static void libvirt_standins(struct ctx *c)
+{
+	_cleanup_free_ char *slice = xasprintf("%s/machine.slice", c->cg_root);
+
+	c->lv_pid_dir = xasprintf("%s/run-libvirt-qemu", c->f->root);
+	xmkdir(c->lv_pid_dir);
+	xmkdir(slice);
+	int wait_fd = hold_pipe(c, LIBVIRT);
+	for (size_t i = 0; i < c->n; i++) {
+		_cleanup_free_ char *scope = lv_scope(c, i, "");
+		_cleanup_free_ char *lv = lv_scope(c, i, "/libvirt");
+		_cleanup_free_ char *emu = lv_scope(c, i, "/libvirt/emulator");
+		_cleanup_free_ char *pidfile =
+			xasprintf("%s/vm%zu.pid", c->lv_pid_dir, VMID_BASE + i);
+		xmkdir(scope);
+		xmkdir(lv);
+		xmkdir(emu);
+		c->kids[LIBVIRT][i] = spawn_standin(emu, pidfile, wait_fd);
+	}
+	close(wait_fd);
+	for (size_t i = 0; i < c->n; i++) {
+		_cleanup_free_ char *path = xasprintf("%s/vm%zu.pid", c->lv_pid_dir, VMID_BASE + i);
+		wait_pidfile(path, c->kids[LIBVIRT][i]);
+	}
+}
+
+/* What libvirt's manager does on a qemu:///system node for each domain of its listing that runs
+ * (manager_libvirt.c's lv_set_cpu: its qemu's pid file read, the pid's cgroup resolved). */
+static void libvirt_set_pids(struct ctx *c)
+{
+	struct side *sd = &c->side[LIBVIRT];
+	size_t n;
+	struct domain *const *v = domains_all(sd->d, &n);
+
+	accounting_listing_begin(sd->a);
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ char *path = xasprintf("%s/%s.pid", c->lv_pid_dir, v[i]->name);
+		char buf[32];
+		size_t len;
+		uint64_t pid;
+		if (read_file_at(AT_FDCWD, path, buf, sizeof(buf), &len) < 0 ||
+			parse_u64_content(buf, len, &pid) < 0 || pid == 0 || pid > INT32_MAX)
+			bench_die(path, EINVAL);
+		if (domains_set_pid(sd->d, v[i], (pid_t)pid, NULL) < 0)
+			bench_die("domains_set_pid", EIO);
+		v[i]->pid = (pid_t)pid;
+		v[i]->has_cpu_reader = false;
+	}
+	accounting_listing_end(sd->a);
+}
+
+static void standins_stop(struct ctx *c, int side)
+{
+	if (!c->kids[side])
 		return;
-	close(c->hold_fd); /* EOF: every shell exits */
+	close(c->hold_fd[side]); /* EOF: every shell exits */
 	for (size_t i = 0; i < c->n; i++)
-		waitpid(c->kids[i], NULL, 0);
+		waitpid(c->kids[side][i], NULL, 0);
 	for (size_t i = 0; i < c->n; i++) {
 		_cleanup_free_ char *scope =
 			xasprintf("%s/qemu.slice/%zu.scope", c->cg_root, VMID_BASE + i);
-		rmdir(scope);
+		_cleanup_free_ char *emu = lv_scope(c, i, "/libvirt/emulator");
+		_cleanup_free_ char *lv = lv_scope(c, i, "/libvirt");
+		_cleanup_free_ char *lscope = lv_scope(c, i, "");
+		if (side == PVE) {
+			rmdir(scope);
+		} else {
+			rmdir(emu);
+			rmdir(lv);
+			rmdir(lscope);
+		}
 	}
-	_cleanup_free_ char *slice = xasprintf("%s/qemu.slice", c->cg_root);
+	_cleanup_free_ char *slice =
+		xasprintf("%s/%s", c->cg_root, side == PVE ? "qemu.slice" : "machine.slice");
 	rmdir(slice);
-	free(c->kids);
+	free(c->kids[side]);
+	c->kids[side] = NULL;
 }
 
 /* --- libvirt: the test driver's node ----------------------------------------------------- */
@@ -263,7 +354,7 @@ static const char *check_tracked(struct ctx *c, int side)
 {
 	size_t n;
 	struct domain *const *v = domains_all(c->side[side].d, &n);
-	const char *want = side == PVE ? "cgroup2" : "libvirt";
+	const char *want = side == LIBVIRT && c->is_libvirt_driver ? "libvirt" : "cgroup2";
 
 	if (n != c->n)
 		bench_die("not every VM is tracked", EIO);
@@ -297,7 +388,10 @@ static void side_new(struct ctx *c, int side, const char *share)
 		pve_node(c, &sd->cfg);
 	} else {
 		sd->cfg.manager = MANAGER_LIBVIRT;
+		set_str(&sd->cfg.cgroup_root, c->cg_root);
 		set_take(&sd->cfg.libvirt_uri, libvirt_node(c));
+		if (!c->is_libvirt_driver)
+			libvirt_standins(c);
 	}
 	if ((r = accounting_new(&sd->cfg, &sd->a)) < 0)
 		bench_die("accounting_new", -r);
@@ -314,6 +408,8 @@ static void discover(struct ctx *c, int side, struct discovery *ret)
 	uint64_t w0 = bench_wall_ns(), c0 = bench_cpu_ns();
 
 	domains_start(c->side[side].d);
+	if (side == LIBVIRT && !c->is_libvirt_driver)
+		libvirt_set_pids(c);
 	ret->ms = (double)(bench_wall_ns() - w0) / 1e6;
 	ret->cpu_ms = (double)(bench_cpu_ns() - c0) / 1e6;
 	if (!domains_is_connected(c->side[side].d))
@@ -370,14 +466,14 @@ static int bench(struct ctx *c, unsigned runs)
 		const char *src = check_tracked(c, side);
 		double us_full = bench_median(full[side], runs);
 		double us_alone = bench_median(alone[side], runs);
-		printf("bench=manager_%s n=%zu runs=%u ticks=%u us_per_tick=%.2f us_per_vm=%.3f "
+		printf("bench=manager_%s%s n=%zu runs=%u ticks=%u us_per_tick=%.2f us_per_vm=%.3f "
 		       "tick_us_per_vm=%.3f ratio_to_libvirt=%.3f rescan_us=%.1f "
 		       "discovery_ms=%.1f discovery_cpu_ms=%.1f driver_ms=%.1f cpu_source=%s "
 		       "maxrss_kib=%ld\n",
-			side == PVE ? "proxmox" : "libvirt", c->n, runs, ticks, us_full,
-			us_full / (double)c->n, us_alone / (double)c->n, side == PVE ? paired : 1.0,
-			side == PVE ? us_rescan : 0.0, disc[side].ms, disc[side].cpu_ms,
-			side == PVE ? 0.0 : driver_ms, src, bench_maxrss_kib());
+			side == PVE ? "proxmox" : "libvirt", c->is_libvirt_driver ? "_driver" : "",
+			c->n, runs, ticks, us_full, us_full / (double)c->n, us_alone / (double)c->n,
+			side == PVE ? paired : 1.0, side == PVE ? us_rescan : 0.0, disc[side].ms,
+			disc[side].cpu_ms, side == PVE ? 0.0 : driver_ms, src, bench_maxrss_kib());
 	}
 	fflush(stdout);
 
@@ -385,7 +481,9 @@ static int bench(struct ctx *c, unsigned runs)
 		domains_free(c->side[side].d);
 		accounting_free(c->side[side].a);
 	}
-	pve_node_stop(c);
+	standins_stop(c, PVE);
+	standins_stop(c, LIBVIRT);
+	free(c->lv_pid_dir);
 	for (int side = 0; side < SIDES; side++)
 		host_config_free(&c->side[side].cfg);
 	fixture_free(c->f);
@@ -402,6 +500,7 @@ static void cg_remove(const char *dir)
 {
 	_cleanup_free_ char *kill_file = xasprintf("%s/cgroup.kill", dir);
 	_cleanup_free_ char *slice = xasprintf("%s/qemu.slice", dir);
+	_cleanup_free_ char *mslice = xasprintf("%s/machine.slice", dir);
 	int fd = open(kill_file, O_WRONLY | O_CLOEXEC);
 
 	if (fd >= 0) {
@@ -411,10 +510,19 @@ static void cg_remove(const char *dir)
 	}
 	for (size_t i = 0; i < COUNT_MAX; i++) {
 		_cleanup_free_ char *scope = xasprintf("%s/%zu.scope", slice, VMID_BASE + i);
+		_cleanup_free_ char *lscope = xasprintf(
+			"%s/machine-qemu\\x2d%zu\\x2dvm%zu.scope", mslice, i + 1, VMID_BASE + i);
+		_cleanup_free_ char *lv = xasprintf("%s/libvirt", lscope);
+		_cleanup_free_ char *emu = xasprintf("%s/libvirt/emulator", lscope);
 		for (int t = 0; t < 100 && rmdir(scope) < 0 && errno == EBUSY; t++)
 			usleep(10000); /* killed, not yet gone */
+		for (int t = 0; t < 100 && rmdir(emu) < 0 && errno == EBUSY; t++)
+			usleep(10000);
+		rmdir(lv);
+		rmdir(lscope);
 	}
 	rmdir(slice);
+	rmdir(mslice);
 	if (rmdir(dir) < 0)
 		fprintf(stderr, "bench_manager: cgroup %s left behind: %s\n", dir, strerror(errno));
 }
@@ -464,14 +572,19 @@ static int bench_in_cgroup(struct ctx *c, unsigned runs)
 
 int main(int argc, char **argv)
 {
-	struct ctx c = { .hold_fd = -1 };
+	struct ctx c = { .hold_fd = { -1, -1 } };
+	int argi = 1;
 
-	if (argc < 2) {
-		fprintf(stderr, "usage: bench_manager N [RUNS]\n");
+	if (argc > 1 && streq(argv[1], "--libvirt-driver")) {
+		c.is_libvirt_driver = true;
+		argi++;
+	}
+	if (argc <= argi) {
+		fprintf(stderr, "usage: bench_manager [--libvirt-driver] N [RUNS]\n");
 		return 2;
 	}
-	c.n = strtoul(argv[1], NULL, 10);
-	unsigned runs = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 10) : 5;
+	c.n = strtoul(argv[argi], NULL, 10);
+	unsigned runs = argc > argi + 1 ? (unsigned)strtoul(argv[argi + 1], NULL, 10) : 5;
 	if (c.n == 0 || c.n > COUNT_MAX)
 		bench_die("N: 1 to 3000", EINVAL);
 	if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
