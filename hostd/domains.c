@@ -572,7 +572,8 @@ static const char *mount_state_name(enum mount_state ms)
 }
 
 /* Why the channel is not served, as a label of its transport sample: only where there is a
- * reason (an empty label is no label to Prometheus). */
+ * reason (an empty label is no label to Prometheus). connecting has one only where the manager
+ * waits on purpose (Proxmox: QMP busy, the VM locked by qemu-server); libvirt's has none. */
 static void render_channel_transport(const struct domain *dm, struct strbuf *out)
 {
 	enum channel_state st = dm->channel ? channel_get_state(dm->channel) : CHANNEL_OFF;
@@ -581,7 +582,7 @@ static void render_channel_transport(const struct domain *dm, struct strbuf *out
 		channel_state_name(st), "reason", reason, NULL };
 
 	if (!reason[0] || (st != CHANNEL_NO_CONTROLLER && st != CHANNEL_HOTPLUG_REFUSED &&
-				  st != CHANNEL_NO_HOOKSCRIPT))
+				  st != CHANNEL_NO_HOOKSCRIPT && st != CHANNEL_CONNECTING))
 		chan[6] = NULL;
 	prom_sample(out, "powerd_domain_transport", chan, 1);
 }
@@ -603,9 +604,8 @@ void domains_render(const struct domains *d, struct strbuf *out)
 	prom_family(out, "powerd_domain_transport", PROM_GAUGE,
 		"Each way a domain's energy is published and its state, value 1: transport tree "
 		"(state tmpfs, in_place, none) and channel (connected, connecting, no_controller, "
-		"hotplug_refused, no_hookscript, off; reason: why no_controller, hotplug_refused "
-		"or "
-		"no_hookscript).");
+		"hotplug_refused, no_hookscript, off; reason: why no_controller, hotplug_refused, "
+		"no_hookscript, or connecting where powerd-host waits on purpose).");
 	for (size_t i = 0; i < d->n; i++) {
 		const struct domain *dm = d->v[i];
 		const char *tree[] = { "domain", dm->name, "transport", "tree", "state",

@@ -41,6 +41,8 @@ static const struct config_key proxmox_keys[] = {
 	  .offset = offsetof(struct host_config, pve_config_dir), .check = config_check_abs_path },
 	{ .name = "run_dir", .type = CONFIG_STRING,
 	  .offset = offsetof(struct host_config, pve_run_dir), .check = config_check_abs_path },
+	{ .name = "lock_dir", .type = CONFIG_STRING,
+	  .offset = offsetof(struct host_config, pve_lock_dir), .check = config_check_abs_path },
 	{ 0 },
 };
 
@@ -84,6 +86,7 @@ void host_config_init(struct host_config *c)
 		.manager = MANAGER_AUTO,
 		.pve_config_dir = xstrdup(HOST_PVE_CONFIG_DIR),
 		.pve_run_dir = xstrdup(HOST_PVE_RUN_DIR),
+		.pve_lock_dir = xstrdup(HOST_PVE_LOCK_DIR),
 		.libvirt_uri = xstrdup("qemu:///system"),
 		.interval_ms = 1000,
 		.share_dir = xstrdup("/var/lib/libvirt/scaphandre"),

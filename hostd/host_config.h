@@ -18,15 +18,17 @@ enum channel_mode { CHANNEL_MODE_AUTO, CHANNEL_MODE_OFF };
  * directory, else libvirt. */
 enum manager_kind { MANAGER_AUTO, MANAGER_LIBVIRT, MANAGER_PROXMOX };
 
-/* qemu-server's places (Proxmox VE): this node's VM configs, and where it keeps each VM's pid
- * file and QMP socket. */
+/* qemu-server's places (Proxmox VE): this node's VM configs, where it keeps each VM's pid
+ * file and QMP socket, and its per-VM lock files (pve_lock.h). */
 #define HOST_PVE_CONFIG_DIR "/etc/pve/local/qemu-server"
 #define HOST_PVE_RUN_DIR "/run/qemu-server"
+#define HOST_PVE_LOCK_DIR "/var/lock/qemu-server"
 
 struct host_config {
 	int manager;		    /* enum manager_kind */
 	char *pve_config_dir;	    /* proxmox.config_dir, HOST_PVE_CONFIG_DIR */
 	char *pve_run_dir;	    /* proxmox.run_dir, HOST_PVE_RUN_DIR */
+	char *pve_lock_dir;	    /* proxmox.lock_dir, HOST_PVE_LOCK_DIR */
 	char *libvirt_uri;	    /* qemu:///system */
 	uint64_t interval_ms;	    /* 1000 */
 	char *share_dir;	    /* /var/lib/libvirt/scaphandre */

@@ -16,7 +16,9 @@
  * CPU time comes from the VM's own scope, qemu.slice/<vmid>.scope, accepted only if qemu runs in
  * it. The energy channel is plugged over QMP (pve_port.h) only into VMs whose config has powerd's
  * hookscript, which plugs it on a migration target before the state arrives; any other VM is left
- * alone and its channel state says why and how to fix it. */
+ * alone and its channel state says why and how to fix it. A port is plugged or unplugged, and
+ * its mark written or removed, only under qemu-server's lock on the VM and while its config has
+ * no lock: line (pve_lock.h), so never in the middle of a migration; a busy VM is served later. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -36,6 +38,7 @@
 #include "hostd/host_config.h"
 #include "hostd/manager.h"
 #include "hostd/pve_conf.h"
+#include "hostd/pve_lock.h"
 #include "hostd/pve_mark.h"
 #include "hostd/pve_port.h"
 #include "hostd/pve_proc.h"
@@ -74,6 +77,8 @@ struct pve_vm {
 	pid_t plugged_pid;    /* the qemu the port is known to be in; 0 */
 	pid_t marked_pid;     /* the qemu this node's port mark names (pve_mark.h); 0 */
 	bool is_mark_failing; /* said once until a mark is written again */
+	bool is_lock_wait;    /* the last plug found qemu-server's lock taken: a config change
+				 (lock: gone) checks again at once */
 	bool needs_unplug; /* powerd's hookscript was taken off while it ran: take the port out */
 	bool has_conf;
 	struct stat conf_st;
@@ -446,6 +451,22 @@ static void mark_port(struct pve_vm *vm, pid_t pid)
 	vm->marked_pid = pid;
 }
 
+/* A mark not written with its plug (mark_port failed), tried again under qemu-server's lock so
+ * that it cannot land in the middle of a migration; a lock taken: at the next listing. */
+static void mark_port_again(struct pve_vm *vm, pid_t pid)
+{
+	char err[CHANNEL_REASON_MAX];
+
+	if (vm->marked_pid == pid)
+		return;
+	_cleanup_close_ int fd = pve_lock_try(cfg(vm->m)->pve_lock_dir, vm->vmid, err, sizeof(err));
+	if (fd < 0) {
+		log_debug("domain %u: its port mark waits: %s", vm->vmid, err);
+		return;
+	}
+	mark_port(vm, pid);
+}
+
 /* The mark goes before the port does, and when its qemu is gone (pid; 0: whatever it names). */
 static int unmark_port(struct pve_vm *vm, pid_t pid)
 {
@@ -562,6 +583,10 @@ static void pve_domain_update(struct manager *m, struct domain *dm, void *ref)
 		 * itself went or broke (a migration moves it away). */
 		vm->needs_unplug = was_hooked && !is_hooked && had_conf && vm->has_conf &&
 				   !vm->conf_error[0] && dm->is_running;
+		if (vm->is_lock_wait) { /* qemu-server may be done with it: look now */
+			evtimer_del(vm->retry_ev);
+			vm->retry_ms = PVE_RETRY_MIN_MS;
+		}
 		if (is_hooked != was_hooked || vm->plugged_pid == 0)
 			domains_channel_check_later(m->d, dm);
 	} else if (vm->has_conf != s->has_conf) {
@@ -574,7 +599,7 @@ static void pve_domain_update(struct manager *m, struct domain *dm, void *ref)
 		unmark_port(vm, dm->pid);
 	/* a mark that could not be written before */
 	if (s->pid > 0 && s->pid == dm->pid && vm->plugged_pid == s->pid)
-		mark_port(vm, s->pid);
+		mark_port_again(vm, s->pid);
 	vm->listed_pid = s->pid;
 }
 
@@ -671,6 +696,42 @@ static bool may_plug(struct manager *m, struct domain *dm)
 	return true;
 }
 
+/* qemu-server's lock on the VM, taken around a change of its ports (is_plug: a plug, else an
+ * unplug), and its config as read under it (pve_lock.h): the fd that holds it, or -1 with a
+ * retry armed and, for a plug, the channel's state saying why. */
+static int lock_ports(struct manager *m, struct domain *dm, bool is_plug, struct pve_conf *conf)
+{
+	struct pve_vm *vm = vm_of(dm);
+	char err[CHANNEL_REASON_MAX - 16];
+	bool was_lock_wait = vm->is_lock_wait;
+	int fd = pve_lock_ports(
+		cfg(m)->pve_lock_dir, cfg(m)->pve_config_dir, vm->vmid, conf, err, sizeof(err));
+
+	vm->is_lock_wait = fd == -EWOULDBLOCK || fd == -EBUSY;
+	if (fd >= 0) {
+		if (was_lock_wait)
+			log_info("domain %s: qemu-server let go of its config", dm->name);
+		return fd;
+	}
+	if (fd == -ENOENT) { /* its config went (a migration moved it): the listing sees that */
+		listing_soon(m);
+		return -1;
+	}
+	if (vm->is_lock_wait && !was_lock_wait)
+		log_info("domain %s: energy channel %s waits: %s", dm->name,
+			is_plug ? "plug" : "unplug", err);
+	else if (!vm->is_lock_wait)
+		log_warn("domain %s: energy channel %s: %s", dm->name, is_plug ? "plug" : "unplug",
+			err);
+	if (is_plug) {
+		_cleanup_free_ char *why = xasprintf("%s: retried", err);
+		channel_set_unserved(dm->channel,
+			vm->is_lock_wait ? CHANNEL_CONNECTING : CHANNEL_HOTPLUG_REFUSED, why);
+	}
+	retry_later(vm);
+	return -1;
+}
+
 /* The port of a VM whose hookscript is no longer powerd's comes out again (pve_domain_update),
  * so that it migrates as a VM powerd never touched. may_plug() has closed the connection. */
 static void unplug_unhooked(struct manager *m, struct domain *dm)
@@ -680,6 +741,14 @@ static void unplug_unhooked(struct manager *m, struct domain *dm)
 
 	if (evtimer_pending(vm->retry_ev, NULL))
 		return;
+	struct pve_conf conf;
+	_cleanup_close_ int lock_fd = lock_ports(m, dm, false, &conf);
+	if (lock_fd < 0)
+		return;
+	if (pve_hookscript_is_powerd(conf.hookscript)) { /* given back meanwhile */
+		listing_soon(m);
+		return;
+	}
 	/* a mark left behind would have a migration target plug a port the source lacks */
 	if (unmark_port(vm, 0) < 0) {
 		retry_later(vm);
@@ -710,7 +779,7 @@ static void pve_channel_check(struct manager *m, struct domain *dm)
 	if (!dm->is_running || dm->pid <= 0)
 		return;
 	if (vm->plugged_pid == dm->pid) {
-		mark_port(vm, dm->pid);
+		mark_port_again(vm, dm->pid);
 		channel_connect_to(dm->channel, sock);
 		return;
 	}
@@ -721,7 +790,18 @@ static void pve_channel_check(struct manager *m, struct domain *dm)
 	}
 	vm->needs_unplug = false;
 	if (evtimer_pending(vm->retry_ev, NULL))
-		return; /* QMP did not answer a moment ago: the retry comes */
+		return; /* QMP did not answer or the VM was locked a moment ago: the retry comes */
+	/* Under qemu-server's lock, from the plug to its mark: a migration cannot begin between
+	 * them, nor be under way (its source holds the lock throughout, and its target runs the
+	 * hook inside qm start, which holds it there); the config read again under it. */
+	struct pve_conf conf;
+	_cleanup_close_ int lock_fd = lock_ports(m, dm, true, &conf);
+	if (lock_fd < 0)
+		return;
+	if (!pve_hookscript_is_powerd(conf.hookscript) || !conf.has_agent_bus) {
+		listing_soon(m); /* changed since the listing read it: it decides again */
+		return;
+	}
 	r = pve_port_plug(
 		cfg(m)->pve_run_dir, vm->vmid, PVE_PORT_TIMEOUT_MS, false, &res, err, sizeof(err));
 	if (r == 0) {

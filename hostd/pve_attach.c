@@ -9,6 +9,7 @@
 #include "common/util.h"
 #include "hostd/host_config.h"
 #include "hostd/pve_conf.h"
+#include "hostd/pve_lock.h"
 #include "hostd/pve_mark.h"
 #include "hostd/pve_port.h"
 #include "hostd/pve_proc.h"
@@ -123,6 +124,22 @@ static bool is_running(const struct host_config *cfg, uint32_t vmid)
 	return pve_proc_vm_pid(cfg->pve_run_dir, cfg->proc_root, vmid, &pid) == 0;
 }
 
+/* qemu-server's lock on the VM (pve_lock.h), around a change of its ports and marks, taken
+ * without waiting: the fd, or < 0 with what was left undone (what) said and why. */
+static int lock_ports(const struct host_config *cfg, uint32_t vmid, const char *what)
+{
+	struct pve_conf conf;
+	char err[256];
+	int fd = pve_lock_ports(
+		cfg->pve_lock_dir, cfg->pve_config_dir, vmid, &conf, err, sizeof(err));
+
+	if (fd == -EWOULDBLOCK || fd == -EBUSY)
+		log_err("VM %u: %s: %s; run this again once qemu-server is done", vmid, what, err);
+	else if (fd < 0)
+		log_err("VM %u: %s: %s", vmid, what, err);
+	return fd;
+}
+
 static int attach(
 	const struct host_config *cfg, const struct pve_attach_args *a, const struct pve_conf *conf)
 {
@@ -132,6 +149,12 @@ static int attach(
 	pid_t pid;
 	int r;
 
+	if (conf->lock[0]) { /* qm set refuses it too */
+		log_err("VM %u: its config is locked by qemu-server (lock: %s): nothing changed; "
+			"run this again once qemu-server is done",
+			a->vmid, conf->lock);
+		return 1;
+	}
 	if (conf->hookscript[0] && !pve_hookscript_is_powerd(conf->hookscript)) {
 		log_err("VM %u already has the hookscript %s, and a VM has one: call powerd's from "
 			"it instead, as its first line for every phase: powerd-host pve-hook "
@@ -155,6 +178,11 @@ static int attach(
 	}
 	if (pve_proc_vm_pid(cfg->pve_run_dir, cfg->proc_root, a->vmid, &pid) < 0)
 		return 0; /* not running: the hook plugs it at the next start */
+	/* the plug and its mark under qemu-server's lock: never inside a migration */
+	_cleanup_close_ int lock_fd =
+		lock_ports(cfg, a->vmid, "energy channel not plugged (powerd-host plugs it later)");
+	if (lock_fd < 0)
+		return 1;
 	r = pve_port_plug(
 		cfg->pve_run_dir, a->vmid, PVE_PORT_HOOK_TIMEOUT_MS, false, &res, err, sizeof(err));
 	if (r < 0) {
@@ -175,8 +203,37 @@ static int detach(
 	const struct host_config *cfg, const struct pve_attach_args *a, const struct pve_conf *conf)
 {
 	char err[256];
-	int status = 0;
+	int r;
 
+	/* The mark and the port first, under qemu-server's lock (changed inside a migration, they
+	 * would make its target differ from its source), then the hookscript: in between, a
+	 * migration target's hook finds no mark and plugs nothing, as the source has nothing. The
+	 * mark goes before the port, a stopped VM's too (it is stale): left behind, it would have
+	 * a migration target plug a port. */
+	{
+		_cleanup_close_ int lock_fd = lock_ports(
+			cfg, a->vmid, "nothing changed: the energy channel's port and mark stay");
+		if (lock_fd < 0)
+			return 1;
+		r = pve_mark_clear(cfg->pve_config_dir, a->vmid, 0);
+		if (r < 0) {
+			log_err("VM %u: cannot remove its port mark in %s, so the port and the "
+				"hookscript stay: %s",
+				a->vmid, cfg->pve_config_dir, strerror(-r));
+			return 1;
+		}
+		if (is_running(cfg, a->vmid)) {
+			if (pve_port_unplug(cfg->pve_run_dir, a->vmid, PVE_PORT_HOOK_TIMEOUT_MS,
+				    err, sizeof(err)) < 0) {
+				log_err("VM %u: cannot unplug the energy channel, so the "
+					"hookscript "
+					"stays: %s",
+					a->vmid, err);
+				return 1;
+			}
+			printf("VM %u: energy channel unplugged\n", a->vmid);
+		}
+	}
 	if (pve_hookscript_is_powerd(conf->hookscript)) {
 		if (run_qm(a->vmid, "--delete", "hookscript") < 0)
 			return 1;
@@ -185,24 +242,7 @@ static int detach(
 		printf("VM %u: its hookscript %s is not powerd's: left as it is\n", a->vmid,
 			conf->hookscript);
 	}
-	/* the mark first (a stopped VM's too: it is stale): left behind it would have a migration
-	 * target plug a port */
-	int r = pve_mark_clear(cfg->pve_config_dir, a->vmid, 0);
-	if (r < 0) {
-		log_err("VM %u: cannot remove its port mark in %s, so the port stays: %s", a->vmid,
-			cfg->pve_config_dir, strerror(-r));
-		return 1;
-	}
-	if (is_running(cfg, a->vmid)) {
-		if (pve_port_unplug(cfg->pve_run_dir, a->vmid, PVE_PORT_HOOK_TIMEOUT_MS, err,
-			    sizeof(err)) < 0) {
-			log_err("VM %u: cannot unplug the energy channel: %s", a->vmid, err);
-			status = 1;
-		} else {
-			printf("VM %u: energy channel unplugged\n", a->vmid);
-		}
-	}
-	return status;
+	return 0;
 }
 
 int pve_attach_main(int argc, char **argv, const struct host_config *cfg)

@@ -178,6 +178,14 @@ int pve_conf_parse(const char *buf, size_t len, struct pve_conf *ret, char *err,
 		} else if (streq(key, "agent")) {
 			if (parse_agent(val, &c.has_agent_bus) < 0)
 				return fail(err, err_size, line, key, "not an agent setting");
+		} else if (streq(key, "lock")) {
+			/* qemu-server's lock names: lower case words joined by '-' */
+			if (vn == 0 || vn > PVE_LOCK_NAME_MAX)
+				return fail(err, err_size, line, key, "empty or too long");
+			for (size_t j = 0; j < vn; j++)
+				if (!islower((unsigned char)val[j]) && val[j] != '-')
+					return fail(err, err_size, line, key, "not a lock name");
+			memcpy(c.lock, val, vn + 1);
 		} else if (streq(key, "smbios1")) {
 			if (parse_smbios1(val, c.uuid) < 0)
 				return fail(err, err_size, line, key, "uuid is not a UUID");

@@ -1,5 +1,6 @@
 /* What powerd needs of a Proxmox VE VM's config (qemu-server's <vmid>.conf, DESIGN.md §5): its
- * name, its hookscript, whether the guest agent's virtio-serial bus qga0 exists, its SMBIOS uuid.
+ * name, its hookscript, whether the guest agent's virtio-serial bus qga0 exists, its SMBIOS uuid,
+ * and the lock qemu-server left in it while an operation runs (pve_lock.h).
  * The file is hostile input: read bounded, parsed strictly (only the main section, before the
  * first [snapshot] or [PENDING] header), every error naming the line and the key. Pure parsing
  * plus one bounded read. */
@@ -14,6 +15,7 @@
 #define PVE_CONF_MAX (1u << 20)	    /* bytes read of a config */
 #define PVE_NAME_MAX 128	    /* a VM's name: a DNS name, qemu-server's own limit is lower */
 #define PVE_HOOKSCRIPT_MAX 256	    /* <storage>:snippets/<file> */
+#define PVE_LOCK_NAME_MAX 31	    /* lock: migrate, backup, snapshot-delete, ... */
 #define PVE_HOOK_FILE "powerd-hook" /* the file name operators give powerd's hook */
 #define PVE_HOOK_STORAGE_DEFAULT "local"
 
@@ -22,6 +24,7 @@ struct pve_conf {
 	char hookscript[PVE_HOOKSCRIPT_MAX + 1]; /* "" if none */
 	bool has_agent_bus;			 /* agent enabled with type virtio: bus qga0.0 */
 	char uuid[37];				 /* smbios1's uuid=, lower case; "" if none */
+	char lock[PVE_LOCK_NAME_MAX + 1];	 /* qemu-server's lock: line; "" if none */
 };
 
 /* A vmid as qemu-server writes it: decimal, no sign, no leading zero, PVE_VMID_MIN..MAX. */

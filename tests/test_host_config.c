@@ -53,6 +53,9 @@ static void assert_defaults(const struct host_config *c)
 	assert_true(c->idle_watts == 0 && c->max_watts == 0);
 	assert_string_equal(c->metrics_listen, "127.0.0.1:9731");
 	assert_int_equal(c->log_level, LOG_INFO);
+	assert_string_equal(c->pve_config_dir, "/etc/pve/local/qemu-server");
+	assert_string_equal(c->pve_run_dir, "/run/qemu-server");
+	assert_string_equal(c->pve_lock_dir, "/var/lock/qemu-server");
 }
 
 static void test_defaults(void **state)
@@ -111,7 +114,9 @@ static void test_every_key(void **state)
 		"channel: off\n"
 		"estimate: { idle_watts: 40.5, max_watts: 200 }\n"
 		"metrics_listen: \"\"\n"
-		"log_level: debug\n");
+		"log_level: debug\n"
+		"proxmox: { config_dir: /tmp/pve/conf, run_dir: /tmp/pve/run, lock_dir: "
+		"/tmp/pve/lock }\n");
 	host_config_init(&c);
 	assert_int_equal(host_config_load(f->path, false, &c, err, sizeof(err)), 0);
 	assert_string_equal(c.libvirt_uri, "qemu+ssh://h/system");
@@ -129,6 +134,9 @@ static void test_every_key(void **state)
 	assert_true(c.idle_watts == 40.5 && c.max_watts == 200);
 	assert_string_equal(c.metrics_listen, "");
 	assert_int_equal(c.log_level, LOG_DEBUG);
+	assert_string_equal(c.pve_config_dir, "/tmp/pve/conf");
+	assert_string_equal(c.pve_run_dir, "/tmp/pve/run");
+	assert_string_equal(c.pve_lock_dir, "/tmp/pve/lock");
 
 	assert_true(host_config_tracks(&c, "web-1"));
 	assert_true(host_config_tracks(&c, "db"));

@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
@@ -29,6 +30,7 @@
 #include "hostd/domains.h"
 #include "hostd/host_config.h"
 #include "hostd/pve_conf.h"
+#include "hostd/pve_lock.h"
 #include "hostd/pve_mark.h"
 #include "hostd/pve_port.h"
 #include "hostd/pve_proc.h"
@@ -90,6 +92,9 @@ static void test_conf(void **state)
 	assert_string_equal(c.hookscript, "local:snippets/powerd-hook");
 	assert_true(c.has_agent_bus);
 	assert_string_equal(c.uuid, "6a3c2f1e-1111-2222-3333-444455556666");
+	assert_string_equal(c.lock, "");
+	assert_int_equal(parse("lock: snapshot-delete\n[snap1]\nlock: backup\n", &c, err), 0);
+	assert_string_equal(c.lock, "snapshot-delete"); /* the VM's, not a snapshot's */
 
 	assert_int_equal(
 		parse("agent: enabled=1,fstrim_cloned_disks=1\r\nname: a\r\n", &c, err), 0);
@@ -117,6 +122,8 @@ static void test_conf_hostile(void **state)
 		{ "agent: yes\n", "line 1: agent: not an agent setting" },
 		{ "agent: 1,type=usb\n", "line 1: agent: not an agent setting" },
 		{ "smbios1: uuid=not-a-uuid\n", "line 1: smbios1: uuid is not a UUID" },
+		{ "lock: Migrate\n", "line 1: lock: not a lock name" },
+		{ "lock: \n", "line 1: lock: empty or too long" },
 		{ "name: a\x1b[2Jb\n", "line 1: name: a control character" },
 		{ "Name: upper\n", "line 1: not a \"key: value\" line" },
 		{ ": nokey\n", "line 1: not a \"key: value\" line" },
@@ -410,7 +417,7 @@ static void test_scope_cgroup(void **state)
 /* --- the manager --------------------------------------------------------------------------- */
 
 struct fx {
-	char *tmp, *run, *conf, *share, *pc, *proc;
+	char *tmp, *run, *conf, *share, *pc, *proc, *lock;
 	struct host_config cfg;
 	struct accounting *acct;
 	struct domains *d;
@@ -463,6 +470,14 @@ static bool has_channel_state(struct fx *f, const char *name)
 	return domains_lookup(f->d, name, &v) == 0 && v.channel == want_channel;
 }
 
+static const char *want_reason;
+static bool has_channel_reason(struct fx *f, const char *name)
+{
+	struct domain_view v;
+	return domains_lookup(f->d, name, &v) == 0 && v.channel == want_channel &&
+	       strstr(v.channel_reason, want_reason);
+}
+
 /* VM name (a vmid)'s qemu has no port powerd-energy0 (qom-get finds no such device). */
 static bool has_no_port(struct fx *f, const char *name)
 {
@@ -510,6 +525,7 @@ static int setup(void **state)
 	f->conf = xasprintf("%s/conf", f->tmp);
 	f->share = xasprintf("%s/share", f->tmp);
 	f->pc = xasprintf("%s/powercap", f->tmp);
+	f->lock = xasprintf("%s/lock", f->tmp); /* made by whoever locks first, as qemu-server */
 	assert_int_equal(mkdir(f->run, 0755), 0);
 	assert_int_equal(mkdir(f->conf, 0755), 0);
 	tu_write(f->pc, "intel-rapl:0/name", "package-0\n");
@@ -520,6 +536,7 @@ static int setup(void **state)
 	f->cfg.interval_ms = 100;
 	set_str(&f->cfg.pve_run_dir, f->run);
 	set_str(&f->cfg.pve_config_dir, f->conf);
+	set_str(&f->cfg.pve_lock_dir, f->lock);
 	set_str(&f->cfg.share_dir, f->share);
 	set_str(&f->cfg.powercap_root, f->pc);
 	f->cfg.tmpfs_size = 1 << 20;
@@ -547,6 +564,7 @@ static int teardown(void **state)
 	free(f->conf);
 	free(f->share);
 	free(f->pc);
+	free(f->lock);
 	free(f);
 	return 0;
 }
@@ -1027,6 +1045,152 @@ static void test_channel_states(void **state)
 		stop_qemu(q[i]);
 }
 
+/* Another process holding VM vmid's lock as qemu-server takes it (pve_lock.h: the file opened
+ * for appending, created, flock LOCK_EX), as a migration holds it on its source: a child that
+ * locks, says so, and lets go when *release_fd is closed. Returns once it holds the lock. */
+static pid_t hold_lock(const char *lock_dir, uint32_t vmid, int *release_fd)
+{
+	int ready[2], release[2];
+	char c;
+
+	assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(release, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char path[4096];
+		close(ready[0]);
+		close(release[1]);
+		snprintf(path, sizeof(path), "%s/lock-%u.conf", lock_dir, vmid);
+		(void)mkdir(lock_dir, 0755);
+		int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		if (fd < 0 || flock(fd, LOCK_EX) < 0 || write(ready[1], "1", 1) != 1)
+			_exit(1);
+		(void)!read(release[0], &c, 1); /* EOF: let go */
+		_exit(0);
+	}
+	close(ready[1]);
+	close(release[0]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	*release_fd = release[1];
+	return pid;
+}
+
+static void release_lock(pid_t pid, int release_fd)
+{
+	int status;
+
+	close(release_fd);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void test_lock(void **state)
+{
+	_cleanup_free_ char *dir = tu_mkdtemp("powerd-pvelock");
+	_cleanup_free_ char *lock = xasprintf("%s/lock", dir); /* made by the first to lock */
+	struct pve_conf c;
+	char err[256];
+	int release;
+
+	tu_write(dir, "100.conf", "agent: 1\nhookscript: local:snippets/powerd-hook\n");
+	tu_write(dir, "101.conf", "agent: 1\nlock: backup\n");
+	/* free: taken, on the file qemu-server uses, with the config read under it */
+	int fd = pve_lock_ports(lock, dir, 100, &c, err, sizeof(err));
+	assert_true(fd >= 0);
+	assert_true(c.has_agent_bus);
+	/* while powerd holds it, qemu-server (another open file) cannot have it */
+	_cleanup_free_ char *path = xasprintf("%s/lock-100.conf", lock);
+	_cleanup_close_ int other = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	assert_true(other >= 0);
+	assert_int_equal(flock(other, LOCK_EX | LOCK_NB), -1);
+	assert_int_equal(errno, EWOULDBLOCK);
+	close(fd);
+	assert_int_equal(flock(other, LOCK_EX | LOCK_NB), 0);
+	assert_int_equal(flock(other, LOCK_UN), 0);
+	/* held by another process: not waited for */
+	pid_t holder = hold_lock(lock, 100, &release);
+	assert_int_equal(pve_lock_try(lock, 100, err, sizeof(err)), -EWOULDBLOCK);
+	assert_non_null(strstr(err, "config locked by qemu-server"));
+	assert_non_null(strstr(err, "lock-100.conf"));
+	assert_int_equal(pve_lock_ports(lock, dir, 100, &c, err, sizeof(err)), -EWOULDBLOCK);
+	release_lock(holder, release);
+	fd = pve_lock_try(lock, 100, err, sizeof(err));
+	assert_true(fd >= 0);
+	close(fd);
+	/* a lock: line (qemu-server works on the VM without the flock) */
+	assert_int_equal(pve_lock_ports(lock, dir, 101, &c, err, sizeof(err)), -EBUSY);
+	assert_string_equal(c.lock, "backup");
+	assert_string_equal(err, "config locked by qemu-server (lock: backup)");
+	fd = pve_lock_try(lock, 101, err, sizeof(err)); /* and let go on that error */
+	assert_true(fd >= 0);
+	close(fd);
+	/* no config */
+	assert_int_equal(pve_lock_ports(lock, dir, 102, &c, err, sizeof(err)), -ENOENT);
+	tu_rm_rf(dir);
+}
+
+/* The race that lost guests: powerd-host decides to plug a hooked VM's port while qemu-server
+ * migrates it (a migration holds the VM's lock on the source from before its target's hook
+ * reads this node's mark until the end). It must leave the port out and say why, and plug it
+ * once qemu-server lets go; a config with a lock: line is not plugged either. */
+static void test_channel_locked(void **state)
+{
+	struct fx *f = *state;
+	_cleanup_free_ char *marks = xasprintf("%s/powerd", f->tmp);
+	char nr[16];
+	int release;
+
+	if (!has_qemu())
+		skip();
+	tu_write(f->conf, "100.conf",
+		"name: busy\nagent: 1\nhookscript: local:snippets/powerd-hook\n");
+	tu_write(f->conf, "101.conf",
+		"name: migrating\nagent: 1\nhookscript: local:snippets/powerd-hook\n"
+		"lock: migrate\n");
+	pid_t q100 = start_qemu(f->run, 100, true);
+	pid_t q101 = start_qemu(f->run, 101, true);
+	pid_t holder = hold_lock(f->lock, 100, &release);
+	f->kids[f->n_kids++] = holder;
+	domains_start(f->d);
+
+	want_channel = CHANNEL_CONNECTING;
+	want_reason = "config locked by qemu-server (";
+	assert_true(run_until(has_channel_reason, f, "100", 10000));
+	assert_true(has_no_port(f, "100")); /* the check ran, and left the port out */
+	assert_true(has_no_mark(f, "100"));
+	want_reason = "config locked by qemu-server (lock: migrate): retried";
+	assert_true(run_until(has_channel_reason, f, "101", 10000));
+	assert_true(has_no_port(f, "101"));
+	assert_true(has_no_mark(f, "101"));
+	struct strbuf out = { 0 };
+	domains_render(f->d, &out);
+	assert_non_null(strstr(out.buf,
+		"powerd_domain_transport{domain=\"101\",transport=\"channel\",state=\"connecting\","
+		"reason=\"config locked by qemu-server (lock: migrate): retried\"} 1"));
+	strbuf_done(&out);
+
+	/* qemu-server lets go: plugged at the next check, and marked */
+	for (size_t i = 0; i < f->n_kids; i++)
+		if (f->kids[i] == holder)
+			f->kids[i] = f->kids[--f->n_kids];
+	release_lock(holder, release);
+	want_channel = CHANNEL_CONNECTED;
+	assert_true(run_until(has_channel_state, f, "100", 10000));
+	assert_int_equal(port_prop(f->run, 100, "nr", nr, sizeof(nr)), 0);
+	assert_true(is_marked_pid(marks, 100, q100));
+	/* 101 stays out while its config is locked, however often it is checked */
+	assert_true(has_no_port(f, "101"));
+	/* qm unlock: the config without lock: is noticed and the VM plugged */
+	tu_write(f->conf, "101.conf",
+		"name: migrating\nagent: 1\nhookscript: local:snippets/powerd-hook\n");
+	assert_true(run_until(has_channel_state, f, "101", 10000));
+	assert_true(is_marked_pid(marks, 101, q101));
+	stop_qemu(q100);
+	stop_qemu(q101);
+}
+
 /* Marks at start-up: a stale one goes; one whose qemu runs without powerd's hookscript (taken
  * off while powerd-host was stopped) has its port taken out, mark first. */
 static void test_marks_at_start(void **state)
@@ -1135,9 +1299,9 @@ static void test_channel_hung_qmp(void **state)
 static char *write_config(const char *dir, const char *run, const char *conf)
 {
 	tu_writef(dir, "h.yaml",
-		"manager: proxmox\nproxmox: { config_dir: %s, run_dir: %s }\n"
+		"manager: proxmox\nproxmox: { config_dir: %s, run_dir: %s, lock_dir: %s/lock }\n"
 		"metrics_listen: \"\"\nstatus_socket: \"\"\n",
-		conf, run);
+		conf, run, dir);
 	return xasprintf("%s/h.yaml", dir);
 }
 
@@ -1350,6 +1514,58 @@ static void test_attach(void **state)
 	free(c100);
 	c100 = tu_read(conf, "100.conf");
 	assert_non_null(strstr(c100, "hookscript: cephfs:snippets/powerd-hook"));
+	assert_true(is_marked_pid(marks, 100, q));
+
+	/* qemu-server holds the VM (a migration): detach changes nothing, and says so */
+	_cleanup_free_ char *lock = xasprintf("%s/lock", dir);
+	int release;
+	pid_t holder = hold_lock(lock, 100, &release);
+	assert_int_equal(run_host(detach, env, log), 1);
+	free(c100);
+	c100 = tu_read(conf, "100.conf");
+	assert_non_null(strstr(c100, "hookscript: cephfs:snippets/powerd-hook"));
+	assert_int_equal(port_prop(run, 100, "nr", nr, sizeof(nr)), 0);
+	assert_true(is_marked_pid(marks, 100, q));
+	free(out);
+	out = tu_read(dir, "log");
+	assert_non_null(strstr(out, "nothing changed: the energy channel's port and mark stay: "
+				    "config locked by qemu-server"));
+	release_lock(holder, release);
+	assert_int_equal(run_host(detach, env, log), 0);
+	assert_int_equal(port_prop(run, 100, "nr", nr, sizeof(nr)), -EREMOTEIO);
+	/* the hookscript given by hand, attach while the VM is locked: no port, no mark, and
+	 * the message says the daemon plugs it later; once free, plugged */
+	tu_write(
+		conf, "100.conf", "name: web1\nagent: 1\nhookscript: local:snippets/powerd-hook\n");
+	holder = hold_lock(lock, 100, &release);
+	assert_int_equal(run_host(attach, env, log), 1);
+	assert_int_equal(port_prop(run, 100, "nr", nr, sizeof(nr)), -EREMOTEIO);
+	assert_null(mark_of(marks, 100));
+	free(out);
+	out = tu_read(dir, "log");
+	assert_non_null(strstr(out, "energy channel not plugged (powerd-host plugs it later): "
+				    "config locked by qemu-server"));
+	release_lock(holder, release);
+	assert_int_equal(run_host(attach, env, log), 0);
+	assert_int_equal(port_prop(run, 100, "nr", nr, sizeof(nr)), 0);
+	assert_true(is_marked_pid(marks, 100, q));
+	/* a lock: line (a backup runs): attach refuses before qm set, detach changes nothing */
+	tu_write(conf, "101.conf", "name: other\nagent: 1\nlock: backup\n");
+	free(qmlog);
+	qmlog = tu_read(dir, "qm.log");
+	assert_int_equal(run_host(attach101, env, log), 1);
+	_cleanup_free_ char *qmlog2 = tu_read(dir, "qm.log");
+	assert_string_equal(qmlog, qmlog2);
+	tu_write(conf, "100.conf",
+		"name: web1\nagent: 1\nhookscript: local:snippets/powerd-hook\nlock: backup\n");
+	assert_int_equal(run_host(detach, env, log), 1);
+	assert_int_equal(port_prop(run, 100, "nr", nr, sizeof(nr)), 0);
+	assert_true(is_marked_pid(marks, 100, q));
+	free(out);
+	out = tu_read(dir, "log");
+	assert_non_null(strstr(out, "config locked by qemu-server (lock: backup)"));
+	tu_write(
+		conf, "100.conf", "name: web1\nagent: 1\nhookscript: local:snippets/powerd-hook\n");
 	stop_qemu(q);
 	/* detach of a stopped VM removes the mark its last qemu left (stopped while none ran) */
 	tu_write(marks, "100.port", "pid 4242\n");
@@ -1406,6 +1622,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_channel_states, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_channel_hung_qmp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_marks_at_start, setup, teardown),
+		cmocka_unit_test(test_lock),
+		cmocka_unit_test_setup_teardown(test_channel_locked, setup, teardown),
 		cmocka_unit_test(test_pve_hook),
 		cmocka_unit_test(test_attach),
 	};
