@@ -639,6 +639,40 @@ step_attach() {
 	fi
 	check "VM 101's config has no hookscript again" conf_lacks 101 "hookscript:"
 	check "VM 101: the port is gone, qemu's chardevs and devices as before attach ($base)" wait_for 5 devices_are $B 101 "$base"
+	step_locked
+}
+
+# The race qemu-server's lock closes (hostd/pve_lock.h): powerd's hookscript set on VM 101 just
+# before a migration took the VM's lock. qm migrate holds lock-101.conf on its source from before
+# its target's hook reads this node's marks until the end, so B's powerd-host must leave the port
+# out while the lock is held (a port plugged now would be missing on the target, which fails the
+# state after the source finished) and plug it once qemu-server lets go. The lock held here by a
+# process on B, as qemu-server takes it.
+reason_has() { # node vmid text: the channel's reason label starts with it
+	node_metrics "$1" | grep -qF "powerd_domain_transport{domain=\"$2\",transport=\"channel\",state=\"connecting\",reason=\"$3"
+}
+no_port_unmarked() { ! has_port "$1" "$2" && not_marked "$1" "$2"; }
+step_locked() {
+	log "VM 101 on $B: powerd's hookscript set while qemu-server holds the VM's lock"
+	local holder
+	start_bg "$W/lock-101.log" "$W/nodes/$B" $PY -c 'import fcntl, os, sys, time
+os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(120)' /var/lock/qemu-server/lock-101.conf
+	holder=$LAST_PID
+	check "VM 101: its lock on $B (lock-101.conf) held by another process" wait_for 10 grep -q '^held$' "$W/lock-101.log"
+	echo "hookscript: local:snippets/powerd-hook" >>"$W/pve/nodes/$B/qemu-server/101.conf"
+	check "VM 101 locked: $B's powerd-host leaves the port out and says why (state connecting, reason config locked by qemu-server)" \
+		wait_for 10 reason_has $B 101 "config locked by qemu-server ("
+	check "VM 101 locked: no port in its qemu, no mark ($(vm_devices $B 101))" no_port_unmarked $B 101
+	stop_pid "$holder"
+	check "VM 101 unlocked: $B's powerd-host plugs the port and connects" wait_for 20 transport_is $B 101 connected
+	check "VM 101: the port is in its qemu" has_port $B 101
+	check "VM 101: marked on $B with its qemu's pid" wait_for 5 is_marked $B 101
+	on $B powerd-host-node detach 101 --channel >>"$W/qm.log" 2>&1 || not_ok "detach 101 --channel on $B after the lock"
+	check "VM 101: detached again, as before" conf_lacks 101 "hookscript:"
 }
 
 # A hook that cannot plug the port (the target's QMP held by another client) fails the

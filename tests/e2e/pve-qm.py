@@ -14,6 +14,7 @@ test needs (facts from qemu-server 9.x and ../shared/DESIGN.md §5):
                                            tcp:127.0.0.1:PORT; then post-start
   qm stop VMID [--migratedfrom NODE]       QMP quit, bounded wait, SIGKILL; the scope goes
   qm resume VMID                           QMP cont
+  qm unlock VMID                           the config's lock: line removed
   qm suspend VMID --todisk 1               hibernation: lock suspending, the state saved into the
                                            local storage (vmstate:; QMP migrate to a file, as
                                            pve-qemu's savevm-start), quit, lock suspended; the next
@@ -33,7 +34,17 @@ local/ is this node's nodes/<hostname>), PVE_E2E_NODES (a directory with one exe
 NODES/<node>, that runs a command on that node: the emulation's ssh), PVE_E2E_KVM (/usr/bin/kvm).
 The node's name is its hostname; its run dir /var/run/qemu-server; its cgroup v2 view
 /sys/fs/cgroup, where each qemu is born in qemu.slice/<vmid>.scope.
+
+Every verb that changes a VM runs under the VM's lock as qemu-server's do: an exclusive flock on
+/var/lock/qemu-server/lock-<vmid>.conf (PVE::QemuConfig->lock_config through
+PVE::Tools::lock_file_full: the file opened for appending, created; waited for up to 10 s, then
+"can't lock file"), the node's own (/var/lock is in the node's /run). `qm migrate` holds the
+source's for the whole migration (PVE::AbstractMigrate::migrate, lock_vm) and keeps
+`lock: migrate` in the config meanwhile; `qm start` holds the node's own around the start and its
+hooks (vm_start); `qm suspend` only around its config writes (RunState::vm_suspend), with
+`lock: suspending` in between. The lock is reentrant within one process, as lock_file_full's.
 """
+import fcntl
 import os
 import re
 import shlex
@@ -52,6 +63,7 @@ NODES = os.environ.get("PVE_E2E_NODES", "")
 KVM = os.environ.get("PVE_E2E_KVM", "/usr/bin/kvm")
 RUN = "/var/run/qemu-server"
 CGROUP = "/sys/fs/cgroup"
+LOCK_DIR = "/var/lock/qemu-server"
 
 
 class Fail(Exception):
@@ -60,6 +72,43 @@ class Fail(Exception):
 
 def nodename():
     return socket.gethostname()
+
+
+_held = {}  # vmid: depth; lock_file_full's per-process lock hash
+
+
+class lock_config:
+    """with lock_config(vmid): PVE::QemuConfig->lock_config (10 s, exclusive)."""
+
+    def __init__(self, vmid, timeout=10):
+        self.vmid, self.timeout, self.fd = str(vmid), timeout, None
+
+    def __enter__(self):
+        if _held.get(self.vmid):
+            _held[self.vmid] += 1
+            return self
+        os.makedirs(LOCK_DIR, exist_ok=True)
+        path = os.path.join(LOCK_DIR, "lock-%s.conf" % self.vmid)
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        end = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= end:
+                    os.close(self.fd)
+                    raise Fail("can't lock file '%s' - got timeout" % path)
+                time.sleep(0.05)
+        _held[self.vmid] = 1
+        return self
+
+    def __exit__(self, *exc):
+        _held[self.vmid] -= 1
+        if _held[self.vmid] == 0:
+            del _held[self.vmid]
+            os.close(self.fd)
+        return False
 
 
 def conf_path(vmid, node=None):
@@ -357,18 +406,19 @@ def qm_cleanup(vmid):
 def qm_suspend_todisk(vmid):
     """RunState::vm_suspend with includestate."""
     path = conf_path(vmid)
-    conf = load_conf(path)
-    if conf.get("lock"):
-        raise Fail("VM is locked (%s)" % conf["lock"])
-    pid = running_pid(vmid)
-    if not pid:
-        raise Fail("VM %s not running" % vmid)
     volid = "local:%s/vm-%s-state-suspend.raw" % (vmid, vmid)
     state = vmstate_path(volid)
-    os.makedirs(os.path.dirname(state), exist_ok=True)
-    conf["lock"] = "suspending"
-    conf["vmstate"] = volid
-    write_conf(path, conf)
+    with lock_config(vmid):
+        conf = load_conf(path)
+        if conf.get("lock"):
+            raise Fail("VM is locked (%s)" % conf["lock"])
+        pid = running_pid(vmid)
+        if not pid:
+            raise Fail("VM %s not running" % vmid)
+        os.makedirs(os.path.dirname(state), exist_ok=True)
+        conf["lock"] = "suspending"
+        conf["vmstate"] = volid
+        write_conf(path, conf)
     with QMP(qmp_socket(vmid)) as q:
         q.cmd("migrate", {"uri": "exec:cat > %s" % shlex.quote(state)})
         end = time.monotonic() + 120
@@ -388,9 +438,10 @@ def qm_suspend_todisk(vmid):
             pass
     while os.path.exists("/proc/%d" % pid):
         time.sleep(0.05)
-    conf = load_conf(path)
-    conf["lock"] = "suspended"
-    write_conf(path, conf)
+    with lock_config(vmid):
+        conf = load_conf(path)
+        conf["lock"] = "suspended"
+        write_conf(path, conf)
     # qmeventd's `qm cleanup`
     qm_cleanup(vmid)
     exec_hookscript(conf, vmid, "post-stop", False)
@@ -541,10 +592,17 @@ def qm_migrate(vmid, target, migration_type="secure"):
     r = on_node(target, "qm", "resume", str(vmid), timeout=60)
     resumed = r.returncode == 0
     qm_stop(vmid, migratedfrom=target)
-    unlock(dst_path)
+    on_node(target, "qm", "unlock", str(vmid), timeout=60)  # the target's lock, its config
     print("migration finished in %.2f s" % (time.monotonic() - t0), flush=True)
     if not resumed:
         raise Fail("failed to resume the VM on %s" % target)
+
+
+def qm_unlock(vmid):
+    path = conf_path(vmid)
+    conf = load_conf(path)
+    conf.pop("lock", None)
+    write_conf(path, conf)
 
 
 def qm_set(vmid, opts):
@@ -586,13 +644,20 @@ def main(argv):
             for k, v in load_conf(conf_path(vmid)).items():
                 print("%s: %s" % (k, v))
         elif verb == "set":
-            qm_set(vmid, rest)
+            with lock_config(vmid):
+                qm_set(vmid, rest)
+        elif verb == "unlock":
+            with lock_config(vmid):
+                qm_unlock(vmid)
         elif verb == "start":
-            qm_start(vmid, opt.get("--migratedfrom"), opt.get("--migration_type", "secure"))
+            with lock_config(vmid):
+                qm_start(vmid, opt.get("--migratedfrom"), opt.get("--migration_type", "secure"))
         elif verb == "stop":
-            qm_stop(vmid, opt.get("--migratedfrom"))
+            with lock_config(vmid):
+                qm_stop(vmid, opt.get("--migratedfrom"))
         elif verb == "resume":
-            qm_resume(vmid)
+            with lock_config(vmid):
+                qm_resume(vmid)
         elif verb == "suspend":
             if opt.get("--todisk") != "1":
                 raise Fail("only 'qm suspend VMID --todisk 1' is emulated")
@@ -601,7 +666,8 @@ def main(argv):
             if len(rest) < 1:
                 raise Fail("missing target node")
             mopt = dict(zip(rest[1::2], rest[2::2]))
-            qm_migrate(vmid, rest[0], mopt.get("--migration_type", "secure"))
+            with lock_config(vmid):  # lock_vm: the whole migration
+                qm_migrate(vmid, rest[0], mopt.get("--migration_type", "secure"))
         elif verb == "pid":
             pid = running_pid(vmid)
             if not pid:
