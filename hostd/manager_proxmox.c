@@ -22,6 +22,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -69,7 +70,8 @@ struct pve_vm {
 	struct manager *m;
 	struct domain *dm;
 	uint32_t vmid;
-	int pidfd; /* of dm->pid; -1 */
+	int pidfd;	  /* of dm->pid; -1 */
+	bool is_pid_gone; /* its pidfd turned readable: dm->pid exited (a zombie maybe) */
 	struct event *exit_ev;
 	struct event *retry_ev; /* the next channel check after QMP did not answer */
 	unsigned retry_ms;
@@ -488,6 +490,7 @@ static void exit_cb(evutil_socket_t fd, short what, void *arg)
 	event_del(vm->exit_ev);
 	close(vm->pidfd);
 	vm->pidfd = -1;
+	vm->is_pid_gone = true;
 	listing_soon(vm->m);
 }
 
@@ -500,6 +503,7 @@ static void vm_watch_pid(struct pve_vm *vm, pid_t pid)
 	if (vm->pidfd >= 0)
 		close(vm->pidfd);
 	vm->pidfd = -1;
+	vm->is_pid_gone = false;
 	if (pid <= 0)
 		return;
 	vm->pidfd = pidfd_open_pid(pid);
@@ -603,13 +607,30 @@ static void pve_domain_update(struct manager *m, struct domain *dm, void *ref)
 	vm->listed_pid = s->pid;
 }
 
+/* Whether pid, the VM's qemu, has exited: its pidfd turned readable (now, or before: exit_cb),
+ * or without one, no such process. A daemonized qemu may stay a zombie a while: kill(2) alone
+ * would call it running. */
+static bool has_exited(const struct pve_vm *vm, pid_t pid)
+{
+	struct pollfd p = { .fd = vm->pidfd, .events = POLLIN };
+
+	if (vm->is_pid_gone)
+		return true;
+	if (vm->pidfd >= 0)
+		return poll(&p, 1, 0) > 0;
+	return kill(pid, 0) < 0 && errno == ESRCH;
+}
+
 static void pve_domain_done(struct manager *m, struct domain *dm)
 {
 	struct pve_vm *vm = vm_of(dm);
 
 	if (!vm)
 		return;
-	if (dm->pid > 0)
+	/* A qemu that runs on keeps its port, so its mark stays too (powerd-host stopping, the VM
+	 * no longer tracked): without it, a migration meanwhile would find no mark and plug no port
+	 * on its target while the source has one. Only a gone qemu's mark is stale. */
+	if (dm->pid > 0 && has_exited(vm, dm->pid))
 		unmark_port(vm, dm->pid);
 	vm_watch_pid(vm, 0);
 	if (vm->retry_ev)

@@ -1187,6 +1187,13 @@ static void test_channel_locked(void **state)
 		"name: migrating\nagent: 1\nhookscript: local:snippets/powerd-hook\n");
 	assert_true(run_until(has_channel_state, f, "101", 10000));
 	assert_true(is_marked_pid(marks, 101, q101));
+	/* powerd-host stops (an upgrade, a restart): the ports stay in the running qemus, and so
+	 * must their marks, else a migration meanwhile would find none and plug no port on its
+	 * target while the source has one */
+	domains_free(f->d);
+	f->d = NULL;
+	assert_true(is_marked_pid(marks, 100, q100));
+	assert_true(is_marked_pid(marks, 101, q101));
 	stop_qemu(q100);
 	stop_qemu(q101);
 }
