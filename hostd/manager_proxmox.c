@@ -461,7 +461,8 @@ static void mark_port_again(struct pve_vm *vm, pid_t pid)
 
 	if (vm->marked_pid == pid)
 		return;
-	_cleanup_close_ int fd = pve_lock_try(cfg(vm->m)->pve_lock_dir, vm->vmid, err, sizeof(err));
+	_cleanup_close_ int fd =
+		pve_lock_try(cfg(vm->m)->pve_lock_dir, vm->vmid, 0, err, sizeof(err));
 	if (fd < 0) {
 		log_debug("domain %u: its port mark waits: %s", vm->vmid, err);
 		return;
@@ -726,7 +727,7 @@ static int lock_ports(struct manager *m, struct domain *dm, bool is_plug, struct
 	char err[CHANNEL_REASON_MAX - 16];
 	bool was_lock_wait = vm->is_lock_wait;
 	int fd = pve_lock_ports(
-		cfg(m)->pve_lock_dir, cfg(m)->pve_config_dir, vm->vmid, conf, err, sizeof(err));
+		cfg(m)->pve_lock_dir, cfg(m)->pve_config_dir, vm->vmid, 0, conf, err, sizeof(err));
 
 	vm->is_lock_wait = fd == -EWOULDBLOCK || fd == -EBUSY;
 	if (fd >= 0) {
@@ -830,6 +831,9 @@ static void pve_channel_check(struct manager *m, struct domain *dm)
 			log_info("domain %s: energy channel plugged into qemu (pid %d) over QMP",
 				dm->name, (int)dm->pid);
 		vm->plugged_pid = dm->pid;
+		/* written anew: since this daemon last marked it, detach may have taken the mark
+		 * out with the port */
+		vm->marked_pid = 0;
 		mark_port(vm, dm->pid);
 		vm->retry_ms = PVE_RETRY_MIN_MS;
 		dm->is_unserved_logged = false;

@@ -124,14 +124,15 @@ static bool is_running(const struct host_config *cfg, uint32_t vmid)
 	return pve_proc_vm_pid(cfg->pve_run_dir, cfg->proc_root, vmid, &pid) == 0;
 }
 
-/* qemu-server's lock on the VM (pve_lock.h), around a change of its ports and marks, taken
- * without waiting: the fd, or < 0 with what was left undone (what) said and why. */
+/* qemu-server's lock on the VM (pve_lock.h), around a change of its ports and marks, waited for
+ * as qemu-server's commands wait (the daemon, or a qm set, may hold it a moment): the fd, or < 0
+ * with what was left undone (what) said and why. */
 static int lock_ports(const struct host_config *cfg, uint32_t vmid, const char *what)
 {
 	struct pve_conf conf;
 	char err[256];
-	int fd = pve_lock_ports(
-		cfg->pve_lock_dir, cfg->pve_config_dir, vmid, &conf, err, sizeof(err));
+	int fd = pve_lock_ports(cfg->pve_lock_dir, cfg->pve_config_dir, vmid, PVE_LOCK_WAIT_CMD_MS,
+		&conf, err, sizeof(err));
 
 	if (fd == -EWOULDBLOCK || fd == -EBUSY)
 		log_err("VM %u: %s: %s; run this again once qemu-server is done", vmid, what, err);

@@ -7,13 +7,17 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/util.h"
 
-int pve_lock_try(const char *lock_dir, uint32_t vmid, char *err, size_t err_size)
+#define PVE_LOCK_POLL_MS 20
+
+int pve_lock_try(const char *lock_dir, uint32_t vmid, unsigned wait_ms, char *err, size_t err_size)
 {
 	_cleanup_free_ char *path = xasprintf("%s/lock-%u.conf", lock_dir, vmid);
+	uint64_t end_ns = now_monotonic_ns() + (uint64_t)wait_ms * 1000000;
 	int r;
 
 	/* qemu-server makes its lock directory when it loads (mkdir, the default mode) */
@@ -34,6 +38,11 @@ int pve_lock_try(const char *lock_dir, uint32_t vmid, char *err, size_t err_size
 		if (errno == EINTR)
 			continue;
 		r = -errno;
+		if (r == -EWOULDBLOCK && now_monotonic_ns() < end_ns) {
+			/* a command waits as qemu-server's own do; polled: no signal to set up */
+			nanosleep(&(struct timespec){ 0, PVE_LOCK_POLL_MS * 1000000L }, NULL);
+			continue;
+		}
 		if (r == -EWOULDBLOCK)
 			snprintf(err, err_size,
 				"config locked by qemu-server (%s held: a migration, start, backup "
@@ -46,10 +55,10 @@ int pve_lock_try(const char *lock_dir, uint32_t vmid, char *err, size_t err_size
 	return TAKE_FD(fd);
 }
 
-int pve_lock_ports(const char *lock_dir, const char *config_dir, uint32_t vmid,
+int pve_lock_ports(const char *lock_dir, const char *config_dir, uint32_t vmid, unsigned wait_ms,
 	struct pve_conf *conf, char *err, size_t err_size)
 {
-	_cleanup_close_ int fd = pve_lock_try(lock_dir, vmid, err, err_size);
+	_cleanup_close_ int fd = pve_lock_try(lock_dir, vmid, wait_ms, err, err_size);
 	int r;
 
 	if (fd < 0)

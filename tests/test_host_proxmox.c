@@ -8,6 +8,7 @@
  * stand-in qm on PATH). Mounts happen in a private mount namespace. */
 #include "tests/testutil.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sched.h>
@@ -1077,6 +1078,33 @@ static pid_t hold_lock(const char *lock_dir, uint32_t vmid, int *release_fd)
 	return pid;
 }
 
+/* Whether process pid has path open within timeout_ms (/proc/<pid>/fd). */
+static bool has_fd_within(pid_t pid, const char *path, int timeout_ms)
+{
+	_cleanup_free_ char *dir = xasprintf("/proc/%d/fd", (int)pid);
+
+	for (int waited = 0; waited <= timeout_ms; waited += 10) {
+		DIR *dp = opendir(dir);
+		struct dirent *e;
+		bool found = false;
+		while (dp && !found && (e = readdir(dp))) {
+			char link[4096];
+			_cleanup_free_ char *fd = xasprintf("%s/%s", dir, e->d_name);
+			ssize_t n = readlink(fd, link, sizeof(link) - 1);
+			if (n > 0) {
+				link[n] = '\0';
+				found = streq(link, path);
+			}
+		}
+		if (dp)
+			closedir(dp);
+		if (found)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
 static void release_lock(pid_t pid, int release_fd)
 {
 	int status;
@@ -1097,7 +1125,7 @@ static void test_lock(void **state)
 	tu_write(dir, "100.conf", "agent: 1\nhookscript: local:snippets/powerd-hook\n");
 	tu_write(dir, "101.conf", "agent: 1\nlock: backup\n");
 	/* free: taken, on the file qemu-server uses, with the config read under it */
-	int fd = pve_lock_ports(lock, dir, 100, &c, err, sizeof(err));
+	int fd = pve_lock_ports(lock, dir, 100, 0, &c, err, sizeof(err));
 	assert_true(fd >= 0);
 	assert_true(c.has_agent_bus);
 	/* while powerd holds it, qemu-server (another open file) cannot have it */
@@ -1111,23 +1139,23 @@ static void test_lock(void **state)
 	assert_int_equal(flock(other, LOCK_UN), 0);
 	/* held by another process: not waited for */
 	pid_t holder = hold_lock(lock, 100, &release);
-	assert_int_equal(pve_lock_try(lock, 100, err, sizeof(err)), -EWOULDBLOCK);
+	assert_int_equal(pve_lock_try(lock, 100, 0, err, sizeof(err)), -EWOULDBLOCK);
 	assert_non_null(strstr(err, "config locked by qemu-server"));
 	assert_non_null(strstr(err, "lock-100.conf"));
-	assert_int_equal(pve_lock_ports(lock, dir, 100, &c, err, sizeof(err)), -EWOULDBLOCK);
+	assert_int_equal(pve_lock_ports(lock, dir, 100, 0, &c, err, sizeof(err)), -EWOULDBLOCK);
 	release_lock(holder, release);
-	fd = pve_lock_try(lock, 100, err, sizeof(err));
+	fd = pve_lock_try(lock, 100, 0, err, sizeof(err));
 	assert_true(fd >= 0);
 	close(fd);
 	/* a lock: line (qemu-server works on the VM without the flock) */
-	assert_int_equal(pve_lock_ports(lock, dir, 101, &c, err, sizeof(err)), -EBUSY);
+	assert_int_equal(pve_lock_ports(lock, dir, 101, 0, &c, err, sizeof(err)), -EBUSY);
 	assert_string_equal(c.lock, "backup");
 	assert_string_equal(err, "config locked by qemu-server (lock: backup)");
-	fd = pve_lock_try(lock, 101, err, sizeof(err)); /* and let go on that error */
+	fd = pve_lock_try(lock, 101, 0, err, sizeof(err)); /* and let go on that error */
 	assert_true(fd >= 0);
 	close(fd);
 	/* no config */
-	assert_int_equal(pve_lock_ports(lock, dir, 102, &c, err, sizeof(err)), -ENOENT);
+	assert_int_equal(pve_lock_ports(lock, dir, 102, 0, &c, err, sizeof(err)), -ENOENT);
 	tu_rm_rf(dir);
 }
 
@@ -1187,6 +1215,31 @@ static void test_channel_locked(void **state)
 		"name: migrating\nagent: 1\nhookscript: local:snippets/powerd-hook\n");
 	assert_true(run_until(has_channel_state, f, "101", 10000));
 	assert_true(is_marked_pid(marks, 101, q101));
+	/* detach's work done while powerd-host could not take the lock: the mark and the port
+	 * out, the hookscript off; then given again (attach, qm set) while qemu-server holds the
+	 * VM. Once free, the port goes in and its mark is written anew (the daemon had marked
+	 * this qemu itself before: what it remembers is no longer so). */
+	holder = hold_lock(f->lock, 100, &release);
+	f->kids[f->n_kids++] = holder;
+	assert_int_equal(pve_mark_clear(f->conf, 100, 0), 0);
+	char err[256];
+	assert_int_equal(pve_port_unplug(f->run, 100, 2000, err, sizeof(err)), 0);
+	tu_write(f->conf, "100.conf", "name: busy\nagent: 1\n");
+	want_channel = CHANNEL_NO_HOOKSCRIPT;
+	assert_true(run_until(has_channel_state, f, "100", 10000));
+	tu_write(f->conf, "100.conf",
+		"name: busy\nagent: 1\nhookscript: local:snippets/powerd-hook\n");
+	want_channel = CHANNEL_CONNECTING;
+	want_reason = "config locked by qemu-server (";
+	assert_true(run_until(has_channel_reason, f, "100", 10000));
+	assert_true(has_no_port(f, "100"));
+	for (size_t i = 0; i < f->n_kids; i++)
+		if (f->kids[i] == holder)
+			f->kids[i] = f->kids[--f->n_kids];
+	release_lock(holder, release);
+	want_channel = CHANNEL_CONNECTED;
+	assert_true(run_until(has_channel_state, f, "100", 10000));
+	assert_true(is_marked_pid(marks, 100, q100));
 	/* powerd-host stops (an upgrade, a restart): the ports stay in the running qemus, and so
 	 * must their marks, else a migration meanwhile would find none and plug no port on its
 	 * target while the source has one */
@@ -1523,7 +1576,8 @@ static void test_attach(void **state)
 	assert_non_null(strstr(c100, "hookscript: cephfs:snippets/powerd-hook"));
 	assert_true(is_marked_pid(marks, 100, q));
 
-	/* qemu-server holds the VM (a migration): detach changes nothing, and says so */
+	/* qemu-server holds the VM (a migration): detach waits as qm does (10 s), then changes
+	 * nothing, and says so */
 	_cleanup_free_ char *lock = xasprintf("%s/lock", dir);
 	int release;
 	pid_t holder = hold_lock(lock, 100, &release);
@@ -1540,20 +1594,18 @@ static void test_attach(void **state)
 	release_lock(holder, release);
 	assert_int_equal(run_host(detach, env, log), 0);
 	assert_int_equal(port_prop(run, 100, "nr", nr, sizeof(nr)), -EREMOTEIO);
-	/* the hookscript given by hand, attach while the VM is locked: no port, no mark, and
-	 * the message says the daemon plugs it later; once free, plugged */
+	/* attach while the lock is held a moment (the daemon plugging, a qm set): it waits, and
+	 * plugs once the lock is free */
 	tu_write(
 		conf, "100.conf", "name: web1\nagent: 1\nhookscript: local:snippets/powerd-hook\n");
 	holder = hold_lock(lock, 100, &release);
-	assert_int_equal(run_host(attach, env, log), 1);
+	pid_t att = tu_spawn(attach, env, log);
+	_cleanup_free_ char *lock100 = xasprintf("%s/lock-100.conf", lock);
+	assert_true(has_fd_within(att, lock100, 10000)); /* it tries while the lock is held */
 	assert_int_equal(port_prop(run, 100, "nr", nr, sizeof(nr)), -EREMOTEIO);
-	assert_null(mark_of(marks, 100));
-	free(out);
-	out = tu_read(dir, "log");
-	assert_non_null(strstr(out, "energy channel not plugged (powerd-host plugs it later): "
-				    "config locked by qemu-server"));
 	release_lock(holder, release);
-	assert_int_equal(run_host(attach, env, log), 0);
+	int status = tu_wait(att, 20000);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	assert_int_equal(port_prop(run, 100, "nr", nr, sizeof(nr)), 0);
 	assert_true(is_marked_pid(marks, 100, q));
 	/* a lock: line (a backup runs): attach refuses before qm set, detach changes nothing */
