@@ -60,6 +60,12 @@ struct pve_seen {
 	char conf_error[256];
 };
 
+/* The mark of an exited qemu, left while qemu-server's lock on its VM was held. */
+struct stale_mark {
+	uint32_t vmid;
+	pid_t pid;
+};
+
 struct vmid_set {
 	uint32_t *v;
 	size_t n, cap;
@@ -102,6 +108,9 @@ struct manager {
 	dev_t run_dev;
 	ino_t run_ino;
 	struct vmid_set run_ids;
+	/* exited qemus' marks, tried again at each listing (unmark_exited) */
+	struct stale_mark *stale;
+	size_t n_stale, stale_cap;
 	/* a listing's arrays, kept for the next one */
 	struct vmid_set ids;
 	struct pve_seen *seen;
@@ -253,6 +262,7 @@ static void add_watches(struct manager *m)
 }
 
 static bool inotify_drain(struct manager *m);
+static void stale_retry(struct manager *m);
 
 /* Whether the tracked VM dm is as the listing s found it: the same qemu, still watched by its
  * pidfd (or still shut off), the same config, already applied, its port's mark written if it
@@ -317,6 +327,7 @@ static int pve_reconcile(struct manager *m)
 	if (!m->is_started)
 		return -ENOTCONN;
 	inotify_drain(m); /* what run_dir's watch saw so far counts for this listing */
+	stale_retry(m);
 	add_watches(m);
 	ids->n = 0;
 	has_run_dir = stat(cfg(m)->pve_run_dir, &run_st) == 0;
@@ -431,33 +442,40 @@ static void inotify_cb(evutil_socket_t fd, short what, void *arg)
 
 /* --- a VM's own state -------------------------------------------------------------------- */
 
-/* This node's mark says the VM's qemu has the port, so that its migration target plugs one. */
-static void mark_port(struct pve_vm *vm, pid_t pid)
+/* This node's mark says the VM's qemu has the port, so that its migration target plugs one.
+ * Only under qemu-server's lock. */
+static int mark_port(struct pve_vm *vm, pid_t pid)
 {
 	int r;
 
 	if (vm->marked_pid == pid)
-		return;
+		return 0;
 	r = pve_mark_set(cfg(vm->m)->pve_config_dir, vm->vmid, pid);
-	if (r < 0) {
-		if (!vm->is_mark_failing)
-			log_warn("domain %u: cannot mark its port in %s (tried again at each "
-				 "listing): %s",
-				vm->vmid, cfg(vm->m)->pve_config_dir, strerror(-r));
-		vm->is_mark_failing = true;
-		return;
-	}
+	if (r < 0)
+		return r;
 	if (vm->is_mark_failing)
 		log_info("domain %u: its port is marked again", vm->vmid);
 	vm->is_mark_failing = false;
 	vm->marked_pid = pid;
+	return 0;
 }
 
-/* A mark not written with its plug (mark_port failed), tried again under qemu-server's lock so
- * that it cannot land in the middle of a migration; a lock taken: at the next listing. */
+/* A mark that could not be written (r) while the port stays in: said once until one is. */
+static void mark_failed(struct pve_vm *vm, int r)
+{
+	if (!vm->is_mark_failing)
+		log_warn("domain %u: cannot mark its port in %s (tried again at each listing): %s",
+			vm->vmid, cfg(vm->m)->pve_config_dir, strerror(-r));
+	vm->is_mark_failing = true;
+}
+
+/* A mark not written with its plug, the port left in (mark_unplugged), tried again under
+ * qemu-server's lock so that it cannot land in the middle of a migration; a lock taken: at the
+ * next listing. */
 static void mark_port_again(struct pve_vm *vm, pid_t pid)
 {
 	char err[CHANNEL_REASON_MAX];
+	int r;
 
 	if (vm->marked_pid == pid)
 		return;
@@ -467,10 +485,12 @@ static void mark_port_again(struct pve_vm *vm, pid_t pid)
 		log_debug("domain %u: its port mark waits: %s", vm->vmid, err);
 		return;
 	}
-	mark_port(vm, pid);
+	r = mark_port(vm, pid);
+	if (r < 0)
+		mark_failed(vm, r);
 }
 
-/* The mark goes before the port does, and when its qemu is gone (pid; 0: whatever it names). */
+/* The mark goes before the port does (pid 0: whatever it names), under qemu-server's lock. */
 static int unmark_port(struct pve_vm *vm, pid_t pid)
 {
 	int r = pve_mark_clear(cfg(vm->m)->pve_config_dir, vm->vmid, pid);
@@ -478,9 +498,66 @@ static int unmark_port(struct pve_vm *vm, pid_t pid)
 	if (r < 0)
 		log_warn("domain %u: cannot remove its port mark in %s: %s", vm->vmid,
 			cfg(vm->m)->pve_config_dir, strerror(-r));
-	else
+	else if (pid == 0 || vm->marked_pid == pid)
 		vm->marked_pid = 0;
 	return r;
+}
+
+/* The mark of pid, an exited qemu of vmid, read and removed under qemu-server's lock, not
+ * waited for: 0, or < 0 with the mark left. */
+static int unmark_locked(struct manager *m, uint32_t vmid, pid_t pid)
+{
+	char err[CHANNEL_REASON_MAX];
+	_cleanup_close_ int fd = pve_lock_try(cfg(m)->pve_lock_dir, vmid, 0, err, sizeof(err));
+	int r;
+
+	if (fd < 0) {
+		log_debug("domain %u: the port mark of its exited qemu (pid %d) waits: %s", vmid,
+			(int)pid, err);
+		return fd;
+	}
+	r = pve_mark_clear(cfg(m)->pve_config_dir, vmid, pid);
+	if (r < 0)
+		log_warn("domain %u: cannot remove its port mark in %s: %s", vmid,
+			cfg(m)->pve_config_dir, strerror(-r));
+	return r;
+}
+
+/* An exited qemu's mark left while qemu-server's lock was held: tried again at each listing. */
+static void stale_add(struct manager *m, uint32_t vmid, pid_t pid)
+{
+	for (size_t i = 0; i < m->n_stale; i++)
+		if (m->stale[i].vmid == vmid && m->stale[i].pid == pid)
+			return;
+	if (m->n_stale == m->stale_cap) {
+		m->stale_cap = m->stale_cap ? m->stale_cap * 2 : 4;
+		m->stale = xreallocarray(m->stale, m->stale_cap, sizeof(*m->stale));
+	}
+	m->stale[m->n_stale++] = (struct stale_mark){ vmid, pid };
+}
+
+/* The mark of pid, an exited qemu of vmid, is stale, and goes only under qemu-server's lock.
+ * Without it, the read and the removal could frame a new qemu's hook writing its fresh mark
+ * (qm start: pre-start removes the mark, post-start plugs and marks, both under the lock),
+ * which would go and leave that qemu's port unmarked. Held, the mark stays and each listing
+ * tries again (stale_retry), whether or not the VM is still tracked (a migration holds the
+ * lock on its source until the config has moved away); meanwhile the holder owns the mark (a
+ * start's pre-start removes it, its post-start marks anew), and a mark of pid only is removed,
+ * never a newer one. */
+static void unmark_exited(struct manager *m, uint32_t vmid, pid_t pid)
+{
+	if (unmark_locked(m, vmid, pid) < 0)
+		stale_add(m, vmid, pid);
+}
+
+static void stale_retry(struct manager *m)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->n_stale; i++)
+		if (unmark_locked(m, m->stale[i].vmid, m->stale[i].pid) < 0)
+			m->stale[n++] = m->stale[i];
+	m->n_stale = n;
 }
 
 static void exit_cb(evutil_socket_t fd, short what, void *arg)
@@ -600,8 +677,11 @@ static void pve_domain_update(struct manager *m, struct domain *dm, void *ref)
 	if (s->pid != dm->pid || (s->pid > 0 && vm->pidfd < 0))
 		vm_watch_pid(vm, s->pid);
 	/* its qemu stopped or was replaced: a mark of that one is stale */
-	if (dm->pid > 0 && s->pid != dm->pid)
-		unmark_port(vm, dm->pid);
+	if (dm->pid > 0 && s->pid != dm->pid) {
+		unmark_exited(m, vm->vmid, dm->pid);
+		if (vm->marked_pid == dm->pid)
+			vm->marked_pid = 0;
+	}
 	/* a mark that could not be written before */
 	if (s->pid > 0 && s->pid == dm->pid && vm->plugged_pid == s->pid)
 		mark_port_again(vm, s->pid);
@@ -632,7 +712,7 @@ static void pve_domain_done(struct manager *m, struct domain *dm)
 	 * no longer tracked): without it, a migration meanwhile would find no mark and plug no port
 	 * on its target while the source has one. Only a gone qemu's mark is stale. */
 	if (dm->pid > 0 && has_exited(vm, dm->pid))
-		unmark_port(vm, dm->pid);
+		unmark_exited(m, vm->vmid, dm->pid);
 	vm_watch_pid(vm, 0);
 	if (vm->retry_ev)
 		event_free(vm->retry_ev);
@@ -789,6 +869,50 @@ static void unplug_unhooked(struct manager *m, struct domain *dm)
 		dm->name);
 }
 
+/* The port is in dm's qemu and its mark could not be written (mr), under qemu-server's lock
+ * still. A migration started once the lock is free (as quorum returns, before a retry of the
+ * mark) would find no mark, and its target would plug no port while this qemu has one: qemu
+ * fails that migration after its source finished, and Proxmox stops the source. So without a
+ * mark the port comes out again before the lock goes, and the plug is tried again with backoff.
+ * A mark there already (one of this qemu: the write only renewed it; one of a stale pid, or
+ * unreadable) has a target plug the port or refuse: the port stays, the mark retried. Returns
+ * whether the port stays in. */
+static bool mark_unplugged(struct manager *m, struct domain *dm, int mr)
+{
+	struct pve_vm *vm = vm_of(dm);
+	char err[CHANNEL_REASON_MAX - 96];
+	_cleanup_free_ char *why = NULL;
+	pid_t marked;
+	int r = pve_mark_get(cfg(m)->pve_config_dir, vm->vmid, &marked);
+
+	if (r == 0 && marked == dm->pid) {
+		vm->marked_pid = marked;
+		return true;
+	}
+	if (r != -ENOENT) {
+		mark_failed(vm, mr);
+		return true;
+	}
+	if (pve_port_unplug(cfg(m)->pve_run_dir, vm->vmid, PVE_PORT_TIMEOUT_MS, err, sizeof(err)) <
+		0) {
+		log_err("domain %s: its port mark was not written (%s) and its port could not be "
+			"taken out again (%s): migrating VM %u now would lose the guest; take the "
+			"channel off with 'powerd-host detach %u --channel' (the mark is tried "
+			"again at each listing)",
+			dm->name, strerror(-mr), err, vm->vmid, vm->vmid);
+		vm->is_mark_failing = true;
+		return true;
+	}
+	vm->plugged_pid = 0;
+	why = xasprintf("port mark not written (%s): port taken out again, retried", strerror(-mr));
+	channel_set_unserved(dm->channel, CHANNEL_CONNECTING, why);
+	if (!vm->is_mark_failing)
+		log_warn("domain %s: energy channel %s", dm->name, why);
+	vm->is_mark_failing = true;
+	retry_later(vm);
+	return false;
+}
+
 static void pve_channel_check(struct manager *m, struct domain *dm)
 {
 	struct pve_vm *vm = vm_of(dm);
@@ -834,7 +958,9 @@ static void pve_channel_check(struct manager *m, struct domain *dm)
 		/* written anew: since this daemon last marked it, detach may have taken the mark
 		 * out with the port */
 		vm->marked_pid = 0;
-		mark_port(vm, dm->pid);
+		r = mark_port(vm, dm->pid);
+		if (r < 0 && !mark_unplugged(m, dm, r))
+			return;
 		vm->retry_ms = PVE_RETRY_MIN_MS;
 		dm->is_unserved_logged = false;
 		channel_connect_to(dm->channel, sock);
@@ -880,6 +1006,7 @@ static void pve_destroy(struct manager *m)
 	if (m->inotify_fd >= 0)
 		close(m->inotify_fd);
 	free(m->run_ids.v);
+	free(m->stale);
 	free(m->ids.v);
 	free(m->seen);
 	free(m->entries);
@@ -917,6 +1044,7 @@ static int pve_create(struct domains *d, struct manager **ret)
 static void sweep_mark(uint32_t vmid, void *arg)
 {
 	struct manager *m = arg;
+	char err[CHANNEL_REASON_MAX];
 	char name[16];
 	struct domain *dm;
 	pid_t pid;
@@ -928,6 +1056,20 @@ static void sweep_mark(uint32_t vmid, void *arg)
 		return;
 	if (pve_mark_get(cfg(m)->pve_config_dir, vmid, &pid) < 0)
 		pid = 0; /* unreadable: removed, whatever it holds */
+	if (dm && dm->pid > 0 && dm->pid == pid)
+		return;
+	/* read and removed under qemu-server's lock, as unmark_exited does. Held: a mark of a
+	 * pid is tried again at each listing; one unreadable is left to the holder (a start's
+	 * pre-start removes it) */
+	_cleanup_close_ int fd = pve_lock_try(cfg(m)->pve_lock_dir, vmid, 0, err, sizeof(err));
+	if (fd < 0) {
+		if (pid > 0)
+			stale_add(m, vmid, pid);
+		log_debug("domain %u: stale port mark (pid %d) left: %s", vmid, (int)pid, err);
+		return;
+	}
+	if (pve_mark_get(cfg(m)->pve_config_dir, vmid, &pid) < 0)
+		pid = 0;
 	if (dm && dm->pid > 0 && dm->pid == pid)
 		return;
 	if (pve_mark_clear(cfg(m)->pve_config_dir, vmid, pid) == 0)

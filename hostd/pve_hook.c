@@ -58,6 +58,44 @@ static int refuse_unknown(const struct host_config *cfg, uint32_t vmid, const ch
 	return 1;
 }
 
+/* The port is plugged and its mark could not be written (mr; pmxcfs read-only without quorum),
+ * inside qm start, which holds qemu-server's lock. Without a mark, a migration of this qemu
+ * started once the lock goes would plug no port on its target while this one has it, and qemu
+ * fails that migration after its source finished.
+ * - A start: the port comes out again before the hook returns (still under the lock), and the
+ *   running powerd-host plugs and marks it once it can (it too unplugs while no mark can be
+ *   written). A mark there already (pre-start could not remove a stale one) has a target plug
+ *   the port: the port stays then, as it matches.
+ * - A migration target: the port stays. The incoming state has it (the source's mark said so),
+ *   and qemu would fail that state, now, without it: the source is already being sent.
+ *   Refusing here would be safe too, but leave the VM unmigratable while this node cannot
+ *   write, which a read-only pmxcfs already enforces: a migration out needs quorum to write
+ *   lock: migrate into the config. Meanwhile powerd-host's check of the VM (plug: already
+ *   there, mark) writes the mark, or takes the port out while it cannot. */
+static void mark_failed(const struct host_config *cfg, uint32_t vmid, const char *from, int mr)
+{
+	char err[256];
+	pid_t marked;
+
+	if (from || pve_mark_get(cfg->pve_config_dir, vmid, &marked) != -ENOENT) {
+		log_warn("VM %u: cannot mark the port in %s (powerd-host writes it once it can): "
+			 "%s",
+			vmid, cfg->pve_config_dir, strerror(-mr));
+		return;
+	}
+	if (pve_port_unplug(cfg->pve_run_dir, vmid, PVE_PORT_HOOK_TIMEOUT_MS, err, sizeof(err)) <
+		0) {
+		log_err("VM %u: its port mark was not written in %s (%s) and its port could not be "
+			"taken out again (%s): migrating it now would lose the guest; run "
+			"'powerd-host detach %u --channel'",
+			vmid, cfg->pve_config_dir, strerror(-mr), err, vmid);
+		return;
+	}
+	log_warn("VM %u: port mark not written in %s (%s): port taken out again (powerd-host "
+		 "plugs it once the mark can be written)",
+		vmid, cfg->pve_config_dir, strerror(-mr));
+}
+
 /* Plug the port (the source has it, or this is a start) and mark it. */
 static int plug(const struct host_config *cfg, uint32_t vmid, const char *from)
 {
@@ -90,13 +128,11 @@ static int plug(const struct host_config *cfg, uint32_t vmid, const char *from)
 	log_info("VM %u: energy channel port %s%s", vmid,
 		res == PVE_PORT_PLUGGED ? "plugged" : "already plugged",
 		from ? " (migration target)" : "");
-	/* A mark that cannot be written is written by powerd-host once it can. */
 	r = pve_proc_vm_pid(cfg->pve_run_dir, cfg->proc_root, vmid, &pid);
 	if (r == 0)
 		r = pve_mark_set(cfg->pve_config_dir, vmid, pid);
 	if (r < 0)
-		log_warn("VM %u: cannot mark the port in %s: %s", vmid, cfg->pve_config_dir,
-			strerror(-r));
+		mark_failed(cfg, vmid, from, r);
 	return 0;
 }
 

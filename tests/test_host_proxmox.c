@@ -1291,6 +1291,101 @@ static void test_marks_at_start(void **state)
 	stop_qemu(q101);
 }
 
+/* This node's marks directory read-only, as pmxcfs is without quorum (a read-only bind mount in
+ * the test's own mount namespace: root writes through a mode, not through this). */
+static void marks_read_only(const char *config_dir, const char *marks)
+{
+	assert_int_equal(mount(marks, marks, NULL, MS_BIND, NULL), 0);
+	assert_int_equal(mount(NULL, marks, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL), 0);
+	assert_int_equal(pve_mark_set(config_dir, 999, 1), -EROFS);
+}
+
+/* A plug whose mark cannot be written: a migration started before the mark is written would
+ * plug no port on its target while the source has one. The port comes out again at once, the
+ * channel says why, and the whole plug is retried until the mark can be written. */
+static void test_mark_unwritable(void **state)
+{
+	struct fx *f = *state;
+	_cleanup_free_ char *marks = xasprintf("%s/powerd", f->tmp);
+	char nr[16];
+
+	if (!has_qemu())
+		skip();
+	tu_write(f->conf, "100.conf",
+		"name: noquorum\nagent: 1\nhookscript: local:snippets/powerd-hook\n");
+	pid_t q = start_qemu(f->run, 100, true);
+	assert_int_equal(pve_mark_dir_make(f->conf), 0);
+	marks_read_only(f->conf, marks);
+	domains_start(f->d);
+
+	want_channel = CHANNEL_CONNECTING;
+	want_reason = "port mark not written (Read-only file system): port taken out again, "
+		      "retried";
+	assert_true(run_until(has_channel_reason, f, "100", 10000));
+	assert_true(has_no_port(f, "100"));
+	assert_true(has_no_mark(f, "100"));
+	struct strbuf out = { 0 };
+	domains_render(f->d, &out);
+	assert_non_null(strstr(out.buf, "reason=\"port mark not written (Read-only file system): "
+					"port taken out again, retried\"} 1"));
+	strbuf_done(&out);
+
+	/* quorum back: plugged and marked at a retry */
+	assert_int_equal(umount2(marks, 0), 0);
+	want_channel = CHANNEL_CONNECTED;
+	assert_true(run_until(has_channel_state, f, "100", 10000));
+	assert_int_equal(port_prop(f->run, 100, "nr", nr, sizeof(nr)), 0);
+	assert_true(is_marked_pid(marks, 100, q));
+	stop_qemu(q);
+}
+
+/* A qemu that exited: its mark is read and removed only under qemu-server's lock. Held (by a
+ * qm start whose hook writes the new qemu's mark meanwhile, or by the migration that moves the
+ * VM away), the mark stays; once free, the next listing removes it, whether the VM is still
+ * tracked (100: stopped) or not (101: its config moved away). */
+static void test_mark_exited_locked(void **state)
+{
+	struct fx *f = *state;
+	_cleanup_free_ char *marks = xasprintf("%s/powerd", f->tmp);
+	pid_t q[2], holder[2];
+	int release[2];
+
+	if (!has_qemu())
+		skip();
+	tu_write(f->conf, "100.conf",
+		"name: stopped\nagent: 1\nhookscript: local:snippets/powerd-hook\n");
+	tu_write(f->conf, "101.conf",
+		"name: moved\nagent: 1\nhookscript: local:snippets/powerd-hook\n");
+	q[0] = start_qemu(f->run, 100, true);
+	q[1] = start_qemu(f->run, 101, true);
+	domains_start(f->d);
+	want_channel = CHANNEL_CONNECTED;
+	assert_true(run_until(has_channel_state, f, "100", 10000));
+	assert_true(run_until(has_channel_state, f, "101", 10000));
+	assert_true(is_marked_pid(marks, 100, q[0]));
+	assert_true(is_marked_pid(marks, 101, q[1]));
+
+	for (int i = 0; i < 2; i++) {
+		holder[i] = hold_lock(f->lock, 100 + i, &release[i]);
+		f->kids[f->n_kids++] = holder[i];
+		stop_qemu(q[i]);
+	}
+	_cleanup_free_ char *c101 = xasprintf("%s/101.conf", f->conf);
+	assert_int_equal(unlink(c101), 0);
+	assert_true(run_until(is_stopped, f, "100", 10000)); /* the listing saw them exit */
+	assert_true(run_until(is_gone, f, "101", 10000));
+	assert_true(is_marked_pid(marks, 100, q[0])); /* and left their marks */
+	assert_true(is_marked_pid(marks, 101, q[1]));
+	for (int i = 1; i >= 0; i--) { /* the second holder has the first's release end too */
+		for (size_t k = 0; k < f->n_kids; k++)
+			if (f->kids[k] == holder[i])
+				f->kids[k] = f->kids[--f->n_kids];
+		release_lock(holder[i], release[i]);
+	}
+	assert_true(run_until(has_no_mark, f, "100", 10000));
+	assert_true(run_until(has_no_mark, f, "101", 10000));
+}
+
 /* Every VM's QMP hung (qemu stuck on its storage: the socket accepts, no greeting ever comes),
  * powerd-host (re)started: each channel check waits out its 0.5 s budget, and the loop gets back
  * between them, so ticks and the watchdog go on. Without that, four such VMs would hold it 2 s. */
@@ -1509,6 +1604,31 @@ static void test_pve_hook(void **state)
 	}
 	assert_int_equal(hook(cfg, "101", "post-start", "nodeA", log), 1);
 	assert_true(is_gone_within(q, 3000));
+
+	/* this node's marks cannot be written (no quorum). A start: the port comes out again
+	 * (a migration once qm start lets go would plug none on its target), the start goes on */
+	marks_read_only(conf, marks_b);
+	q = start_qemu(run, 110, true);
+	assert_int_equal(hook(cfg, "110", "pre-start", NULL, log), 0);
+	assert_int_equal(hook(cfg, "110", "post-start", NULL, log), 0);
+	assert_int_equal(kill(q, 0), 0);
+	assert_int_equal(port_prop(run, 110, "nr", nr, sizeof(nr)), -EREMOTEIO);
+	assert_null(mark_of(marks_b, 110));
+	free(out);
+	out = tu_read(dir, "log");
+	assert_non_null(strstr(out, "VM 110: port mark not written in "));
+	stop_qemu(q);
+	/* a migration target: the port stays, as the incoming state has it */
+	tu_write(marks_a, "111.port", "pid 4244\n");
+	q = start_qemu_as(run, 111, true, true);
+	assert_int_equal(hook(cfg, "111", "post-start", "nodeA", log), 0);
+	assert_int_equal(port_prop(run, 111, "nr", nr, sizeof(nr)), 0);
+	assert_null(mark_of(marks_b, 111));
+	free(out);
+	out = tu_read(dir, "log");
+	assert_non_null(strstr(out, "VM 111: cannot mark the port in "));
+	stop_qemu(q);
+	assert_int_equal(umount2(marks_b, 0), 0);
 	tu_rm_rf(dir);
 }
 
@@ -1625,6 +1745,21 @@ static void test_attach(void **state)
 	assert_non_null(strstr(out, "config locked by qemu-server (lock: backup)"));
 	tu_write(
 		conf, "100.conf", "name: web1\nagent: 1\nhookscript: local:snippets/powerd-hook\n");
+	/* the mark cannot be written (no quorum): the port comes out again, attach fails and
+	 * says so; once it can, attach plugs and marks */
+	assert_int_equal(run_host(detach, env, log), 0);
+	marks_read_only(conf, marks);
+	assert_int_equal(run_host(attach, env, log), 1);
+	assert_int_equal(port_prop(run, 100, "nr", nr, sizeof(nr)), -EREMOTEIO);
+	assert_null(mark_of(marks, 100));
+	free(out);
+	out = tu_read(dir, "log");
+	assert_non_null(strstr(out, "port mark not written in "));
+	assert_non_null(strstr(out, "(Read-only file system): port taken out again"));
+	assert_int_equal(umount2(marks, 0), 0);
+	assert_int_equal(run_host(attach, env, log), 0);
+	assert_int_equal(port_prop(run, 100, "nr", nr, sizeof(nr)), 0);
+	assert_true(is_marked_pid(marks, 100, q));
 	stop_qemu(q);
 	/* detach of a stopped VM removes the mark its last qemu left (stopped while none ran) */
 	tu_write(marks, "100.port", "pid 4242\n");
@@ -1683,6 +1818,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_marks_at_start, setup, teardown),
 		cmocka_unit_test(test_lock),
 		cmocka_unit_test_setup_teardown(test_channel_locked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mark_unwritable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mark_exited_locked, setup, teardown),
 		cmocka_unit_test(test_pve_hook),
 		cmocka_unit_test(test_attach),
 	};
