@@ -141,38 +141,6 @@ static int lock_ports(const struct host_config *cfg, uint32_t vmid, const char *
 	return fd;
 }
 
-/* The port is in pid's qemu and its mark could not be written (mr), under qemu-server's lock
- * still: without a mark, a migration started once the lock goes (as quorum returns) would plug
- * no port on its target while the source has one, and qemu fails it after the source finished.
- * So the port comes out again first, unless a mark is there already (this qemu's, or one a
- * target plugs or refuses on): what attach exits with. */
-static int unplug_unmarked(const struct host_config *cfg, uint32_t vmid, pid_t pid, int mr)
-{
-	char err[256];
-	pid_t marked;
-	int r = pve_mark_get(cfg->pve_config_dir, vmid, &marked);
-
-	if (r == 0 && marked == pid)
-		return 0;
-	if (r != -ENOENT) {
-		log_warn("VM %u: cannot mark its port in %s (powerd-host tries again): %s", vmid,
-			cfg->pve_config_dir, strerror(-mr));
-		return 0;
-	}
-	if (pve_port_unplug(cfg->pve_run_dir, vmid, PVE_PORT_HOOK_TIMEOUT_MS, err, sizeof(err)) <
-		0) {
-		log_err("VM %u: its port mark was not written in %s (%s) and its port could not be "
-			"taken out again (%s): migrating it now would lose the guest; run "
-			"'powerd-host detach %u --channel'",
-			vmid, cfg->pve_config_dir, strerror(-mr), err, vmid);
-		return 1;
-	}
-	log_err("VM %u: port mark not written in %s (%s): port taken out again (powerd-host "
-		"plugs it once the mark can be written)",
-		vmid, cfg->pve_config_dir, strerror(-mr));
-	return 1;
-}
-
 static int attach(
 	const struct host_config *cfg, const struct pve_attach_args *a, const struct pve_conf *conf)
 {
@@ -226,8 +194,8 @@ static int attach(
 	printf("VM %u: energy channel %s\n", a->vmid,
 		res == PVE_PORT_PLUGGED ? "plugged" : "already plugged");
 	r = pve_mark_set(cfg->pve_config_dir, a->vmid, pid);
-	if (r < 0)
-		return unplug_unmarked(cfg, a->vmid, pid, r);
+	if (r < 0) /* the port out again, unless a mark is there */
+		return pve_mark_failed(cfg->pve_config_dir, cfg->pve_run_dir, a->vmid, pid, r) != 0;
 	return 0;
 }
 

@@ -72,28 +72,15 @@ static int refuse_unknown(const struct host_config *cfg, uint32_t vmid, const ch
  *   write, which a read-only pmxcfs already enforces: a migration out needs quorum to write
  *   lock: migrate into the config. Meanwhile powerd-host's check of the VM (plug: already
  *   there, mark) writes the mark, or takes the port out while it cannot. */
-static void mark_failed(const struct host_config *cfg, uint32_t vmid, const char *from, int mr)
+static void mark_failed(
+	const struct host_config *cfg, uint32_t vmid, pid_t pid, const char *from, int mr)
 {
-	char err[256];
-	pid_t marked;
-
-	if (from || pve_mark_get(cfg->pve_config_dir, vmid, &marked) != -ENOENT) {
-		log_warn("VM %u: cannot mark the port in %s (powerd-host writes it once it can): "
-			 "%s",
+	if (from)
+		log_warn(
+			"VM %u: cannot mark the port in %s (powerd-host writes it once it can): %s",
 			vmid, cfg->pve_config_dir, strerror(-mr));
-		return;
-	}
-	if (pve_port_unplug(cfg->pve_run_dir, vmid, PVE_PORT_HOOK_TIMEOUT_MS, err, sizeof(err)) <
-		0) {
-		log_err("VM %u: its port mark was not written in %s (%s) and its port could not be "
-			"taken out again (%s): migrating it now would lose the guest; run "
-			"'powerd-host detach %u --channel'",
-			vmid, cfg->pve_config_dir, strerror(-mr), err, vmid);
-		return;
-	}
-	log_warn("VM %u: port mark not written in %s (%s): port taken out again (powerd-host "
-		 "plugs it once the mark can be written)",
-		vmid, cfg->pve_config_dir, strerror(-mr));
+	else
+		pve_mark_failed(cfg->pve_config_dir, cfg->pve_run_dir, vmid, pid, mr);
 }
 
 /* Plug the port (the source has it, or this is a start) and mark it. */
@@ -131,8 +118,10 @@ static int plug(const struct host_config *cfg, uint32_t vmid, const char *from)
 	r = pve_proc_vm_pid(cfg->pve_run_dir, cfg->proc_root, vmid, &pid);
 	if (r == 0)
 		r = pve_mark_set(cfg->pve_config_dir, vmid, pid);
+	else
+		pid = 0;
 	if (r < 0)
-		mark_failed(cfg, vmid, from, r);
+		mark_failed(cfg, vmid, pid, from, r);
 	return 0;
 }
 

@@ -9,8 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/util.h"
 #include "hostd/pve_conf.h"
+#include "hostd/pve_port.h"
 
 #define MARK_SUFFIX ".port"
 
@@ -211,4 +213,32 @@ int pve_mark_each(const char *config_dir, void (*fn)(uint32_t vmid, void *arg), 
 	}
 	closedir(dp);
 	return 0;
+}
+
+int pve_mark_failed(const char *config_dir, const char *run_dir, uint32_t vmid, pid_t pid, int mr)
+{
+	char err[256];
+	pid_t marked;
+	int r = pve_mark_get(config_dir, vmid, &marked);
+
+	if (r == 0 && pid > 0 && marked == pid)
+		return 0; /* only renewed */
+	if (r != -ENOENT) {
+		log_warn(
+			"VM %u: cannot mark its port in %s (powerd-host writes it once it can): %s",
+			vmid, config_dir, strerror(-mr));
+		return 0;
+	}
+	r = pve_port_unplug(run_dir, vmid, PVE_PORT_HOOK_TIMEOUT_MS, err, sizeof(err));
+	if (r < 0) {
+		log_err("VM %u: its port mark was not written in %s (%s) and its port could not be "
+			"taken out again (%s): migrating it now would lose the guest; run "
+			"'powerd-host detach %u --channel'",
+			vmid, config_dir, strerror(-mr), err, vmid);
+		return r;
+	}
+	log_warn("VM %u: port mark not written in %s (%s): port taken out again (powerd-host plugs "
+		 "it once the mark can be written)",
+		vmid, config_dir, strerror(-mr));
+	return 1;
 }

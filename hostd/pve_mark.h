@@ -47,3 +47,11 @@ int pve_mark_peer(const char *config_dir, const char *node, uint32_t vmid, enum 
 /* Call fn for every vmid marked on this node (the daemon's sweep at start; pve_mark_get reads
  * the mark where fn needs it). */
 int pve_mark_each(const char *config_dir, void (*fn)(uint32_t vmid, void *arg), void *arg);
+/* vmid's port is plugged (into qemu pid; 0: not known) and its mark could not be written (mr),
+ * under qemu-server's lock still: without a mark, a migration started once the lock goes (as
+ * quorum returns) would plug no port on its target while the source has one, and qemu fails it
+ * after the source finished. So the port comes out again over QMP (run_dir), unless a mark is
+ * there already (this qemu's, or one a target plugs on or refuses), with which it matches. What
+ * was done is logged: 0, the port left in; 1, taken out again; < 0, it could not be (the log line
+ * names the fix). */
+int pve_mark_failed(const char *config_dir, const char *run_dir, uint32_t vmid, pid_t pid, int mr);

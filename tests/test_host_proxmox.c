@@ -1114,6 +1114,15 @@ static void release_lock(pid_t pid, int release_fd)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* release_lock for a holder the fixture would otherwise kill at teardown (f->kids) */
+static void release_kid_lock(struct fx *f, pid_t pid, int release_fd)
+{
+	for (size_t i = 0; i < f->n_kids; i++)
+		if (f->kids[i] == pid)
+			f->kids[i] = f->kids[--f->n_kids];
+	release_lock(pid, release_fd);
+}
+
 static void test_lock(void **state)
 {
 	_cleanup_free_ char *dir = tu_mkdtemp("powerd-pvelock");
@@ -1200,10 +1209,7 @@ static void test_channel_locked(void **state)
 	strbuf_done(&out);
 
 	/* qemu-server lets go: plugged at the next check, and marked */
-	for (size_t i = 0; i < f->n_kids; i++)
-		if (f->kids[i] == holder)
-			f->kids[i] = f->kids[--f->n_kids];
-	release_lock(holder, release);
+	release_kid_lock(f, holder, release);
 	want_channel = CHANNEL_CONNECTED;
 	assert_true(run_until(has_channel_state, f, "100", 10000));
 	assert_int_equal(port_prop(f->run, 100, "nr", nr, sizeof(nr)), 0);
@@ -1233,10 +1239,7 @@ static void test_channel_locked(void **state)
 	want_reason = "config locked by qemu-server (";
 	assert_true(run_until(has_channel_reason, f, "100", 10000));
 	assert_true(has_no_port(f, "100"));
-	for (size_t i = 0; i < f->n_kids; i++)
-		if (f->kids[i] == holder)
-			f->kids[i] = f->kids[--f->n_kids];
-	release_lock(holder, release);
+	release_kid_lock(f, holder, release);
 	want_channel = CHANNEL_CONNECTED;
 	assert_true(run_until(has_channel_state, f, "100", 10000));
 	assert_true(is_marked_pid(marks, 100, q100));
@@ -1376,12 +1379,8 @@ static void test_mark_exited_locked(void **state)
 	assert_true(run_until(is_gone, f, "101", 10000));
 	assert_true(is_marked_pid(marks, 100, q[0])); /* and left their marks */
 	assert_true(is_marked_pid(marks, 101, q[1]));
-	for (int i = 1; i >= 0; i--) { /* the second holder has the first's release end too */
-		for (size_t k = 0; k < f->n_kids; k++)
-			if (f->kids[k] == holder[i])
-				f->kids[k] = f->kids[--f->n_kids];
-		release_lock(holder[i], release[i]);
-	}
+	for (int i = 1; i >= 0; i--) /* the second holder has the first's release end too */
+		release_kid_lock(f, holder[i], release[i]);
 	assert_true(run_until(has_no_mark, f, "100", 10000));
 	assert_true(run_until(has_no_mark, f, "101", 10000));
 }
