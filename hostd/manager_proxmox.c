@@ -948,6 +948,16 @@ static void pve_channel_check(struct manager *m, struct domain *dm)
 		listing_soon(m); /* changed since the listing read it: it decides again */
 		return;
 	}
+	/* The last mark could not be written and its port came out again (mark_unplugged): the
+	 * port goes in again only once a mark can be written, else the guest would see it come and
+	 * go at every retry for as long as /etc/pve stays read-only */
+	if (vm->is_mark_failing && (r = pve_mark_probe(cfg(m)->pve_config_dir)) < 0) {
+		why = xasprintf(
+			"port mark not written (%s): port taken out again, retried", strerror(-r));
+		channel_set_unserved(dm->channel, CHANNEL_CONNECTING, why);
+		retry_later(vm);
+		return;
+	}
 	r = pve_port_plug(
 		cfg(m)->pve_run_dir, vm->vmid, PVE_PORT_TIMEOUT_MS, false, &res, err, sizeof(err));
 	if (r == 0) {

@@ -120,6 +120,22 @@ int pve_mark_set(const char *config_dir, uint32_t vmid, pid_t pid)
 	return write_file_atomic_at(fd, name, content);
 }
 
+int pve_mark_probe(const char *config_dir)
+{
+	static const char probe[] = ".probe"; /* not a mark: pve_mark_each passes it over */
+	int r = pve_mark_dir_make(config_dir);
+
+	if (r < 0)
+		return r;
+	_cleanup_close_ int fd = open_own(config_dir);
+	if (fd < 0)
+		return fd;
+	r = write_file_atomic_at(fd, probe, "");
+	if (r < 0)
+		return r;
+	return unlinkat(fd, probe, 0) < 0 ? -errno : 0;
+}
+
 int pve_mark_clear(const char *config_dir, uint32_t vmid, pid_t pid)
 {
 	_cleanup_free_ char *name = mark_name(vmid);

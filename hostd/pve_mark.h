@@ -38,6 +38,9 @@ int pve_mark_set(const char *config_dir, uint32_t vmid, pid_t pid);
 /* Remove vmid's mark; with pid > 0 only a mark of that pid (a newer qemu's stays). 0 if there
  * was none. */
 int pve_mark_clear(const char *config_dir, uint32_t vmid, pid_t pid);
+/* Whether a mark can be written on this node now (/etc/pve is read-only without quorum): a file
+ * written in this node's marks directory and removed again; 0 or -errno. */
+int pve_mark_probe(const char *config_dir);
 /* The pid in vmid's mark on this node; -ENOENT without one, -EBADMSG if it is not a mark. */
 int pve_mark_get(const char *config_dir, uint32_t vmid, pid_t *ret);
 /* What node's marks say of vmid (err: why, for a log line). < 0: the marks could not be read

@@ -1332,6 +1332,19 @@ static void test_mark_unwritable(void **state)
 	assert_non_null(strstr(out.buf, "reason=\"port mark not written (Read-only file system): "
 					"port taken out again, retried\"} 1"));
 	strbuf_done(&out);
+	/* and not plugged again while no mark can be written, so that the guest does not see the
+	 * port come and go: with QMP held by another client, a retry that went to QMP would end
+	 * in "did not answer; trying again" (the retries come after 1 s and 2 s more; what is
+	 * awaited here must not come) */
+	_cleanup_free_ char *qmp_path = pve_port_qmp_path(f->run, 100);
+	struct qmp *other;
+	assert_int_equal(qmp_open(qmp_path, 2000, &other), 0);
+	want_reason = "; trying again";
+	assert_false(run_until(has_channel_reason, f, "100", 3500));
+	want_reason = "port mark not written (Read-only file system): port taken out again, "
+		      "retried";
+	assert_true(has_channel_reason(f, "100"));
+	qmp_close(other);
 
 	/* quorum back: plugged and marked at a retry */
 	assert_int_equal(umount2(marks, 0), 0);
