@@ -81,6 +81,14 @@ static int open_own(const char *config_dir)
 	return fd < 0 ? -errno : fd;
 }
 
+/* This node's marks directory, made if missing: its fd. */
+static int open_own_made(const char *config_dir)
+{
+	int r = pve_mark_dir_make(config_dir);
+
+	return r < 0 ? r : open_own(config_dir);
+}
+
 /* The pid a mark's content names ("pid 1234\n"). */
 static int parse_mark(const char *buf, pid_t *ret)
 {
@@ -110,11 +118,8 @@ int pve_mark_set(const char *config_dir, uint32_t vmid, pid_t pid)
 {
 	_cleanup_free_ char *name = mark_name(vmid);
 	_cleanup_free_ char *content = xasprintf("pid %d\n", (int)pid);
-	int r = pve_mark_dir_make(config_dir);
+	_cleanup_close_ int fd = open_own_made(config_dir);
 
-	if (r < 0)
-		return r;
-	_cleanup_close_ int fd = open_own(config_dir);
 	if (fd < 0)
 		return fd;
 	return write_file_atomic_at(fd, name, content);
@@ -123,11 +128,9 @@ int pve_mark_set(const char *config_dir, uint32_t vmid, pid_t pid)
 int pve_mark_probe(const char *config_dir)
 {
 	static const char probe[] = ".probe"; /* not a mark: pve_mark_each passes it over */
-	int r = pve_mark_dir_make(config_dir);
+	_cleanup_close_ int fd = open_own_made(config_dir);
+	int r;
 
-	if (r < 0)
-		return r;
-	_cleanup_close_ int fd = open_own(config_dir);
 	if (fd < 0)
 		return fd;
 	r = write_file_atomic_at(fd, probe, "");
