@@ -490,15 +490,23 @@ static void mark_port_again(struct pve_vm *vm, pid_t pid)
 		mark_failed(vm, r);
 }
 
+/* vmid's mark removed (pid 0: whatever it names; else only one of pid), said if it cannot be. */
+static int clear_mark(struct manager *m, uint32_t vmid, pid_t pid)
+{
+	int r = pve_mark_clear(cfg(m)->pve_config_dir, vmid, pid);
+
+	if (r < 0)
+		log_warn("domain %u: cannot remove its port mark in %s: %s", vmid,
+			cfg(m)->pve_config_dir, strerror(-r));
+	return r;
+}
+
 /* The mark goes before the port does (pid 0: whatever it names), under qemu-server's lock. */
 static int unmark_port(struct pve_vm *vm, pid_t pid)
 {
-	int r = pve_mark_clear(cfg(vm->m)->pve_config_dir, vm->vmid, pid);
+	int r = clear_mark(vm->m, vm->vmid, pid);
 
-	if (r < 0)
-		log_warn("domain %u: cannot remove its port mark in %s: %s", vm->vmid,
-			cfg(vm->m)->pve_config_dir, strerror(-r));
-	else if (pid == 0 || vm->marked_pid == pid)
+	if (r == 0 && (pid == 0 || vm->marked_pid == pid))
 		vm->marked_pid = 0;
 	return r;
 }
@@ -509,18 +517,13 @@ static int unmark_locked(struct manager *m, uint32_t vmid, pid_t pid)
 {
 	char err[CHANNEL_REASON_MAX];
 	_cleanup_close_ int fd = pve_lock_try(cfg(m)->pve_lock_dir, vmid, 0, err, sizeof(err));
-	int r;
 
 	if (fd < 0) {
 		log_debug("domain %u: the port mark of its exited qemu (pid %d) waits: %s", vmid,
 			(int)pid, err);
 		return fd;
 	}
-	r = pve_mark_clear(cfg(m)->pve_config_dir, vmid, pid);
-	if (r < 0)
-		log_warn("domain %u: cannot remove its port mark in %s: %s", vmid,
-			cfg(m)->pve_config_dir, strerror(-r));
-	return r;
+	return clear_mark(m, vmid, pid);
 }
 
 /* An exited qemu's mark left while qemu-server's lock was held: tried again at each listing. */
