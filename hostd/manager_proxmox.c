@@ -872,6 +872,21 @@ static void unplug_unhooked(struct manager *m, struct domain *dm)
 		dm->name);
 }
 
+/* dm's port is out because its mark could not be written (mr): the channel says so, said once
+ * until a mark is written, and the plug is tried again later (once a mark can be written). */
+static void wait_for_mark(struct domain *dm, int mr)
+{
+	struct pve_vm *vm = vm_of(dm);
+	_cleanup_free_ char *why = xasprintf(
+		"port mark not written (%s): port taken out again, retried", strerror(-mr));
+
+	channel_set_unserved(dm->channel, CHANNEL_CONNECTING, why);
+	if (!vm->is_mark_failing)
+		log_warn("domain %s: energy channel %s", dm->name, why);
+	vm->is_mark_failing = true;
+	retry_later(vm);
+}
+
 /* The port is in dm's qemu and its mark could not be written (mr), under qemu-server's lock
  * still. A migration started once the lock is free (as quorum returns, before a retry of the
  * mark) would find no mark, and its target would plug no port while this qemu has one: qemu
@@ -884,7 +899,6 @@ static bool mark_unplugged(struct manager *m, struct domain *dm, int mr)
 {
 	struct pve_vm *vm = vm_of(dm);
 	char err[CHANNEL_REASON_MAX - 96];
-	_cleanup_free_ char *why = NULL;
 	pid_t marked;
 	int r = pve_mark_get(cfg(m)->pve_config_dir, vm->vmid, &marked);
 
@@ -907,12 +921,7 @@ static bool mark_unplugged(struct manager *m, struct domain *dm, int mr)
 		return true;
 	}
 	vm->plugged_pid = 0;
-	why = xasprintf("port mark not written (%s): port taken out again, retried", strerror(-mr));
-	channel_set_unserved(dm->channel, CHANNEL_CONNECTING, why);
-	if (!vm->is_mark_failing)
-		log_warn("domain %s: energy channel %s", dm->name, why);
-	vm->is_mark_failing = true;
-	retry_later(vm);
+	wait_for_mark(dm, mr);
 	return false;
 }
 
@@ -955,10 +964,7 @@ static void pve_channel_check(struct manager *m, struct domain *dm)
 	 * port goes in again only once a mark can be written, else the guest would see it come and
 	 * go at every retry for as long as /etc/pve stays read-only */
 	if (vm->is_mark_failing && (r = pve_mark_probe(cfg(m)->pve_config_dir)) < 0) {
-		why = xasprintf(
-			"port mark not written (%s): port taken out again, retried", strerror(-r));
-		channel_set_unserved(dm->channel, CHANNEL_CONNECTING, why);
-		retry_later(vm);
+		wait_for_mark(dm, r);
 		return;
 	}
 	r = pve_port_plug(
