@@ -1073,24 +1073,20 @@ static void sweep_mark(uint32_t vmid, void *arg)
 	/* read by pve_domain_init already, and naming its running qemu */
 	if (dm && dm->pid > 0 && vm_of(dm)->marked_pid == dm->pid)
 		return;
-	if (pve_mark_get(cfg(m)->pve_config_dir, vmid, &pid) < 0)
-		pid = 0; /* unreadable: removed, whatever it holds */
-	if (dm && dm->pid > 0 && dm->pid == pid)
-		return;
 	/* read and removed under qemu-server's lock, as unmark_exited does. Held: a mark of a
 	 * pid is tried again at each listing; one unreadable is left to the holder (a start's
 	 * pre-start removes it) */
 	_cleanup_close_ int fd = pve_lock_try(cfg(m)->pve_lock_dir, vmid, 0, err, sizeof(err));
+	if (pve_mark_get(cfg(m)->pve_config_dir, vmid, &pid) < 0)
+		pid = 0; /* unreadable: removed, whatever it holds */
+	if (dm && dm->pid > 0 && dm->pid == pid)
+		return;
 	if (fd < 0) {
 		if (pid > 0)
 			stale_add(m, vmid, pid);
 		log_debug("domain %u: stale port mark (pid %d) left: %s", vmid, (int)pid, err);
 		return;
 	}
-	if (pve_mark_get(cfg(m)->pve_config_dir, vmid, &pid) < 0)
-		pid = 0;
-	if (dm && dm->pid > 0 && dm->pid == pid)
-		return;
 	if (pve_mark_clear(cfg(m)->pve_config_dir, vmid, pid) == 0)
 		log_debug("domain %u: stale port mark (pid %d) removed", vmid, (int)pid);
 }
