@@ -182,7 +182,7 @@ static int open_cpu_source(
 		return cpu_source_open_in(
 			a->cfg->proc_root, a->cfg->cgroup_root, pid, own_cgroup, ret);
 	if (!a->listing_mounts)
-		cpu_mounts_read(a->cfg->proc_root, a->cfg->cgroup_root, &a->listing_mounts);
+		a->listing_mounts = cpu_mounts_read(a->cfg->proc_root, a->cfg->cgroup_root);
 	return cpu_source_open_with(a->listing_mounts, pid, own_cgroup, ret);
 }
 

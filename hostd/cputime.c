@@ -355,14 +355,13 @@ static int open_cgroup(struct cpu_source *s, const char *proc_root, const char *
 	return r;
 }
 
-int cpu_mounts_read(const char *proc_root, const char *cgroup_root, struct cpu_mounts **ret)
+struct cpu_mounts *cpu_mounts_read(const char *proc_root, const char *cgroup_root)
 {
 	struct cpu_mounts *m = xcalloc(1, sizeof(*m));
 
 	m->proc_root = xstrdup(proc_root);
 	cg_mounts_find(proc_root, cgroup_root, &m->ms);
-	*ret = m;
-	return 0;
+	return m;
 }
 
 void cpu_mounts_free(struct cpu_mounts *m)

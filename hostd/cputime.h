@@ -32,7 +32,7 @@ int cpu_source_open_in(const char *proc_root, const char *cgroup_root, pid_t pid
  * a hierarchy cannot have been mounted or moved since, within one listing (accounting.h), never
  * from one listing or event to the next. */
 struct cpu_mounts;
-int cpu_mounts_read(const char *proc_root, const char *cgroup_root, struct cpu_mounts **ret);
+struct cpu_mounts *cpu_mounts_read(const char *proc_root, const char *cgroup_root);
 void cpu_mounts_free(struct cpu_mounts *m);
 /* cpu_source_open_in with the mounts m found (and m's proc_root). */
 int cpu_source_open_with(
